@@ -1,0 +1,43 @@
+/* params.h — a model's flat parameter buffers with a table of named views.
+ *
+ * All parameters of a model live in ONE contiguous float buffer (and likewise
+ * its gradients, Adam m and v, and EMA copy), so optimiser steps, EMA, zeroing
+ * and checkpointing are single loops over n floats. A view (name, shape,
+ * offset) names a slice; Python sees views as zero-copy NumPy arrays.
+ */
+#ifndef UBD_PARAMS_H
+#define UBD_PARAMS_H
+
+#include "ubd.h"
+
+#define UBD_MAX_NAME 96
+#define UBD_MAX_DIMS 4
+
+typedef struct {
+    char name[UBD_MAX_NAME];
+    int ndim;
+    int64_t shape[UBD_MAX_DIMS];
+    size_t offset; /* in floats, from the buffer start */
+    size_t size;   /* product of shape */
+} ubd_view;
+
+typedef enum { UBD_BUF_PARAM = 0, UBD_BUF_GRAD, UBD_BUF_M, UBD_BUF_V, UBD_BUF_EMA, UBD_NUM_BUFS } ubd_buf_kind;
+
+typedef struct {
+    ubd_view *views;
+    int nviews, cap;
+    size_t n;                 /* total floats (= number of parameters) */
+    float *buf[UBD_NUM_BUFS]; /* NULL until allocated */
+} ubd_params;
+
+void ubd_params_init(ubd_params *p);
+/* Appends a view; fails on a duplicate name, bad shape, or after allocation. */
+ubd_status ubd_params_add(ubd_params *p, const char *name, int ndim, const int64_t *shape, size_t *offset_out);
+/* Allocates (zeroed, 64-byte aligned) the buffer `kind` if not there yet. */
+ubd_status ubd_params_alloc(ubd_params *p, ubd_buf_kind kind);
+/* Index of the view called `name`, or -1. */
+int ubd_params_find(const ubd_params *p, const char *name);
+void ubd_params_free(ubd_params *p);
+const char *ubd_buf_kind_name(ubd_buf_kind k);
+
+#endif

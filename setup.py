@@ -1,0 +1,111 @@
+"""Build of the ubdiff._ubdiff extension.
+
+C core (csrc/*.c, csrc/cpu/*.c) + CPython binding (csrc/python/*.c), compiled
+with -O3 and OpenMP and linked against the OpenBLAS of the `scipy-openblas32`
+wheel (symbols prefixed `scipy_`).  When nvcc is found (or UBDIFF_CUDA=1) the
+CUDA sources csrc/cuda/*.cu are compiled too and linked with cudart, cuBLAS
+and cuRAND; UBDIFF_CUDA=0 forces a CPU-only build.
+
+Environment switches:
+  UBDIFF_CUDA=0|1        force CUDA off / on (default: on when nvcc is found)
+  UBDIFF_NATIVE=0        do not pass -march=native (portable binaries)
+  UBDIFF_CUDA_ARCH="80;90"  compute capabilities to build for
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _blas():
+    """Include dir, lib dir and library name of the BLAS to link."""
+    import scipy_openblas32 as sob
+    return sob.get_include_dir(), sob.get_lib_dir(), sob.get_library()
+
+
+def _find_nvcc():
+    flag = os.environ.get("UBDIFF_CUDA")
+    if flag == "0":
+        return None
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        for cand in ("/usr/local/cuda/bin/nvcc",):
+            if os.path.exists(cand):
+                nvcc = cand
+    if nvcc is None and flag == "1":
+        raise RuntimeError("UBDIFF_CUDA=1 but nvcc was not found on PATH")
+    return nvcc
+
+
+NVCC = _find_nvcc()
+CUDA_HOME = os.path.dirname(os.path.dirname(NVCC)) if NVCC else None
+
+
+class BuildExtWithCuda(build_ext):
+    """build_ext that first compiles csrc/cuda/*.cu with nvcc into objects."""
+
+    def build_extension(self, ext):
+        if NVCC:
+            ext.extra_objects = list(ext.extra_objects or []) + self._compile_cuda()
+        super().build_extension(ext)
+
+    def _compile_cuda(self):
+        archs = os.environ.get("UBDIFF_CUDA_ARCH", "80;90").split(";")
+        gencode = []
+        for a in archs:
+            gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
+        gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+        objdir = os.path.join(self.build_temp, "cuda")
+        os.makedirs(objdir, exist_ok=True)
+        objs = []
+        for src in sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu"))):
+            obj = os.path.join(objdir, os.path.basename(src) + ".o")
+            deps = [src] + glob.glob("csrc/*.h") + glob.glob("csrc/cuda/*.cuh")
+            if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
+                cmd = [NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17",
+                       "-Xcompiler", "-fPIC", "-Icsrc", *gencode]
+                print(" ".join(cmd), flush=True)
+                subprocess.check_call(cmd)
+            objs.append(obj)
+        return objs
+
+
+blas_inc, blas_lib, blas_name = _blas()
+sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/cpu/*.c") + glob.glob("csrc/python/*.c"))
+cflags = ["-std=c11", "-O3", "-fopenmp", "-Wall", "-Wno-unused-function",
+          "-fno-strict-aliasing", "-DBLAS_SYMBOL_PREFIX=scipy_"]
+if os.environ.get("UBDIFF_NATIVE", "1") != "0":
+    cflags.append("-march=native")
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_20_API_VERSION")]
+libs = [blas_name, "m"]
+lib_dirs = [blas_lib]
+# $ORIGIN/../scipy_openblas32/lib finds the wheel's OpenBLAS in a normal
+# install; ubdiff/__init__.py also preloads it (editable installs).
+rpath = ["$ORIGIN/../scipy_openblas32/lib", blas_lib]
+if NVCC:
+    macros.append(("UBDIFF_WITH_CUDA", "1"))
+    cuda_lib = os.path.join(CUDA_HOME, "lib64")
+    lib_dirs.append(cuda_lib)
+    libs += ["cudart", "cublas", "curand", "stdc++"]
+    rpath.append(cuda_lib)
+
+ext = Extension(
+    "ubdiff._ubdiff",
+    sources=sources,
+    include_dirs=["csrc", np.get_include(), blas_inc],
+    define_macros=macros,
+    extra_compile_args=cflags,
+    extra_link_args=["-fopenmp"] + [f"-Wl,-rpath,{r}" for r in rpath],
+    libraries=libs,
+    library_dirs=lib_dirs,
+    depends=glob.glob("csrc/**/*.h", recursive=True),
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtWithCuda})

@@ -1,0 +1,43 @@
+"""Finite-difference gradient checking for float32 ops.
+
+The core computes in float32, so a central difference with step eps has a
+rounding error of about ulp(f) / eps ~ 1e-7 * |f| / eps and a truncation
+error O(eps^2 * f'''). With eps = 1e-2 .. 1e-3 and inputs O(1) both stay near
+1e-4 relative, which is why the default tolerances below are rtol = atol = 2e-3
+(the scalar objective sum(out * dout) is accumulated in float64).
+"""
+import numpy as np
+
+
+def numeric_grad(f, x, dout, eps=1e-2):
+    """d/dx of sum(f(x) * dout), by central differences over every element of x.
+
+    f maps a float32 array shaped like x to a float32 array shaped like dout.
+    x is perturbed in place and restored.
+    """
+    g = np.zeros(x.shape, np.float64)
+    flat = x.reshape(-1)
+    gflat = g.reshape(-1)
+    d64 = np.asarray(dout, np.float64)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = float(np.sum(np.asarray(f(x), np.float64) * d64))
+        flat[i] = old - eps
+        fm = float(np.sum(np.asarray(f(x), np.float64) * d64))
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def assert_close(actual, expected, rtol=2e-3, atol=2e-3, what=""):
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    err = np.abs(actual - expected)
+    bad = err > atol + rtol * np.abs(expected)
+    if bad.any():
+        i = np.unravel_index(np.argmax(err - rtol * np.abs(expected)), err.shape)
+        raise AssertionError(
+            f"{what}: {bad.sum()} of {bad.size} elements differ; worst at {i}: "
+            f"{actual[i]} vs {expected[i]} (max abs err {err.max():.3g})")

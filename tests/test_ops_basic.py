@@ -1,0 +1,116 @@
+"""Linear, activations, losses: NumPy references and gradient checks."""
+import math
+
+import numpy as np
+import pytest
+from gradcheck import assert_close, numeric_grad
+
+from ubdiff import ops
+from ubdiff._native import lib
+
+# ---- linear -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("B,C,OC,bias", [(1, 1, 1, True), (3, 5, 4, True), (7, 3, 9, False), (2, 17, 3, True)])
+def test_linear_forward_matches_numpy(rng, B, C, OC, bias):
+    x = rng.standard_normal((B, C)).astype(np.float32)
+    w = rng.standard_normal((OC, C)).astype(np.float32)
+    b = rng.standard_normal(OC).astype(np.float32) if bias else None
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+    assert_close(ops.linear_forward(x, w, b), ref, rtol=1e-5, atol=1e-5, what="linear")
+
+
+@pytest.mark.parametrize("B,C,OC", [(2, 3, 4), (5, 1, 3), (3, 6, 1)])
+def test_linear_gradcheck(rng, B, C, OC):
+    x = rng.standard_normal((B, C)).astype(np.float32)
+    w = rng.standard_normal((OC, C)).astype(np.float32)
+    b = rng.standard_normal(OC).astype(np.float32)
+    dout = rng.standard_normal((B, OC)).astype(np.float32)
+    dx, dw, db = ops.linear_backward(dout, x, w, bias=True)
+    assert_close(dx, numeric_grad(lambda x_: ops.linear_forward(x_, w, b), x, dout), what="dx")
+    assert_close(dw, numeric_grad(lambda w_: ops.linear_forward(x, w_, b), w, dout), what="dw")
+    assert_close(db, numeric_grad(lambda b_: ops.linear_forward(x, w, b_), b, dout), what="db")
+
+
+def test_linear_backward_accumulates(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    w = rng.standard_normal((2, 4)).astype(np.float32)
+    dout = rng.standard_normal((3, 2)).astype(np.float32)
+    dx = np.ones_like(x)
+    dw = np.full_like(w, 2.0)
+    db = np.full(2, 3.0, np.float32)
+    lib.linear_backward(dx, dw, db, dout, x, w)
+    assert_close(dx - 1.0, dout @ w, rtol=1e-5, atol=1e-5, what="dx +=")
+    assert_close(dw - 2.0, dout.T @ x, rtol=1e-5, atol=1e-5, what="dw +=")
+    assert_close(db - 3.0, dout.sum(0), rtol=1e-5, atol=1e-5, what="db +=")
+    # NULL gradients are skipped without error
+    lib.linear_backward(None, None, None, dout, x, w)
+
+
+# ---- activations ---------------------------------------------------------
+
+def _gelu_ref(x):
+    erf = np.vectorize(math.erf)
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+REFS = {
+    "relu": (lambda x, p: np.maximum(x, 0), 0.0),
+    "leaky_relu": (lambda x, p: np.where(x > 0, x, p * x), 0.2),
+    "tanh": (lambda x, p: np.tanh(x), 0.0),
+    "silu": (lambda x, p: x / (1 + np.exp(-x)), 0.0),
+    "gelu": (lambda x, p: _gelu_ref(x), 0.0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFS))
+def test_activation_forward_matches_numpy(rng, kind):
+    f, p = REFS[kind]
+    x = (3 * rng.standard_normal((4, 33))).astype(np.float32)
+    assert_close(ops.act_forward(x, kind, p), f(x.astype(np.float64), p), rtol=1e-5, atol=1e-6, what=kind)
+
+
+@pytest.mark.parametrize("kind", sorted(REFS))
+def test_activation_gradcheck(rng, kind):
+    _, p = REFS[kind]
+    x = rng.standard_normal((3, 7)).astype(np.float32)
+    if kind in ("relu", "leaky_relu"):  # keep away from the kink, where FD is meaningless
+        x = np.where(np.abs(x) < 0.05, 0.3, x).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    num = numeric_grad(lambda x_: ops.act_forward(x_, kind, p), x, dout, eps=1e-2)
+    assert_close(ops.act_backward(dout, x, kind, p), num, what=kind)
+
+
+def test_activation_unknown_kind_is_an_error():
+    x = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="unknown"):
+        ops.act_forward(x, "swish")
+    with pytest.raises(ValueError, match="unknown kind"):
+        lib.act_forward(np.empty_like(x), x, 99)
+
+
+def test_activation_large_parallel_same_as_small(rng):
+    # crosses the OpenMP threshold: results must equal the element-wise formula
+    x = rng.standard_normal(200_003).astype(np.float32)
+    y = ops.gelu(x)
+    assert_close(y[:1000], ops.gelu(x[:1000]), rtol=0, atol=0, what="gelu parallel")
+
+
+# ---- losses ---------------------------------------------------------------
+
+def test_losses_match_numpy(rng):
+    p = rng.standard_normal((4, 5)).astype(np.float32)
+    t = rng.standard_normal((4, 5)).astype(np.float32)
+    assert ops.l1_loss(p, t) == pytest.approx(np.abs(p - t).mean(dtype=np.float64), rel=1e-6)
+    assert ops.mse_loss(p, t) == pytest.approx(((p - t).astype(np.float64) ** 2).mean(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["l1", "mse"])
+def test_loss_gradcheck(rng, name):
+    p = rng.standard_normal((3, 4)).astype(np.float32)
+    t = rng.standard_normal((3, 4)).astype(np.float32)
+    fwd = ops.l1_loss if name == "l1" else ops.mse_loss
+    bwd = ops.l1_loss_backward if name == "l1" else ops.mse_loss_backward
+    num = numeric_grad(lambda p_: np.array(fwd(p_, t), np.float32), p, np.float32(1.0), eps=1e-3)
+    assert_close(bwd(p, t), num, what=name)
+    assert_close(bwd(p, t, scale=2.5), 2.5 * num, what=name + " scaled")

@@ -1,0 +1,42 @@
+"""Command line: ``python -m ubdiff <command>`` (also installed as ``ubdiff``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_info(args) -> int:
+    import ubdiff
+    print(json.dumps(ubdiff.build_info(), indent=2))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(out_dir=args.out, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ubdiff", description="UB-Diff with a C/CUDA core.")
+    sub = p.add_subparsers(dest="command", metavar="<command>")
+    s = sub.add_parser("info", help="print build information (BLAS, OpenMP, CUDA, GPU)")
+    s.set_defaults(func=_cmd_info)
+    s = sub.add_parser("demo", help="end-to-end demo (currently: smoke test of the core)")
+    s.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "func", None):
+        p.print_help()
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
