@@ -73,6 +73,11 @@ PyObject *ubd_py_raise(ubd_status s);
 extern PyMethodDef ubd_py_core_methods[];
 extern PyMethodDef ubd_py_ops_methods[];
 extern PyMethodDef ubd_py_cuda_methods[];
+extern PyMethodDef ubd_py_conv_methods[];    /* py_conv.c: conv2d, conv-transpose2d, conv1d */
+extern PyMethodDef ubd_py_norm_methods[];    /* py_norm.c: batch/group/layer/rms norm, shape ops */
+extern PyMethodDef ubd_py_attn_methods[];    /* py_attn.c: softmax, attention variants */
+extern PyMethodDef ubd_py_physics_methods[]; /* py_physics.c: forward modelling */
+extern PyMethodDef ubd_py_models_methods[];  /* py_models.c: models and training steps */
 int ubd_py_add_params_type(PyObject *module);
 
 #endif
