@@ -1,0 +1,74 @@
+/* conv.h — 2-D convolution, 2-D transposed convolution, 1-D convolution.
+ *
+ * Layouts (PyTorch's): activations NCHW / NCL, conv weight (OC, C, KH, KW),
+ * conv-transpose weight (C, OC, KH, KW), conv1d weight (OC, C, K).
+ * Every function takes a caller-owned `work` buffer of at least
+ * ubd_conv*_workspace(s) floats (im2col / col2im scratch), so no call
+ * allocates. Gradients accumulate (+=); NULL gradients are skipped.
+ * Invalid shapes (non-positive sizes, kernel larger than the padded input,
+ * negative padding, output_padding >= stride) return UBD_ERR_VALUE.
+ */
+#ifndef UBD_CONV_H
+#define UBD_CONV_H
+
+#include "ubd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Conv2d: inp (B, C, H, W) -> out (B, OC, OH, OW),
+ * OH = (H + 2 PH - KH) / SH + 1, OW likewise. */
+typedef struct {
+    int B, C, H, W;  /* input */
+    int OC, KH, KW;  /* output channels, kernel */
+    int SH, SW;      /* stride */
+    int PH, PW;      /* zero padding */
+} ubd_conv2d_shape;
+
+ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW);
+size_t ubd_conv2d_workspace(ubd_conv2d_shape s);
+/* out (B,OC,OH,OW); inp (B,C,H,W); weight (OC,C,KH,KW); bias (OC) or NULL */
+ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                  ubd_conv2d_shape s);
+/* dinp (B,C,H,W) +=; dweight (OC,C,KH,KW) +=; dbias (OC) +=; dout (B,OC,OH,OW) */
+ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                   const float *weight, float *work, ubd_conv2d_shape s);
+
+/* ConvTranspose2d: inp (B, C, H, W) -> out (B, OC, OH, OW),
+ * OH = (H - 1) SH - 2 PH + KH + OPH, OW likewise. */
+typedef struct {
+    int B, C, H, W;
+    int OC, KH, KW;
+    int SH, SW;
+    int PH, PW;
+    int OPH, OPW; /* output_padding, < stride */
+} ubd_convt2d_shape;
+
+ubd_status ubd_convt2d_check(ubd_convt2d_shape s, int *OH, int *OW);
+size_t ubd_convt2d_workspace(ubd_convt2d_shape s);
+/* out (B,OC,OH,OW); inp (B,C,H,W); weight (C,OC,KH,KW); bias (OC) or NULL */
+ubd_status ubd_cpu_convt2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                   ubd_convt2d_shape s);
+ubd_status ubd_cpu_convt2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, float *work, ubd_convt2d_shape s);
+
+/* Conv1d: inp (B, C, L) -> out (B, OC, OL), OL = (L + 2P - K) / S + 1. */
+typedef struct {
+    int B, C, L;
+    int OC, K;
+    int S, P;
+} ubd_conv1d_shape;
+
+ubd_status ubd_conv1d_check(ubd_conv1d_shape s, int *OL);
+size_t ubd_conv1d_workspace(ubd_conv1d_shape s);
+/* out (B,OC,OL); inp (B,C,L); weight (OC,C,K); bias (OC) or NULL */
+ubd_status ubd_cpu_conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                  ubd_conv1d_shape s);
+ubd_status ubd_cpu_conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                   const float *weight, float *work, ubd_conv1d_shape s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
