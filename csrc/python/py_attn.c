@@ -228,42 +228,7 @@ static PyObject *linear_attention_backward(PyObject *self, PyObject *args) {
 #ifdef UBDIFF_WITH_CUDA
 /* ---- CUDA twins, host arrays in and out (for tests against the CPU) ------ */
 #include "../cuda_api.h"
-
-/* Device copies of up to 4 host arrays (as py_cuda.c's roundtrip, whose
- * helpers are private to that file); `back` marks those copied back. */
-typedef struct {
-    int n;
-    ubd_f32 *host[4];
-    float *dev[4];
-    int back[4];
-} dev_args;
-
-static ubd_status dev_push(dev_args *d, ubd_f32 *a, int back) {
-    int k = d->n++;
-    d->host[k] = a;
-    d->back[k] = back;
-    d->dev[k] = NULL;
-    UBD_TRY(ubd_cuda_malloc((void **)&d->dev[k], (size_t)a->size * sizeof(float)));
-    return ubd_cuda_memcpy(d->dev[k], a->data, (size_t)a->size * sizeof(float), 1);
-}
-
-/* Synchronises, copies outputs back, frees everything; raises on failure. */
-static PyObject *dev_finish(dev_args *d, ubd_status s) {
-    if (s == UBD_OK) s = ubd_cuda_synchronize();
-    for (int k = 0; k < d->n; k++) {
-        if (s == UBD_OK && d->back[k] && d->dev[k])
-            s = ubd_cuda_memcpy(d->host[k]->data, d->dev[k], (size_t)d->host[k]->size * sizeof(float), 0);
-        if (d->dev[k]) ubd_cuda_free(d->dev[k]);
-    }
-    if (s != UBD_OK) return ubd_py_raise(s);
-    Py_RETURN_NONE;
-}
-
-#define DEV_PUSH(d, a, back)                              \
-    do {                                                  \
-        ubd_status ps_ = dev_push(&(d), &(a), (back));    \
-        if (ps_ != UBD_OK) return dev_finish(&(d), ps_);  \
-    } while (0)
+#include "roundtrip.h"
 
 /* cuda_softmax_forward(out, inp) */
 static PyObject *cuda_softmax_forward(PyObject *self, PyObject *args) {
@@ -274,10 +239,10 @@ static PyObject *cuda_softmax_forward(PyObject *self, PyObject *args) {
     int N, D;
     if (softmax_sizes(&inp, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(out, inp);
-    dev_args d = {0};
-    DEV_PUSH(d, out, 1);
-    DEV_PUSH(d, inp, 0);
-    return dev_finish(&d, ubd_cuda_softmax_forward(d.dev[0], d.dev[1], N, D));
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, out, 1);
+    UBD_RT_PUSH(d, inp, 0);
+    return ubd_rt_done(&d, ubd_cuda_softmax_forward(d.dev[0], d.dev[1], N, D));
 }
 
 /* cuda_softmax_backward(dinp, dout, out); dinp += */
@@ -291,11 +256,11 @@ static PyObject *cuda_softmax_backward(PyObject *self, PyObject *args) {
     if (softmax_sizes(&out, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(dout, out);
     SAME_SHAPE(dinp, out);
-    dev_args d = {0};
-    DEV_PUSH(d, dinp, 1);
-    DEV_PUSH(d, dout, 0);
-    DEV_PUSH(d, out, 0);
-    return dev_finish(&d, ubd_cuda_softmax_backward(d.dev[0], d.dev[1], d.dev[2], N, D));
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, dinp, 1);
+    UBD_RT_PUSH(d, dout, 0);
+    UBD_RT_PUSH(d, out, 0);
+    return ubd_rt_done(&d, ubd_cuda_softmax_backward(d.dev[0], d.dev[1], d.dev[2], N, D));
 }
 
 /* cuda_full_attention_forward(out (B,NH*HD,L), att (B,NH,L,L), qkv (B,3*NH*HD,L), scale) */
@@ -309,11 +274,11 @@ static PyObject *cuda_full_attention_forward(PyObject *self, PyObject *args) {
     UNET_SIZES(qkv, att);
     UBD_PY_EXPECT(att, 4, B, NH, L, L);
     UBD_PY_EXPECT(out, 3, B, NH * HD, L);
-    dev_args d = {0};
-    DEV_PUSH(d, out, 1);
-    DEV_PUSH(d, att, 1);
-    DEV_PUSH(d, qkv, 0);
-    return dev_finish(&d, ubd_cuda_full_attention_forward(d.dev[0], d.dev[1], d.dev[2], (int)B, (int)NH, (int)HD,
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, out, 1);
+    UBD_RT_PUSH(d, att, 1);
+    UBD_RT_PUSH(d, qkv, 0);
+    return ubd_rt_done(&d, ubd_cuda_full_attention_forward(d.dev[0], d.dev[1], d.dev[2], (int)B, (int)NH, (int)HD,
                                                           (int)L, scale));
 }
 
