@@ -11,7 +11,9 @@ usual code adds eps*I and retries. Here both square roots are of symmetric PSD
 matrices: C1^(1/2) = V diag(sqrt(max(l, 0))) V^T from eigh, and
 M = C1^(1/2) C2 C1^(1/2) is symmetric PSD, so tr sqrt(M) = sum sqrt(max(eig(M), 0)).
 This is exact for singular covariances (M has the same non-zero eigenvalues as
-C1 C2), needs no eps and stays real. Everything is computed in float64.
+C1 C2), needs no eps*I offset (which biases the result by ~eps * d) and stays
+real; eigenvalues at rounding level are set to 0 before the square roots.
+Everything is computed in float64.
 """
 from __future__ import annotations
 
@@ -20,10 +22,18 @@ from typing import NamedTuple
 import numpy as np
 
 
+def _clip_eigs(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues at rounding level (|l| <= d * eps * max|l|, the tolerance numpy's
+    matrix_rank uses) set to 0. Without this, sqrt() would turn an exact zero
+    eigenvalue computed as 1e-16 into 1e-8 and bias the trace by ~sqrt(eps)."""
+    tol = w.size * np.finfo(np.float64).eps * (np.abs(w).max() if w.size else 0.0)
+    return np.where(w > tol, w, 0.0)
+
+
 def _psd_sqrt(c: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square root; tiny negative eigenvalues (rounding) are clipped to 0."""
+    """Symmetric PSD square root through eigh (rounding-level eigenvalues -> 0)."""
     w, v = np.linalg.eigh(0.5 * (c + c.T))
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return (v * np.sqrt(_clip_eigs(w))) @ v.T
 
 
 def _check_gaussian(mu, cov, name):
@@ -44,7 +54,7 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
         raise ValueError(f"feature dimensions differ: {mu1.size} vs {mu2.size}")
     s1 = _psd_sqrt(cov1)
     m = s1 @ (0.5 * (cov2 + cov2.T)) @ s1
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (m + m.T)), 0.0, None)).sum()
+    tr_covmean = np.sqrt(_clip_eigs(np.linalg.eigvalsh(0.5 * (m + m.T)))).sum()
     diff = mu1 - mu2
     d = diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr_covmean
     return float(max(d, 0.0))  # exact value is >= 0; clip rounding below 0
