@@ -34,17 +34,41 @@ def _fmt(v) -> str:
         return str(v)
     if isinstance(v, Number):
         return f"{v:.6g}" if isinstance(v, float) else str(v)
-    return str(v)
+    return str(v).replace("|", "\\|")  # a bare | would end the table cell
 
 
-def _scalar_rows(d, prefix=""):
-    """(dotted key, value) for every scalar leaf; arrays/lists are left to report.json."""
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            yield from _scalar_rows(v, key + ".")
-        elif isinstance(v, (str, bool, Number)) or v is None:
-            yield key, v
+def _is_scalar(v) -> bool:
+    return v is None or isinstance(v, (str, bool, Number))
+
+
+def _is_scalar_dict(v) -> bool:
+    return isinstance(v, dict) and bool(v) and all(_is_scalar(x) for x in v.values())
+
+
+def _wide_table(rows: dict) -> list[str]:
+    """name -> {column: scalar} as one table (e.g. several summaries side by side)."""
+    cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+    out = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    out += [f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for name, r in rows.items()]
+    return out
+
+
+def _render(body: dict, level: int) -> list[str]:
+    lines = []
+    scalars = {k: v for k, v in body.items() if _is_scalar(v)}
+    if scalars:
+        lines += ["| quantity | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+        lines.append("")
+    summaries = {k: v for k, v in body.items() if _is_scalar_dict(v)}
+    if summaries:
+        lines += _wide_table(summaries) + [""]
+    for k, v in body.items():
+        if isinstance(v, dict) and not _is_scalar_dict(v):
+            lines += [f"{'#' * min(level, 6)} {k}", ""]
+            lines += [f"*Skipped*: {v['skipped']}", ""] if "skipped" in v else _render(v, level + 1)
+    if any(isinstance(v, (list, tuple, np.ndarray)) for v in body.values()):
+        lines += ["Arrays (per-sample values, shapes) are in report.json.", ""]
+    return lines
 
 
 def _markdown(results: dict, figure_files: list[str], title: str) -> str:
@@ -53,16 +77,10 @@ def _markdown(results: dict, figure_files: list[str], title: str) -> str:
         lines += [f"## {section}", ""]
         if isinstance(body, dict) and "skipped" in body:
             lines += [f"*Skipped*: {body['skipped']}", ""]
-            continue
-        if not isinstance(body, dict):
+        elif isinstance(body, dict):
+            lines += _render(body, 3)
+        else:
             lines += [_fmt(body), ""]
-            continue
-        rows = list(_scalar_rows(body))
-        if rows:
-            lines += ["| quantity | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows]
-        if any(isinstance(v, (list, tuple, np.ndarray)) for v in body.values()):
-            lines += ["", "Per-sample values are in report.json."]
-        lines.append("")
     if figure_files:
         lines += ["## Figures", ""]
         lines += [f"![{os.path.splitext(f)[0]}]({f})\n" for f in figure_files]
