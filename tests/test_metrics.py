@@ -434,3 +434,25 @@ def test_cli_evaluate_skips_without_features_or_pairs(tmp_path, rng):
     assert "no default feature network" in rep["fid_kid"]["skipped"]
     assert "not paired" in rep["pairwise"]["skipped"]
     assert "--skip-physics" in rep["physics"]["skipped"]
+
+
+def test_load_folder_pairs_by_suffix_in_natural_order(tmp_path):
+    from ubdiff.metrics._io import load_folder
+    for i in (10, 2):  # natural order: 2 before 10
+        np.save(tmp_path / f"model{i}.npy", np.full((2, 1, 3, 3), i, np.float32))
+        np.save(tmp_path / f"data{i}.npy", np.full((2, 5, 4, 3), i, np.float32))
+    np.save(tmp_path / "model7.npy", np.zeros((2, 1, 3, 3), np.float32))  # no seismic partner: left out
+    d = load_folder(str(tmp_path))
+    assert d["paired"] and d["velocity"][:, 0, 0, 0].tolist() == [2, 2, 10, 10]
+    assert d["seismic"][:, 0, 0, 0].tolist() == [2, 2, 10, 10]
+    assert len(load_folder(str(tmp_path), max_samples=3)["velocity"]) == 3
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_folder(str(tmp_path / "missing"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no model"):
+        load_folder(str(tmp_path / "empty"))
+    os.makedirs(tmp_path / "odd")
+    np.save(tmp_path / "odd" / "model1.npy", np.zeros((2, 1, 3, 3), np.float32))
+    np.save(tmp_path / "odd" / "data2.npy", np.zeros((2, 5, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="no matching suffixes"):
+        load_folder(str(tmp_path / "odd"))

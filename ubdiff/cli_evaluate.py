@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 
-import numpy as np
 
 
 def register(subparsers) -> argparse.ArgumentParser:
