@@ -1,0 +1,1 @@
+from .inversionnet import InversionNet  # noqa: F401
