@@ -244,9 +244,13 @@ def test_loss_decreases():
     # fit: shuffled batches, history per epoch, running statistics moved
     x8, v8 = data(8, seed=1)
     m2 = InversionNet(TINY, seed=0, max_batch=2)
+    w = m2.parameters()["deconv6.layers.0.weight"]
+    w0 = w.copy()
     hist = m2.fit(x8, v8, epochs=4, batch_size=4, lr=3e-3, progress=False)
     assert len(hist) == 4 and hist[-1] < hist[0]
     assert m2.max_batch == 4 and m2.step == 8
+    # growing the batch moved only activations: views taken before still see the model
+    assert np.array_equal(w, m2.parameters()["deconv6.layers.0.weight"]) and not np.array_equal(w, w0)
     assert np.any(m2.buffers()["deconv6.layers.1.running_mean"] != 0)
 
 

@@ -166,6 +166,7 @@ void ubd_invnet_free(ubd_invnet *m) {
 
 ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
     UBD_REQUIRE_PTR(out);
+    UBD_REQUIRE_PTR(cfg);
     *out = NULL;
     ubd_invnet *m = calloc(1, sizeof *m);
     UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "inversionnet: out of memory");
@@ -180,34 +181,48 @@ ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
         ubd_invnet_free(m);
         return s;
     }
+    s = ubd_invnet_reserve(m, cfg->max_batch);
+    if (s != UBD_OK) {
+        ubd_invnet_free(m);
+        return s;
+    }
+    *out = m;
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_POSITIVE(max_batch);
     /* Sizes of the activation arena: per block z, a, (y), mean, rstd; crop; 3 gradient buffers; workspace. */
-    const size_t B = (size_t)cfg->max_batch;
+    const size_t B = (size_t)max_batch;
     size_t total = 0, gmax = 0, wmax = 0;
     for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
         const ubd_block2d *k = &m->blocks[l].k;
         total += B * out_size(k) * (needs_pre(k) ? 3 : 2) + 2 * (size_t)k->OC;
         gmax = gmax > B * out_size(k) ? gmax : B * out_size(k);
         gmax = gmax > B * in_size(k) ? gmax : B * in_size(k);
-        size_t w = ubd_block2d_workspace(k, cfg->max_batch);
+        size_t w = ubd_block2d_workspace(k, max_batch);
         wmax = wmax > w ? wmax : w;
     }
-    const size_t crop = B * (size_t)cfg->dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT;
+    const size_t crop = B * (size_t)m->cfg.dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT;
+    const size_t floats = total + crop + 3 * gmax + wmax + 1;
+    float *arena = malloc(floats * sizeof(float));
+    UBD_REQUIRE(arena != NULL, UBD_ERR_MEMORY, "inversionnet: cannot allocate %zu MiB of activations for max_batch %d",
+                floats * sizeof(float) >> 20, max_batch);
+    free(m->arena); /* only activations live there: parameters and statistics stay put */
+    m->arena = arena;
+    m->arena_floats = floats;
+    m->cfg.max_batch = max_batch;
     m->gsize = gmax;
     m->wsize = wmax;
-    m->arena_floats = total + crop + 3 * gmax + wmax + 1;
-    m->arena = malloc(m->arena_floats * sizeof(float));
-    if (!m->arena) {
-        size_t mb = m->arena_floats * sizeof(float) >> 20;
-        ubd_invnet_free(m);
-        return ubd_fail(UBD_ERR_MEMORY, "inversionnet: cannot allocate %zu MiB of activations for max_batch %d", mb,
-                        cfg->max_batch);
-    }
-    float *p = m->arena;
+    m->last_train_B = 0;
+    float *p = arena;
     for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
         const ubd_block2d *k = &m->blocks[l].k;
         ubd_invnet_state *st = &m->st[l];
         st->z = p, p += B * out_size(k);
         st->a = p, p += B * out_size(k);
+        st->y = NULL;
         if (needs_pre(k)) st->y = p, p += B * out_size(k);
         st->mean = p, p += k->OC;
         st->rstd = p, p += k->OC;
@@ -215,7 +230,6 @@ ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
     m->crop = p, p += crop;
     for (int i = 0; i < 3; i++) m->g[i] = p, p += gmax;
     m->work = p;
-    *out = m;
     return UBD_OK;
 }
 

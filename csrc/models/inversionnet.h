@@ -84,6 +84,10 @@ typedef struct {
 /* Allocates a model for `cfg` (parameters zero; call ubd_invnet_init). */
 ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg);
 void ubd_invnet_free(ubd_invnet *m);
+/* Re-sizes the activation buffers for batches up to max_batch (parameters,
+ * statistics and optimiser state stay where they are; a pending backward is
+ * forgotten). On failure the model is unchanged. */
+ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch);
 /* PyTorch's default initialisation, drawn from Philox streams of `seed`:
  * conv weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in =
  * weight.shape[1] * KH * KW (as torch, also for ConvTranspose), BN gamma 1,

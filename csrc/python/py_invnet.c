@@ -282,6 +282,18 @@ static PyObject *invnet_train_step(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* invnet_reserve(model, max_batch): re-size the activation buffers (parameter
+ * views stay valid: only activations move) */
+static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    int max_batch;
+    if (!PyArg_ParseTuple(args, "Oi", &cap, &max_batch)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    INVNET_CALL(h, ubd_invnet_reserve(h->m, max_batch));
+    Py_RETURN_NONE;
+}
+
 /* invnet_step(model[, new_step]) -> AdamW step counter (set when given) */
 static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -309,5 +321,6 @@ PyMethodDef ubd_py_invnet_methods[] = {
     {"invnet_backward", invnet_backward, METH_VARARGS, "invnet_backward(model, dout, seis): grads +=."},
     {"invnet_train_step", invnet_train_step, METH_VARARGS,
      "invnet_train_step(model, losses, seis, vel, lr, beta1, beta2, eps, weight_decay, w_l1, w_mse)."},
+    {"invnet_reserve", invnet_reserve, METH_VARARGS, "invnet_reserve(model, max_batch): re-size activations."},
     {"invnet_step", invnet_step, METH_VARARGS, "invnet_step(model[, step]) -> AdamW step counter."},
     {NULL, NULL, 0, NULL}};

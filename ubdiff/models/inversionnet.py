@@ -158,14 +158,11 @@ class InversionNet:
         return x
 
     def _grow(self, batch: int):
-        """Re-creates the C model with room for `batch` samples, keeping its state."""
-        if batch <= self.max_batch:
-            return
-        new = lib.invnet_create(_c_config(self.config, batch), 0)
-        for kind in ("param", "m", "v", "stats"):
-            lib.invnet_view(new, kind)[...] = lib.invnet_view(self._h, kind)
-        lib.invnet_step(new, lib.invnet_step(self._h))
-        self._h, self.max_batch = new, batch
+        """Makes room for `batch` samples (only activation buffers move;
+        parameter views stay valid)."""
+        if batch > self.max_batch:
+            lib.invnet_reserve(self._h, int(batch))
+            self.max_batch = int(batch)
 
     # ---- inference -----------------------------------------------------------
     def forward(self, seismic, train: bool = False) -> np.ndarray:
