@@ -384,6 +384,12 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="numeric"):
         m.predict(np.full((2, 5, 32, 8), "a"))
     # the raw binding checks its arguments too
+    with pytest.raises(ValueError, match="nt and nx must be positive"):
+        lib.invnet_layout(((2, 3, 4, 4, 4), 5, 0, 8, 1, 0.2, 0.1, 1e-5))
+    with pytest.raises(TypeError, match="config"):
+        lib.invnet_create([2, 3], 0)
+    with pytest.raises(ValueError, match="max_batch"):
+        lib.invnet_reserve(m._h, 0)
     with pytest.raises(ValueError, match="max_batch"):
         lib.invnet_forward(m._h, np.zeros((3, 1, 70, 70), np.float32), np.zeros((3, 5, 32, 8), np.float32), False)
     with pytest.raises(TypeError, match="InversionNet model handle"):
