@@ -12,14 +12,13 @@
 #define UBD_PAR_THRESHOLD 32768
 
 static ubd_status check_sizes(const char *fn, int B, int C, int S) {
-    UBD_REQUIRE(B > 0 && C > 0 && S > 0, UBD_ERR_VALUE, "%s: sizes must be positive, got B=%d C=%d S=%d", fn, B, C,
-                S);
+    UBD_REQUIRE(B > 0 && C > 0 && S > 0, UBD_ERR_VALUE, "%s: sizes must be positive, got B=%d C=%d S=%d", fn, B, C, S);
     return UBD_OK;
 }
 
 ubd_status ubd_cpu_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
-                                           float *running_var, const float *inp, const float *gamma,
-                                           const float *beta, int B, int C, int S, float momentum, float eps) {
+                                           float *running_var, const float *inp, const float *gamma, const float *beta,
+                                           int B, int C, int S, float momentum, float eps) {
     UBD_TRY(check_sizes(__func__, B, C, S));
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(mean);
@@ -31,8 +30,7 @@ ubd_status ubd_cpu_batchnorm_forward_train(float *out, float *mean, float *rstd,
                 "%s: running_mean and running_var must both be given or both be NULL", __func__);
     /* PyTorch refuses this too: one value per channel has no (unbiased) variance */
     UBD_REQUIRE((long long)B * S > 1, UBD_ERR_VALUE,
-                "%s: training mode needs more than one value per channel, got B*S=%lld", __func__,
-                (long long)B * S);
+                "%s: training mode needs more than one value per channel, got B*S=%lld", __func__, (long long)B * S);
     UBD_REQUIRE(momentum >= 0.0f && momentum <= 1.0f, UBD_ERR_VALUE, "%s: momentum must lie in [0, 1], got %g",
                 __func__, momentum);
     UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);

@@ -9,12 +9,12 @@
 #define UBD_PAR_THRESHOLD 32768
 
 static ubd_status check(const char *fn, int B, int C, int H, int W, int top, int bottom, int left, int right) {
-    UBD_REQUIRE(B > 0 && C > 0 && H > 0 && W > 0, UBD_ERR_VALUE,
-                "%s: sizes must be positive, got B=%d C=%d H=%d W=%d", fn, B, C, H, W);
+    UBD_REQUIRE(B > 0 && C > 0 && H > 0 && W > 0, UBD_ERR_VALUE, "%s: sizes must be positive, got B=%d C=%d H=%d W=%d",
+                fn, B, C, H, W);
     long long Ho = (long long)H - top - bottom, Wo = (long long)W - left - right;
     UBD_REQUIRE(Ho > 0 && Wo > 0, UBD_ERR_VALUE,
-                "%s: cropping (top=%d, bottom=%d, left=%d, right=%d) leaves nothing of the %dx%d map", fn, top,
-                bottom, left, right, H, W);
+                "%s: cropping (top=%d, bottom=%d, left=%d, right=%d) leaves nothing of the %dx%d map", fn, top, bottom,
+                left, right, H, W);
     UBD_REQUIRE(Ho <= (1LL << 30) && Wo <= (1LL << 30), UBD_ERR_VALUE, "%s: padded size too large", fn);
     return UBD_OK;
 }

@@ -10,8 +10,8 @@
 #define UBD_PAR_THRESHOLD 32768
 
 static ubd_status check(const char *fn, int B, int C, int S, int G) {
-    UBD_REQUIRE(B > 0 && C > 0 && S > 0 && G > 0, UBD_ERR_VALUE,
-                "%s: sizes must be positive, got B=%d C=%d S=%d G=%d", fn, B, C, S, G);
+    UBD_REQUIRE(B > 0 && C > 0 && S > 0 && G > 0, UBD_ERR_VALUE, "%s: sizes must be positive, got B=%d C=%d S=%d G=%d",
+                fn, B, C, S, G);
     UBD_REQUIRE(C % G == 0, UBD_ERR_VALUE, "%s: channels C=%d are not divisible by groups G=%d", fn, C, G);
     return UBD_OK;
 }
