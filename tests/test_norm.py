@@ -125,6 +125,15 @@ def test_batchnorm_eval_forward(rng, shape):
                  rtol=1e-5, atol=1e-5, what="bn eval")
 
 
+def test_batchnorm_eval_single_value_per_channel(rng):
+    # training refuses B*S = 1, eval mode (frozen encoder, sampling) must not
+    x = randn(rng, 1, 4)
+    gamma, beta, rm = randn(rng, 4), randn(rng, 4), randn(rng, 4)
+    rv = (0.5 + rng.random(4)).astype(np.float32)
+    assert_close(N.batchnorm_eval(x, gamma, beta, rm, rv), bn_eval_ref(x, gamma, beta, rm, rv),
+                 rtol=1e-5, atol=1e-5, what="bn eval B=1")
+
+
 @pytest.mark.parametrize("shape", [(6, 3), (3, 2, 5), (2, 3, 2, 3), (1, 2, 7)])
 def test_batchnorm_train_gradcheck(rng, shape):
     x = randn(rng, *shape)

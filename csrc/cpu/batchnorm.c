@@ -41,12 +41,14 @@ ubd_status ubd_cpu_batchnorm_forward_train(float *out, float *mean, float *rstd,
         double sum = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = inp + b * cs + (size_t)c * S;
+#pragma omp simd reduction(+ : sum)
             for (int s = 0; s < S; s++) sum += x[s];
         }
         const double m = sum / n;
         double sq = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = inp + b * cs + (size_t)c * S;
+#pragma omp simd reduction(+ : sq)
             for (int s = 0; s < S; s++) {
                 double d = x[s] - m;
                 sq += d * d;
@@ -117,6 +119,7 @@ ubd_status ubd_cpu_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, 
         for (int b = 0; b < B; b++) {
             const float *x = inp + b * cs + (size_t)c * S;
             const float *dy = dout + b * cs + (size_t)c * S;
+#pragma omp simd reduction(+ : sdy, sdyx)
             for (int s = 0; s < S; s++) {
                 sdy += dy[s];
                 sdyx += dy[s] * ((x[s] - m) * r);
@@ -169,10 +172,13 @@ ubd_status ubd_cpu_batchnorm_backward_eval(float *dinp, float *dgamma, float *db
                 float *dx = dinp + b * cs + (size_t)c * S;
                 for (int s = 0; s < S; s++) dx[s] += a * dy[s];
             }
-            if (dbeta)
+            if (dbeta) {
+#pragma omp simd reduction(+ : sdy)
                 for (int s = 0; s < S; s++) sdy += dy[s];
+            }
             if (dgamma) {
                 const float *x = inp + b * cs + (size_t)c * S;
+#pragma omp simd reduction(+ : sdyx)
                 for (int s = 0; s < S; s++) sdyx += dy[s] * ((x[s] - m) * r);
             }
         }

@@ -33,8 +33,10 @@ ubd_status ubd_cpu_groupnorm_forward(float *out, float *mean, float *rstd, const
         const float *x = inp + (size_t)bg * gsize;
         float *y = out + (size_t)bg * gsize;
         double sum = 0.0, sq = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (size_t i = 0; i < gsize; i++) sum += x[i];
         const double m = sum / (double)gsize;
+#pragma omp simd reduction(+ : sq)
         for (size_t i = 0; i < gsize; i++) {
             double d = x[i] - m;
             sq += d * d;
@@ -80,6 +82,7 @@ ubd_status ubd_cpu_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, 
             for (int k = 0; k < cpg; k++) {
                 const double g = gamma[c0 + k];
                 double a = 0.0, ax = 0.0;
+#pragma omp simd reduction(+ : a, ax)
                 for (int s = 0; s < S; s++) {
                     const size_t i = (size_t)k * S + s;
                     a += dy[i];
@@ -109,6 +112,7 @@ ubd_status ubd_cpu_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, 
                 const float *x = inp + ((size_t)b * C + c) * S;
                 const float *dy = dout + ((size_t)b * C + c) * S;
                 double a = 0.0, ax = 0.0;
+#pragma omp simd reduction(+ : a, ax)
                 for (int s = 0; s < S; s++) {
                     a += dy[s];
                     ax += dy[s] * (x[s] - m);

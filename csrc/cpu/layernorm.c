@@ -24,8 +24,10 @@ ubd_status ubd_cpu_layernorm_forward(float *out, float *mean, float *rstd, const
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         double sum = 0.0, sq = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (int c = 0; c < C; c++) sum += x[c];
         const double m = sum / C;
+#pragma omp simd reduction(+ : sq)
         for (int c = 0; c < C; c++) {
             double d = x[c] - m;
             sq += d * d;
@@ -58,6 +60,7 @@ ubd_status ubd_cpu_layernorm_backward(float *dinp, float *dgamma, float *dbeta, 
             float *dx = dinp + (size_t)n * C;
             const float m = mean[n], r = rstd[n];
             double sg = 0.0, sgx = 0.0;
+#pragma omp simd reduction(+ : sg, sgx)
             for (int c = 0; c < C; c++) {
                 const double gdy = (double)gamma[c] * dy[c];
                 sg += gdy;

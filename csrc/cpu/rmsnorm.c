@@ -72,6 +72,7 @@ ubd_status ubd_cpu_rmsnorm_backward(float *dinp, float *dg, const float *dout, c
                 const float *x = inp + ((size_t)b * C + c) * L;
                 const float *dy = dout + ((size_t)b * C + c) * L;
                 const float *r = rnorm + (size_t)b * L;
+#pragma omp simd reduction(+ : s)
                 for (int l = 0; l < L; l++) s += (double)dy[l] * x[l] * r[l];
             }
             dg[c] += (float)(s * sqc);

@@ -44,6 +44,7 @@ ubd_status ubd_cpu_scale_shift_backward(float *dx, float *dss, const float *dout
         if (dss) {
             const float *xr = x + r * L;
             double s1 = 0.0, s0 = 0.0;
+#pragma omp simd reduction(+ : s1, s0)
             for (int l = 0; l < L; l++) {
                 s1 += (double)dy[l] * xr[l];
                 s0 += dy[l];
