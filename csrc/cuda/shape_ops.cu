@@ -109,7 +109,7 @@ __global__ void crop_b_k(float *dinp, const float *dout, size_t n, int H, int W,
 
 extern "C" ubd_status ubd_cuda_crop2d_forward(float *out, const float *inp, int B, int C, int H, int W, int top,
                                               int bottom, int left, int right) {
-    int Ho, Wo;
+    int Ho = 0, Wo = 0;
     UBD_TRY(check_crop(__func__, B, C, H, W, top, bottom, left, right, &Ho, &Wo));
     UBD_REQUIRE(out && inp, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     size_t n = (size_t)B * C * Ho * Wo;
@@ -119,7 +119,7 @@ extern "C" ubd_status ubd_cuda_crop2d_forward(float *out, const float *inp, int 
 
 extern "C" ubd_status ubd_cuda_crop2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int top,
                                                int bottom, int left, int right) {
-    int Ho, Wo;
+    int Ho = 0, Wo = 0;
     UBD_TRY(check_crop(__func__, B, C, H, W, top, bottom, left, right, &Ho, &Wo));
     UBD_REQUIRE_PTR(dout);
     if (!dinp) return UBD_OK;
