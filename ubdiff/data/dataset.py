@@ -195,7 +195,14 @@ class OpenFWIDataset:
         elif family is not None:
             kw.setdefault("info", openfwi.info(family))
         vo = kw.get("velocity_only", False)
-        pairs = folder_files(root, vo) if split is None else official_files(root, family, split, vo)
+        if meta is not None and split is None:   # ubdiff layout: seismic for the first files only
+            vels = [os.path.join(root, f) for f in meta["velocity_files"]]
+            seis = [os.path.join(root, f) for f in meta["seismic_files"]]
+            pairs = [(None, v) for v in vels] if vo else list(zip(seis, vels))
+            if not pairs:
+                raise DataError(f"{root}: dataset has no seismic file (use velocity_only=True)")
+        else:
+            pairs = folder_files(root, vo) if split is None else official_files(root, family, split, vo)
         return cls(pairs, **kw)
 
     @classmethod
