@@ -262,6 +262,9 @@ def test_atomic_write(tmp_path, monkeypatch):
     a = np.arange(2 * 4900, dtype=np.float32).reshape(2, 1, 70, 70)
     write_npy(str(path), a)
     np.testing.assert_array_equal(np.load(path), a)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask      # not mkstemp's 0600
 
     def broken(f, arr, **k):
         f.write(b"\x93NUMPY partial")

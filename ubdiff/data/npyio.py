@@ -18,6 +18,12 @@ from .errors import DataError
 _CHUNK_BYTES = 64 << 20   # NaN/Inf scan granularity: bounded memory on huge files
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def open_npy(path: str, sample_shape: tuple | None = None, what: str = "array") -> np.memmap:
     """Memory-map ``path`` read-only and check it holds float32 (N, *sample_shape).
 
@@ -82,6 +88,7 @@ def atomic_path(path: str):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual file mode
     try:
         yield tmp
         os.replace(tmp, path)
