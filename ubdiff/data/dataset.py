@@ -227,12 +227,14 @@ class OpenFWIDataset:
         out = np.empty((len(local),) + first.shape, np.float32)
         for fi in np.unique(f):
             sel = np.flatnonzero(f == fi)
-            order = np.argsort(local[sel], kind="stable")   # ascending offsets: sequential reads
-            rows = local[sel][order]
-            out[sel[order]] = arrs[fi][(rows,) + sl]
-            if self.check == "read" and not np.isfinite(out[sel]).all():
-                bad = rows[~np.isfinite(out[sel[order]].reshape(len(rows), -1)).all(1)][0]
-                raise DataError(f"{paths[fi]}: non-finite value (NaN/Inf) in sample {bad}")
+            arr = arrs[fi]
+            for pos in sel[np.argsort(local[sel], kind="stable")]:   # ascending file offsets
+                out[pos] = arr[(local[pos],) + sl]                  # one copy, memmap -> out
+        # A float64 sum of float32 values is finite iff every value is (no overflow
+        # possible), so this check costs one pass and no temporary array.
+        if self.check == "read" and not np.isfinite(out.sum(dtype=np.float64)):
+            bad = int(np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(1))[0])
+            raise DataError(f"{paths[f[bad]]}: non-finite value (NaN/Inf) in sample {local[bad]}")
         return out
 
     def velocity(self, idx):
