@@ -39,7 +39,8 @@ def make(folder, files, per_file, nt):
         with npy_writer(os.path.join(folder, f"data{i}.npy"), (per_file, 5, nt, 70)) as mm:
             for s in range(0, per_file, 50):
                 k = min(50, per_file - s)
-                mm[s:s + k] = base[None] + np.arange(s, s + k, dtype=np.float32)[:, None, None, None]
+                offset = np.arange(s, s + k, dtype=np.float32)[:, None, None, None]
+                mm[s:s + k] = base[None] + offset       # distinct, non-zero samples
 
 
 def evict(folder):
@@ -92,7 +93,8 @@ def main():
     try:
         t0 = time.perf_counter()
         make(folder, a.files, a.per_file, a.nt)
-        print(f"wrote {a.files} x {a.per_file} samples ({a.files * a.per_file * sample_mb / 1e3:.1f} GB)"
+        gb = a.files * a.per_file * sample_mb / 1e3
+        print(f"wrote {a.files} x {a.per_file} samples ({gb:.1f} GB)"
               f" in {time.perf_counter() - t0:.0f} s to {folder}")
         rng = np.random.default_rng(1)
         rows = []

@@ -63,7 +63,8 @@ def test_partner_names():
 def test_pairing_vel_scheme_and_global_indexing(vel_folder):
     ds = OpenFWIDataset.from_folder(vel_folder, seismic_shape=SMALL)
     assert len(ds) == 9
-    assert [os.path.basename(p) for p in ds.vel_paths] == ["model1.npy", "model2.npy", "model10.npy"]
+    names = [os.path.basename(p) for p in ds.vel_paths]
+    assert names == ["model1.npy", "model2.npy", "model10.npy"]
     for i in range(9):
         s, v = ds[i]
         assert s.shape == SMALL and v.shape == (1, 70, 70)
@@ -138,7 +139,7 @@ def test_official_split(published_vel):
     tr = official_files(published_vel, "flatvel-a", "train")
     te = official_files(published_vel, "flatvel-a", "test")
     assert len(tr) == 48 and len(te) == 12
-    assert os.path.basename(te[0][1]) == "model49.npy" and os.path.basename(te[0][0]) == "data49.npy"
+    assert [os.path.basename(p) for p in te[0]] == ["data49.npy", "model49.npy"]
     os.remove(os.path.join(published_vel, "model55.npy"))
     with pytest.raises(DataError, match=r"model55\.npy: missing test file of flatvel-a"):
         official_files(published_vel, "flatvel-a", "test")
@@ -154,7 +155,8 @@ def test_reads_are_memory_mapped(vel_folder, monkeypatch):
         return real(*a, **k)
     monkeypatch.setattr(np, "load", spy)
     ds = OpenFWIDataset.from_folder(vel_folder, seismic_shape=SMALL)
-    assert calls and all(k.get("mmap_mode") == "r" and k.get("allow_pickle") is False for k in calls)
+    assert calls
+    assert all(k.get("mmap_mode") == "r" and k.get("allow_pickle") is False for k in calls)
     assert all(isinstance(a, np.memmap) for a in ds._seis + ds._vel)
     s, v = ds[3]
     # the sample comes back as a small in-memory copy, not the file's memmap
@@ -250,10 +252,13 @@ def test_unbalanced_split_sizes_and_reproducibility(published_vel):
     np.testing.assert_array_equal(v[:, 0, 0, 0], 1500 + sp.paired_index)   # train = first 96
     np.testing.assert_array_equal(s[:, 0, 1, 1], sp.paired_index)
     assert sp.velocity.batch([95]).shape == (1, 1, 70, 70)
-    test = unbalanced_split(published_vel, "flatvel-a", n_paired=5, split="test", seismic_shape=SMALL)
+    test = unbalanced_split(published_vel, "flatvel-a", n_paired=5, split="test",
+                            seismic_shape=SMALL)
     assert len(test.velocity) == 24 and test.velocity.velocity([0])[0, 0, 0, 0] == 1500 + 96
     with pytest.raises(ValueError, match="n_paired"):
         unbalanced_split(published_vel, "flatvel-a", n_paired=97, seismic_shape=SMALL)
+    with pytest.raises(ValueError, match="needs the family"):
+        unbalanced_split(published_vel, n_paired=5, seismic_shape=SMALL)
 
 
 # --- atomic writes ----------------------------------------------------------------------
@@ -321,6 +326,10 @@ def _bad(tmp_path, case):
     if case == "empty_file":
         seis.write_bytes(b"")
         return seis, "unreadable"
+    if case == "npz":
+        np.savez(str(vel) + ".npz", v=np.zeros((3, 1, 70, 70), np.float32))
+        os.replace(str(vel) + ".npz", vel)
+        return vel, "not a single .npy"
     if case == "no_samples":
         np.save(vel, np.zeros((0, 1, 70, 70), np.float32))
         return vel, "no sample"
@@ -334,7 +343,7 @@ def _bad(tmp_path, case):
 
 
 BAD_CASES = ["shape", "dtype", "byteswapped", "fortran", "truncated", "object", "pickle",
-             "empty_file", "no_samples", "longer_seismic", "missing_partner"]
+             "npz", "empty_file", "no_samples", "longer_seismic", "missing_partner"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

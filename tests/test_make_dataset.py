@@ -81,7 +81,7 @@ def test_reading_a_made_dataset(made):
     assert s.shape == (2, 5, NT, 70) and s.min() >= -1 and s.max() <= 1
     vel = OpenFWIDataset.from_folder(out, velocity_only=True)
     assert len(vel) == 1100
-    sp = unbalanced_split(out, n_paired=100, seed=1, split=None)
+    sp = unbalanced_split(out, n_paired=100, seed=1)   # 'auto': all files of a made dataset
     assert len(sp.velocity) == 1100 and len(sp.paired) == 100 and sp.paired_index.max() < 620
 
 
@@ -198,3 +198,25 @@ def test_with_the_real_simulator(tmp_path):
     assert s.shape == (2, 5, 200, 70) and s.dtype == np.float32 and np.isfinite(s).all()
     assert meta["data_min"] < 0 < meta["data_max"] and np.abs(s).max() > 0
     assert meta["simulator"].startswith("ubdiff.physics")
+
+
+@pytest.mark.needs_physics
+@pytest.mark.slow
+def test_real_seismic_range_near_published_constants(tmp_path):
+    """Spec check: forward-modelled FlatVel-A maps span about OpenFWI's data_min/data_max.
+
+    The extremes are the direct wave beside the source, so they depend on the
+    simulator matching OpenFWI's source scaling; 20 maps see most of the range.
+    """
+    pytest.importorskip("ubdiff.physics")
+    meta = make_dataset("flatvel-a", 20, 20, str(tmp_path), seed=0, progress=False, preview=False)
+    # published: -26.95 / 52.77 over 30k maps; 25 % allows for the smaller sample
+    assert meta["data_min"] == pytest.approx(-26.95, rel=0.25)
+    assert meta["data_max"] == pytest.approx(52.77, rel=0.25)
+
+
+def test_missing_physics_is_explained(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "ubdiff.physics", None)   # import of it fails
+    with pytest.raises(ImportError, match="pass simulate=... or paired=0"):
+        make_dataset("flatvel-a", 2, 1, str(tmp_path), progress=False)

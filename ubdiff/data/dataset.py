@@ -202,7 +202,8 @@ class OpenFWIDataset:
             if not pairs:
                 raise DataError(f"{root}: dataset has no seismic file (use velocity_only=True)")
         else:
-            pairs = folder_files(root, vo) if split is None else official_files(root, family, split, vo)
+            pairs = (folder_files(root, vo) if split is None
+                     else official_files(root, family, split, vo))
         return cls(pairs, **kw)
 
     @classmethod
@@ -303,15 +304,21 @@ class UnbalancedSplit:
     paired_index: np.ndarray   # their indices into ``paired.base`` (sorted)
 
 
-def unbalanced_split(root, family=None, n_paired=1000, seed=0, split="train", **kw):
+def unbalanced_split(root, family=None, n_paired=1000, seed=0, split="auto", **kw):
     """All velocity maps of the (official train) files plus a seeded subset of n pairs.
 
-    ``split``: 'train'/'test' (OpenFWI's file split; needs ``family``), or None
-    for every file of the folder (datasets made by ubdiff). The n pairs are a
-    uniform random choice without replacement (``np.random.default_rng(seed)``)
-    among the samples that have seismic; same seed -> same subset.
+    ``split``: 'train'/'test' (OpenFWI's file split; needs ``family``), None
+    for every file of the folder, or 'auto' (default): every file of a dataset
+    made by ubdiff (a folder with ubdiff_dataset.json), else OpenFWI's 'train'
+    files. The n pairs are a uniform random choice without replacement
+    (``np.random.default_rng(seed)``) among the samples that have seismic;
+    same seed -> same subset.
     """
     kw.pop("velocity_only", None)
+    if split == "auto":
+        split = None if openfwi.read_meta(root) is not None else "train"
+    if split is not None and family is None:
+        raise ValueError(f"{root}: OpenFWI's {split!r} file split needs the family name")
     vel = OpenFWIDataset.from_folder(root, family, split, velocity_only=True, **kw)
     base = OpenFWIDataset.from_folder(root, family, split, **kw)
     if not 0 <= n_paired <= len(base):

@@ -66,11 +66,16 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
     key = openfwi.family_key(family)
     maps, paired, file_size = int(maps), int(paired), int(file_size)
     if maps < 1 or not 0 <= paired <= maps:
-        raise ValueError(f"need maps >= 1 and 0 <= paired <= maps, got maps={maps}, paired={paired}")
+        raise ValueError("need maps >= 1 and 0 <= paired <= maps,"
+                         f" got maps={maps}, paired={paired}")
     if file_size < 1 or chunk < 1 or nt < 1 or dt <= 0 or freq <= 0:
         raise ValueError("file_size, chunk, nt, dt and freq must be positive")
     if simulate is None and paired > 0:
-        from ubdiff.physics import forward_model as simulate   # lazy: C physics core
+        try:   # lazy: the C physics core is only needed to simulate
+            from ubdiff.physics import forward_model as simulate
+        except ImportError as e:
+            raise ImportError("make_dataset needs ubdiff.physics.forward_model to simulate"
+                              f" seismic data ({e}); pass simulate=... or paired=0") from e
     simulate_kwargs = dict(simulate_kwargs or {})
     os.makedirs(out_dir, exist_ok=True)
 
@@ -163,7 +168,8 @@ def _run(simulate, vel, kwargs, path):
     seis = np.asarray(simulate(np.ascontiguousarray(vel, dtype=np.float32), **kwargs),
                       dtype=np.float32)
     if seis.ndim != 4:
-        raise DataError(f"{path}: simulator returned shape {seis.shape}, expected (k, shots, nt, receivers)")
+        raise DataError(f"{path}: simulator returned shape {seis.shape},"
+                        " expected (k, shots, nt, receivers)")
     if not np.isfinite(seis).all():
         raise DataError(f"{path}: simulator returned NaN/Inf (unstable time step dt?)")
     return seis

@@ -39,6 +39,8 @@ def open_npy(path: str, sample_shape: tuple | None = None, what: str = "array") 
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: unreadable {what} file ({type(e).__name__}: {e})") from e
     if not isinstance(arr, np.memmap):   # e.g. an .npz archive
+        if hasattr(arr, "close"):
+            arr.close()
         raise DataError(f"{path}: not a single .npy array")
     if arr.dtype != np.dtype(np.float32):   # also rejects byte-swapped '>f4'
         raise DataError(f"{path}: {what} must be float32, got dtype {arr.dtype.str}")
