@@ -197,6 +197,17 @@ def test_temporal_subsampling(vel_folder):
         OpenFWIDataset.from_folder(vel_folder, seismic_shape=SMALL, subsample=0)
 
 
+def test_pickles_as_file_list(vel_folder):
+    ds = OpenFWIDataset.from_folder(vel_folder, seismic_shape=SMALL, subsample=2)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 4096                     # paths and options, not the mapped samples
+    back = pickle.loads(blob)
+    for a, b in zip(back.batch([0, 8]), ds.batch([0, 8])):
+        np.testing.assert_array_equal(a, b)
+    sub = pickle.loads(pickle.dumps(ds.subset([8, 1])))
+    np.testing.assert_array_equal(sub.velocity([0, 1])[:, 0, 0, 0], [1508, 1501])
+
+
 def test_batch_keeps_requested_order(vel_folder):
     ds = OpenFWIDataset.from_folder(vel_folder, seismic_shape=SMALL)
     idx = np.array([8, 0, 5, 5, 3, 7])

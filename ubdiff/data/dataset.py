@@ -151,6 +151,9 @@ class OpenFWIDataset:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
         if normalize and info is None:
             raise ValueError("normalize=True needs the dataset constants (info=...)")
+        self._args = (list(pairs), dict(seismic_shape=tuple(seismic_shape), subsample=subsample,
+                                        velocity_only=velocity_only, info=info,
+                                        normalize=normalize, check_finite=check_finite))
         self.subsample = int(subsample)
         self.velocity_only = bool(velocity_only)
         self.check = check_finite
@@ -213,6 +216,11 @@ class OpenFWIDataset:
     def __len__(self):
         return int(self.offsets[-1])
 
+    def __reduce__(self):
+        # Pickle the file list, not the mapped data: a worker process re-opens
+        # the files (np.memmap itself would pickle its whole content).
+        return (_reopen, self._args)
+
     def _locate(self, idx):
         idx = np.asarray(idx, dtype=np.int64)
         n = len(self)
@@ -267,6 +275,10 @@ class OpenFWIDataset:
 
     def subset(self, indices):
         return Subset(self, indices)
+
+
+def _reopen(pairs, kw):
+    return OpenFWIDataset(pairs, **kw)
 
 
 class Subset:
