@@ -140,6 +140,8 @@ def test_official_split(published_vel):
     te = official_files(published_vel, "flatvel-a", "test")
     assert len(tr) == 48 and len(te) == 12
     assert [os.path.basename(p) for p in te[0]] == ["data49.npy", "model49.npy"]
+    with pytest.raises(ValueError, match="needs the family"):
+        OpenFWIDataset.from_folder(published_vel, split="train")
     os.remove(os.path.join(published_vel, "model55.npy"))
     with pytest.raises(DataError, match=r"model55\.npy: missing test file of flatvel-a"):
         official_files(published_vel, "flatvel-a", "test")

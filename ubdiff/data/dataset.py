@@ -190,6 +190,8 @@ class OpenFWIDataset:
         A folder made by ubdiff (holding ubdiff_dataset.json) supplies its own
         constants and seismic shape.
         """
+        if split is not None and family is None:
+            raise ValueError(f"{root}: OpenFWI's {split!r} file split needs the family name")
         meta = openfwi.read_meta(root)
         if meta is not None:
             kw.setdefault("seismic_shape", tuple(meta["seismic_shape"]))
