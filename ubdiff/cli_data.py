@@ -27,8 +27,7 @@ def register(subparsers) -> argparse.ArgumentParser:
             "model{i}.npy (500 maps each, (n,1,70,70) float32 m/s), data{i}.npy ((n,5,NT,70) "
             "float32), ubdiff_dataset.json (parameters and data_min/data_max) and preview.png. "
             "Resumable: rerun the same command to finish an interrupted run (complete files "
-            "are kept)."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            "are kept)."))
     p.add_argument("--family", required=True, choices=FAMILIES, metavar="FAMILY",
                    help="velocity family: " + ", ".join(FAMILIES)
                    + " (style-a/b are a Gaussian-random-field stand-in)")
@@ -37,11 +36,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--paired", type=int, required=True, metavar="N",
                    help="how many of them (the first N) get simulated seismic; 0 <= N <= M")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the maps")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the maps (default: %(default)s)")
     p.add_argument("--freq", type=float, default=15.0, metavar="F",
-                   help="Ricker source peak frequency (Hz)")
-    p.add_argument("--nt", type=int, default=1000, metavar="NT", help="number of time steps")
-    p.add_argument("--dt", type=float, default=1e-3, metavar="DT", help="time step (s)")
+                   help="Ricker source peak frequency in Hz (default: %(default)s)")
+    p.add_argument("--nt", type=int, default=1000, metavar="NT", help="number of time steps (default: %(default)s)")
+    p.add_argument("--dt", type=float, default=1e-3, metavar="DT", help="time step in s (default: %(default)s)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_make_dataset)
