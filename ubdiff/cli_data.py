@@ -36,11 +36,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--paired", type=int, required=True, metavar="N",
                    help="how many of them (the first N) get simulated seismic; 0 <= N <= M")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the maps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="random seed of the maps (default: %(default)s)")
     p.add_argument("--freq", type=float, default=15.0, metavar="F",
                    help="Ricker source peak frequency in Hz (default: %(default)s)")
-    p.add_argument("--nt", type=int, default=1000, metavar="NT", help="number of time steps (default: %(default)s)")
-    p.add_argument("--dt", type=float, default=1e-3, metavar="DT", help="time step in s (default: %(default)s)")
+    p.add_argument("--nt", type=int, default=1000, metavar="NT",
+                   help="number of time steps (default: %(default)s)")
+    p.add_argument("--dt", type=float, default=1e-3, metavar="DT",
+                   help="time step in s (default: %(default)s)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_make_dataset)
