@@ -50,25 +50,43 @@ ubd_status ubd_fwd_check_params(const ubd_fwd_params *p, int H, int W) {
     return UBD_OK;
 }
 
-ubd_status ubd_fwd_check_velocity(const float *vel, int N, int H, int W, float dt, float dx) {
+ubd_status ubd_fwd_check_stats(int map, float vmin, float vmax, float emax, const ubd_fwd_params *p) {
+    const double r = (double)p->dt / (double)p->dx;
+    double cfl = (double)vmax * r;
+    UBD_REQUIRE(cfl <= UBD_FWD_MAX_CFL, UBD_ERR_VALUE,
+                "forward_model: velocity map %d is unstable: max velocity %g m/s gives v*dt/dx = %.4f > "
+                "sqrt(3/8) = %.4f (lower dt or raise dx; largest stable velocity %.1f m/s)",
+                map, vmax, cfl, UBD_FWD_MAX_CFL, UBD_FWD_MAX_CFL / r);
+    float kmax = ubd_fwd_kappa(p->nbc - 1, vmin, p->dx, p->dt, p->nbc);
+    double lim = ubd_fwd_cfl_limit(kmax);
+    UBD_REQUIRE((double)emax * r <= lim, UBD_ERR_VALUE,
+                "forward_model: velocity map %d is unstable in the absorbing padding: border velocity %g m/s "
+                "gives v*dt/dx = %.4f, but with the damping at the outer edge (kappa = %.4f, nbc = %d) the limit "
+                "is sqrt(3/8 - 3 kappa/16) = %.4f (lower dt, or raise nbc)",
+                map, emax, (double)emax * r, kmax, p->nbc, lim);
+    return UBD_OK;
+}
+
+ubd_status ubd_fwd_check_velocity(const float *vel, int N, int H, int W, const ubd_fwd_params *p) {
     UBD_REQUIRE_PTR(vel);
+    UBD_REQUIRE_PTR(p);
     UBD_REQUIRE_POSITIVE(N);
-    double vmax_ok = UBD_FWD_MAX_CFL * (double)dx / (double)dt; /* largest stable velocity */
+    UBD_REQUIRE_POSITIVE(H);
+    UBD_REQUIRE_POSITIVE(W);
     size_t hw = (size_t)H * W;
     for (int m = 0; m < N; m++) {
         const float *v = vel + (size_t)m * hw;
-        size_t imax = 0;
+        float vmin = v[0], vmax = v[0], emax = v[0];
         for (size_t i = 0; i < hw; i++) {
+            size_t z = i / W, x = i % W;
             UBD_REQUIRE(isfinite(v[i]) && v[i] > 0.0f, UBD_ERR_VALUE,
                         "forward_model: velocity map %d has a non-positive or non-finite value %g at (z=%zu, x=%zu)",
-                        m, v[i], i / W, i % W);
-            if (v[i] > v[imax]) imax = i;
+                        m, v[i], z, x);
+            vmin = v[i] < vmin ? v[i] : vmin;
+            vmax = v[i] > vmax ? v[i] : vmax;
+            if ((z == 0 || z == (size_t)H - 1 || x == 0 || x == (size_t)W - 1) && v[i] > emax) emax = v[i];
         }
-        double cfl = (double)v[imax] * dt / dx;
-        UBD_REQUIRE(cfl <= UBD_FWD_MAX_CFL, UBD_ERR_VALUE,
-                    "forward_model: velocity map %d is unstable: max velocity %g m/s at (z=%zu, x=%zu) gives "
-                    "v*dt/dx = %.4f > sqrt(3/8) = %.4f (lower dt or raise dx; largest stable velocity %.1f m/s)",
-                    m, v[imax], imax / W, imax % W, cfl, UBD_FWD_MAX_CFL, vmax_ok);
+        UBD_TRY(ubd_fwd_check_stats(m, vmin, vmax, emax, p));
     }
     return UBD_OK;
 }

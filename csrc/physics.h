@@ -45,9 +45,15 @@ int ubd_ricker_length(float freq, float dt);
 
 /* Checks the parameters and positions against an (H, W) map. */
 ubd_status ubd_fwd_check_params(const ubd_fwd_params *p, int H, int W);
-/* Checks every map: finite, positive, v*dt/dx <= sqrt(3/8). The message names
- * the first offending map, cell and value. vel (N, H, W). */
-ubd_status ubd_fwd_check_velocity(const float *vel, int N, int H, int W, float dt, float dx);
+/* Checks every map: finite, positive, and stable: v*dt/dx <= sqrt(3/8) in the
+ * interior, and on the map's border (which the padding repeats out to the
+ * strongest damping kappa_max) v*dt/dx <= sqrt(3/8 - 3 kappa_max / 16), see
+ * ubd_fwd_cfl_limit. The message names the first offending map, cell, value.
+ * vel (N, H, W). */
+ubd_status ubd_fwd_check_velocity(const float *vel, int N, int H, int W, const ubd_fwd_params *p);
+/* The stability check for one map given its statistics: vmin, vmax over all
+ * cells, emax over the border cells (used by the CUDA twin). */
+ubd_status ubd_fwd_check_stats(int map, float vmin, float vmax, float emax, const ubd_fwd_params *p);
 
 /* Floats of CPU workspace for `slots` simulations running at once
  * (at most min(threads, N*ns) are used). */

@@ -30,6 +30,17 @@ UBD_HD float ubd_fwd_kappa(int i, float vmin, float dx, float dt, int nbc) {
     return (float)(d0 * r * r * (double)dt);
 }
 
+/* Largest stable v dt / dx in a cell with damping kappa. Per Fourier mode
+ * the update is z^2 - (2 - lam - kappa) z + (1 - kappa) = 0 with lam = alpha mu,
+ * mu <= 32/3 the largest eigenvalue of the 4th-order 2-D Laplacian stencil;
+ * both roots stay in the unit circle iff lam <= 4 - 2 kappa, i.e.
+ * alpha <= 3/8 - 3 kappa / 16 (sqrt(3/8) with no damping). A frozen-coefficient
+ * bound, checked numerically: maps just above it blow up. */
+UBD_HD double ubd_fwd_cfl_limit(double kappa) {
+    double a = 0.375 - 0.1875 * kappa;
+    return a > 0.0 ? sqrt(a) : 0.0;
+}
+
 /* Padding-strip index of padded coordinate `q` along an axis of `n` interior
  * cells: -1 inside the interior, else 0 .. nbc-1 counting outward. */
 UBD_HD int ubd_fwd_strip(int q, int n, int nbc) {

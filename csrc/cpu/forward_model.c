@@ -154,7 +154,7 @@ ubd_status ubd_cpu_forward_model(float *seis, const float *vel, int N, int H, in
     UBD_TRY(ubd_fwd_check_params(p, H, W));
     UBD_REQUIRE_PTR(seis);
     UBD_REQUIRE_PTR(work);
-    UBD_TRY(ubd_fwd_check_velocity(vel, N, H, W, p->dt, p->dx));
+    UBD_TRY(ubd_fwd_check_velocity(vel, N, H, W, p));
     geom g = make_geom(H, W, p->nbc);
     size_t head = round_up((size_t)p->nt, ALIGN_F);
     UBD_REQUIRE(work_floats >= head + g.slot, UBD_ERR_VALUE,

@@ -9,7 +9,7 @@
 // periodically at the padded edges, as the spec asks.
 //
 // Workspace layout (floats, each part 64-byte aligned):
-//   w (nt) | positions (2 ns + 2 nr ints) | stats (3 N) | alpha (N, NZ, NX) |
+//   w (nt) | positions (2 ns + 2 nr ints) | stats (4 N) | alpha (N, NZ, NX) |
 //   kx (N, NX) | kz (N, NZ) | amp (N ns) | two fields (N ns, NZ, NX) each
 #include <math.h>
 #include <string.h>
@@ -33,7 +33,7 @@ layout make_layout(int N, int H, int W, const ubd_fwd_params *p) {
     size_t o = 0;
     L.w = o; o += round_up(p->nt, A);
     L.pos = o; o += round_up(2 * (size_t)p->ns + 2 * (size_t)p->nr, A);
-    L.stats = o; o += round_up(3 * (size_t)N, A);
+    L.stats = o; o += round_up(4 * (size_t)N, A);
     L.alpha = o; o += round_up((size_t)N * NZ * NX, A);
     L.kx = o; o += round_up((size_t)N * NX, A);
     L.kz = o; o += round_up((size_t)N * NZ, A);
@@ -49,36 +49,43 @@ __global__ void ricker_k(float *w, int nt, int nw, float freq, float dt) {
         w[k] = ubd_ricker_sample(k, nw, freq, dt);
 }
 
-// Per map: stats = (min, max, count of non-finite or non-positive values). One block per map.
-__global__ void stats_k(float *stats, const float *vel, int N, int HW) {
-    __shared__ float smin[256], smax[256], sbad[256];
+// Per map: stats = (min, max, max over the border cells, count of non-finite
+// or non-positive values). One block of 256 threads per map.
+__global__ void stats_k(float *stats, const float *vel, int N, int H, int W) {
+    __shared__ float smin[256], smax[256], semax[256], sbad[256];
+    const int HW = H * W;
     for (int m = blockIdx.x; m < N; m += gridDim.x) {
         const float *v = vel + (size_t)m * HW;
-        float lo = INFINITY, hi = -INFINITY, bad = 0.0f;
+        float lo = INFINITY, hi = -INFINITY, ehi = -INFINITY, bad = 0.0f;
         for (int i = threadIdx.x; i < HW; i += blockDim.x) {
             float x = v[i];
+            int z = i / W, c = i % W;
             if (!isfinite(x) || !(x > 0.0f)) bad += 1.0f;
             else {
                 lo = fminf(lo, x);
                 hi = fmaxf(hi, x);
+                if (z == 0 || z == H - 1 || c == 0 || c == W - 1) ehi = fmaxf(ehi, x);
             }
         }
         smin[threadIdx.x] = lo;
         smax[threadIdx.x] = hi;
+        semax[threadIdx.x] = ehi;
         sbad[threadIdx.x] = bad;
         __syncthreads();
         for (int s = blockDim.x / 2; s > 0; s >>= 1) {
             if (threadIdx.x < s) {
                 smin[threadIdx.x] = fminf(smin[threadIdx.x], smin[threadIdx.x + s]);
                 smax[threadIdx.x] = fmaxf(smax[threadIdx.x], smax[threadIdx.x + s]);
+                semax[threadIdx.x] = fmaxf(semax[threadIdx.x], semax[threadIdx.x + s]);
                 sbad[threadIdx.x] += sbad[threadIdx.x + s];
             }
             __syncthreads();
         }
         if (threadIdx.x == 0) {
-            stats[3 * m] = smin[0];
-            stats[3 * m + 1] = smax[0];
-            stats[3 * m + 2] = sbad[0];
+            stats[4 * m] = smin[0];
+            stats[4 * m + 1] = smax[0];
+            stats[4 * m + 2] = semax[0];
+            stats[4 * m + 3] = sbad[0];
         }
         __syncthreads();
     }
@@ -92,7 +99,7 @@ __global__ void coefs_k(float *alpha, float *kx, float *kz, const float *vel, co
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
         int m = (int)(t / per);
         size_t r = t % per;
-        float vmin = stats[3 * m];
+        float vmin = stats[4 * m];
         if (r < (size_t)NZ * NX) {
             int z = (int)(r / NX), x = (int)(r % NX);
             float v = vel[(size_t)m * H * W + (size_t)ubd_fwd_clamp(z, H, nbc) * W + ubd_fwd_clamp(x, W, nbc)];
@@ -188,22 +195,17 @@ extern "C" ubd_status ubd_cuda_forward_model(float *seis, const float *vel, int 
 
     // velocity checks (on the device, then read back a chunk of maps at a time)
     float *stats = work + L.stats;
-    stats_k<<<N < 65535 ? N : 65535, 256>>>(stats, vel, N, H * W);
+    stats_k<<<N < 65535 ? N : 65535, 256>>>(stats, vel, N, H, W);
     UBD_CUDA_LAUNCHED();
-    const double vmax_ok = UBD_FWD_MAX_CFL * (double)p->dx / (double)p->dt;
-    float host[3 * 256];
+    float host[4 * 256];
     for (int m0 = 0; m0 < N; m0 += 256) {
         int cnt = N - m0 < 256 ? N - m0 : 256;
-        UBD_CUDA_TRY(cudaMemcpy(host, stats + 3 * (size_t)m0, 3 * cnt * sizeof(float), cudaMemcpyDeviceToHost));
+        UBD_CUDA_TRY(cudaMemcpy(host, stats + 4 * (size_t)m0, 4 * cnt * sizeof(float), cudaMemcpyDeviceToHost));
         for (int k = 0; k < cnt; k++) {
-            UBD_REQUIRE(host[3 * k + 2] == 0.0f, UBD_ERR_VALUE,
+            UBD_REQUIRE(host[4 * k + 3] == 0.0f, UBD_ERR_VALUE,
                         "forward_model: velocity map %d has %.0f non-positive or non-finite values", m0 + k,
-                        host[3 * k + 2]);
-            double cfl = (double)host[3 * k + 1] * p->dt / p->dx;
-            UBD_REQUIRE(cfl <= UBD_FWD_MAX_CFL, UBD_ERR_VALUE,
-                        "forward_model: velocity map %d is unstable: max velocity %g m/s gives v*dt/dx = %.4f > "
-                        "sqrt(3/8) = %.4f (largest stable velocity %.1f m/s)",
-                        m0 + k, host[3 * k + 1], cfl, UBD_FWD_MAX_CFL, vmax_ok);
+                        host[4 * k + 3]);
+            UBD_TRY(ubd_fwd_check_stats(m0 + k, host[4 * k], host[4 * k + 1], host[4 * k + 2], p));
         }
     }
 

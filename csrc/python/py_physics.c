@@ -174,17 +174,25 @@ static PyObject *ricker_length(PyObject *self, PyObject *args) {
     return PyLong_FromLong(ubd_ricker_length(freq, dt));
 }
 
-/* check_velocity(vel (N,H,W), dt, dx): raises ValueError naming the bad map */
+/* check_velocity(vel (N,H,W), dt, dx, nbc): raises ValueError naming the bad map */
 static PyObject *check_velocity(PyObject *self, PyObject *args) {
     PyObject *vo;
     float dt, dx;
-    if (!PyArg_ParseTuple(args, "Off", &vo, &dt, &dx)) return NULL;
+    int nbc;
+    if (!PyArg_ParseTuple(args, "Offi", &vo, &dt, &dx, &nbc)) return NULL;
     UBD_PY_IN(vel, vo);
     UBD_PY_EXPECT(vel, 3, -1LL, -1LL, -1LL);
     if (vel.size == 0) return PyErr_Format(PyExc_ValueError, "check_velocity: vel is empty");
-    if (!(dt > 0.0f) || !(dx > 0.0f))
-        return PyErr_Format(PyExc_ValueError, "check_velocity: dt and dx must be positive, got %g and %g", dt, dx);
-    UBD_PY_CALL(ubd_fwd_check_velocity(vel.data, (int)vel.shape[0], (int)vel.shape[1], (int)vel.shape[2], dt, dx));
+    if (vel.shape[0] > INT32_MAX || vel.shape[1] > 65536 || vel.shape[2] > 65536)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: vel is too large");
+    if (!(dt > 0.0f) || !(dx > 0.0f) || nbc < 2)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: need dt, dx > 0 and nbc >= 2, got %g, %g, %d", dt, dx,
+                            nbc);
+    ubd_fwd_params p = {0};
+    p.dt = dt;
+    p.dx = dx;
+    p.nbc = nbc;
+    UBD_PY_CALL(ubd_fwd_check_velocity(vel.data, (int)vel.shape[0], (int)vel.shape[1], (int)vel.shape[2], &p));
     Py_RETURN_NONE;
 }
 
@@ -225,7 +233,7 @@ PyMethodDef ubd_py_physics_methods[] = {
      "forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc)"},
     {"ricker", ricker, METH_VARARGS, "ricker(w (n), freq, dt): fills w with the Ricker wavelet"},
     {"ricker_length", ricker_length, METH_VARARGS, "ricker_length(freq, dt) -> samples of the wavelet"},
-    {"check_velocity", check_velocity, METH_VARARGS, "check_velocity(vel (N,H,W), dt, dx): ValueError if unusable"},
+    {"check_velocity", check_velocity, METH_VARARGS, "check_velocity(vel (N,H,W), dt, dx, nbc): ValueError if unusable"},
 #ifdef UBDIFF_WITH_CUDA
     {"cuda_forward_model", cuda_forward_model, METH_VARARGS,
      "forward_model on the GPU, host arrays in/out (same arguments)."},
