@@ -8,7 +8,9 @@
 int ubd_ricker_length(float freq, float dt) {
     if (!(freq > 0.0f) || !(dt > 0.0f)) return 0;
     double per = 2.2 / ((double)freq * (double)dt); /* 2.2 periods of samples */
-    return 2 * (int)floor(per / 2.0) + 1;
+    /* freq and dt arrive as float32: 25 Hz x 2 ms gives 43.999998 instead of
+     * 44, so allow a relative 1e-6 before flooring. */
+    return 2 * (int)floor(per / 2.0 * (1.0 + 1e-6)) + 1;
 }
 
 ubd_status ubd_ricker(float *w, int n, float freq, float dt) {
