@@ -324,3 +324,10 @@ def test_releases_the_gil():
     worker.join()
     assert done and total > 0.05
     assert gap < 0.5 * total, (gap, total)
+
+
+def test_openfwi_geometry_defaults():
+    # spec: linspace(0, 69, 5) rounded half to even (34.5 -> 34), 70 receivers on row 1
+    assert physics.OPENFWI_SRC_X == tuple(int(x) for x in np.rint(np.linspace(0, 69, 5)))
+    s = physics.forward_model(np.full((1, 1, 70, 70), 2000.0), nt=3, nbc=4)
+    assert s.shape == (1, 5, 3, 70)
