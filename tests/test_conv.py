@@ -95,6 +95,34 @@ def test_conv2d_large_map_matches_reference(rng, k, s, p):
     assert_close(db, dout.astype(np.float64).sum((0, 2, 3)), rtol=1e-4, atol=1e-3, what="db")
 
 
+# One sample with many channels: the GEMMs are cut into bands of output rows
+# (several bands, the last one partial); compare everything with the references.
+@pytest.mark.parametrize("H,W,s", [(110, 20, 1), (200, 41, 2)])
+def test_conv2d_bands_match_reference(rng, H, W, s):
+    x, w, b = _rand(rng, 1, 64, H, W), _rand(rng, 3, 64, 3, 3), _rand(rng, 3)
+    y = C.conv2d(x, w, b, s, 1)
+    assert_close(y, conv2d_ref(x, w, b, s, 1), rtol=1e-4, atol=1e-4, what="conv2d bands")
+    dout = _rand(rng, *y.shape)
+    dx, dw, db = C.conv2d_backward(dout, x, w, True, s, 1)
+    op = tuple((n + 2 - 3) % s for n in (H, W))
+    assert_close(dx, convt2d_ref(dout, w, None, s, 1, op), rtol=1e-4, atol=1e-4, what="dx bands")
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = sliding_window_view(xp, (3, 3), axis=(2, 3))[:, :, ::s, ::s][:, :, :y.shape[2], :y.shape[3]]
+    assert_close(dw, np.einsum("bohw,bchwij->ocij", dout, win), rtol=1e-4, atol=1e-3, what="dw bands")
+
+
+def test_convt2d_bands_match_reference(rng):
+    x, w, b = _rand(rng, 1, 16, 50, 44), _rand(rng, 16, 32, 4, 4), _rand(rng, 32)
+    y = C.conv_transpose2d(x, w, b, 2, 1, 1)
+    assert_close(y, convt2d_ref(x, w, b, 2, 1, 1), rtol=1e-4, atol=1e-4, what="convt bands")
+    dout = _rand(rng, *y.shape)
+    dx, dw, _ = C.conv_transpose2d_backward(dout, x, w, True, 2, 1, 1)
+    assert_close(dx, conv2d_ref(dout, w, None, 2, 1), rtol=1e-4, atol=1e-4, what="dx bands")
+    xp = np.pad(dout.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2][:, :, :50, :44]
+    assert_close(dw, np.einsum("bchw,bohwij->coij", x, win), rtol=1e-4, atol=1e-3, what="dw bands")
+
+
 def test_conv2d_backward_accumulates_and_skips(rng):
     x, w = _rand(rng, 2, 3, 6, 5), _rand(rng, 4, 3, 3, 3)
     dout = _rand(rng, 2, 4, 3, 3)
@@ -191,6 +219,29 @@ def test_results_independent_of_thread_count(rng):
     for a, b_ in zip(*res):
         # BLAS may split sums differently per thread count: rounding-level differences only
         assert_close(a, b_, rtol=1e-5, atol=1e-4, what="1 vs 2 threads")
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    # The GIL is released: two Python threads run convs (and their sgemms) at once.
+    import threading
+    x, w = _rand(rng, 4, 16, 30, 30), _rand(rng, 16, 16, 3, 3)
+    ref = C.conv2d(x, w, None, 1, 1)
+    results, errors = [None] * 4, []
+
+    def work(k):
+        try:
+            for _ in range(3):
+                results[k] = C.conv2d(x, w, None, 1, 1)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in ts)
+    for r in results:
+        assert_close(r, ref, rtol=1e-5, atol=1e-5, what="threaded")
 
 
 # ---- errors --------------------------------------------------------------------------

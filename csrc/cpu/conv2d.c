@@ -43,7 +43,8 @@ static int is_pointwise(ubd_conv2d_shape s) {
 typedef struct {
     ubd_im2col_geom g;
     int rows, G;
-    size_t ohw, N; /* N = G * ohw */
+    int band;      /* G == 1: output rows per GEMM */
+    size_t ohw, N; /* columns of col: G * ohw, or band * OW when G == 1 */
 } plan;
 
 static plan make_plan(ubd_conv2d_shape s, int OH, int OW) {
@@ -52,7 +53,12 @@ static plan make_plan(ubd_conv2d_shape s, int OH, int OW) {
     p.rows = s.C * s.KH * s.KW;
     p.ohw = (size_t)OH * OW;
     p.G = ubd_conv_group(s.B, p.ohw, (size_t)p.rows + s.OC);
+    p.band = OH;
     p.N = (size_t)p.G * p.ohw;
+    if (p.G == 1) {
+        p.band = ubd_conv_band(OH, OW, (size_t)p.rows);
+        p.N = (size_t)p.band * OW;
+    }
     return p;
 }
 
@@ -82,15 +88,20 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
         const float *x = inp + b0 * in_sz; /* (g, C, H, W) */
         float *y = out + b0 * out_sz;      /* (g, OC, OH, OW) */
         if (p.G == 1) {
-            const float *cm = x;
-            if (!is_pointwise(s)) {
-                ubd_im2col(col, x, 1, &p.g);
-                cm = col;
-            }
+            const float beta = bias ? 1.0f : 0.0f;
             if (bias) ubd_fill_planes(y, bias, 1, s.OC, p.ohw);
-            /* y (OC, ohw) (+)= weight (OC, rows) @ cm (rows, ohw) */
-            ubd_sgemm(0, 0, s.OC, (int)p.ohw, p.rows, 1.0f, weight, p.rows, cm, (int)p.ohw, bias ? 1.0f : 0.0f, y,
-                      (int)p.ohw);
+            if (is_pointwise(s)) { /* y (OC, ohw) (+)= weight (OC, C) @ x (C, ohw) */
+                ubd_sgemm(0, 0, s.OC, (int)p.ohw, p.rows, 1.0f, weight, p.rows, x, (int)p.ohw, beta, y, (int)p.ohw);
+                continue;
+            }
+            for (int oh0 = 0; oh0 < OH; oh0 += p.band) { /* one band of output rows per GEMM */
+                const int nb = OH - oh0 < p.band ? OH - oh0 : p.band, n = nb * OW;
+                const ubd_im2col_geom gb = ubd_band_geom(&p.g, oh0, nb);
+                ubd_im2col(col, x, 1, &gb);
+                /* y[:, band] (OC, n; row stride ohw) (+)= weight (OC, rows) @ col (rows, n) */
+                ubd_sgemm(0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, beta, y + (size_t)oh0 * OW,
+                          (int)p.ohw);
+            }
         } else {
             const int n = (int)((size_t)g * p.ohw);
             ubd_im2col(col, x, g, &p.g);
@@ -100,6 +111,24 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
         }
     }
     return UBD_OK;
+}
+
+/* Backward of one sample, one band of output rows per GEMM (G == 1, not pointwise). */
+static void backward_bands(float *dx, float *dweight, const float *dy, const float *x, const float *weight, float *col,
+                           ubd_conv2d_shape s, const plan *p, int OH, int OW) {
+    for (int oh0 = 0; oh0 < OH; oh0 += p->band) {
+        const int nb = OH - oh0 < p->band ? OH - oh0 : p->band, n = nb * OW;
+        const ubd_im2col_geom gb = ubd_band_geom(&p->g, oh0, nb);
+        const float *dyb = dy + (size_t)oh0 * OW; /* (OC, n), row stride ohw */
+        if (dweight) {                            /* dweight (OC, rows) += dyb @ col^T */
+            ubd_im2col(col, x, 1, &gb);
+            ubd_sgemm(0, 1, s.OC, p->rows, n, 1.0f, dyb, (int)p->ohw, col, n, 1.0f, dweight, p->rows);
+        }
+        if (dx) { /* dcol (rows, n) = weight^T @ dyb, folded back onto dx */
+            ubd_sgemm(1, 0, p->rows, n, s.OC, 1.0f, weight, p->rows, dyb, (int)p->ohw, 0.0f, col, n);
+            ubd_col2im_add(dx, col, 1, &gb);
+        }
+    }
 }
 
 ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -118,6 +147,11 @@ ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, co
     if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, p.ohw);
     if (!dinp && !dweight) return UBD_OK;
 
+    if (p.G == 1 && !pw) {
+        for (int b = 0; b < s.B; b++) backward_bands(dinp ? dinp + b * in_sz : NULL, dweight, dout + b * out_sz,
+                                                     inp ? inp + b * in_sz : NULL, weight, col, s, &p, OH, OW);
+        return UBD_OK;
+    }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
         const int n = (int)((size_t)g * p.ohw);

@@ -42,7 +42,8 @@ ubd_status ubd_convt2d_check(ubd_convt2d_shape s, int *OH, int *OW) {
 typedef struct {
     ubd_im2col_geom g; /* image = this layer's output, grid = its input */
     int rows, G;
-    size_t hw, ohw, N; /* N = G * hw */
+    int band;          /* G == 1: input rows per GEMM */
+    size_t hw, ohw, N; /* columns of col: G * hw, or band * W when G == 1 */
 } plan;
 
 static plan make_plan(ubd_convt2d_shape s, int OH, int OW) {
@@ -52,7 +53,12 @@ static plan make_plan(ubd_convt2d_shape s, int OH, int OW) {
     p.hw = (size_t)s.H * s.W;
     p.ohw = (size_t)OH * OW;
     p.G = ubd_conv_group(s.B, p.hw, (size_t)p.rows + s.C);
+    p.band = s.H;
     p.N = (size_t)p.G * p.hw;
+    if (p.G == 1) {
+        p.band = ubd_conv_band(s.H, s.W, (size_t)p.rows);
+        p.N = (size_t)p.band * s.W;
+    }
     return p;
 }
 
@@ -77,16 +83,25 @@ ubd_status ubd_cpu_convt2d_forward(float *out, const float *inp, const float *we
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
 
     ubd_fill_planes(out, bias, s.B, s.OC, p.ohw); /* col2im accumulates onto the bias */
+    if (p.G == 1) { /* one band of input rows per GEMM */
+        for (int b = 0; b < s.B; b++) {
+            for (int h0 = 0; h0 < s.H; h0 += p.band) {
+                const int nb = s.H - h0 < p.band ? s.H - h0 : p.band, n = nb * s.W;
+                const ubd_im2col_geom gb = ubd_band_geom(&p.g, h0, nb);
+                /* col (rows, n) = weight^T (rows, C) @ inp[b][:, band] (C, n; row stride hw) */
+                ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, inp + b * in_sz + (size_t)h0 * s.W, (int)p.hw,
+                          0.0f, col, n);
+                ubd_col2im_add(out + b * out_sz, col, 1, &gb);
+            }
+        }
+        return UBD_OK;
+    }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
         const int n = (int)((size_t)g * p.hw);
-        const float *x = inp + b0 * in_sz; /* (g, C, H, W) */
-        if (p.G > 1) {                     /* x as one (C, n) matrix */
-            ubd_pack_groups(tmp, x, g, s.C, p.hw);
-            x = tmp;
-        }
-        /* col (rows, n) = weight^T (rows, C) @ x (C, n) */
-        ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, x, n, 0.0f, col, n);
+        ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.hw); /* (g, C, H, W) as one (C, n) matrix */
+        /* col (rows, n) = weight^T (rows, C) @ tmp (C, n) */
+        ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, tmp, n, 0.0f, col, n);
         ubd_col2im_add(out + b0 * out_sz, col, g, &p.g);
     }
     return UBD_OK;
@@ -107,26 +122,32 @@ ubd_status ubd_cpu_convt2d_backward(float *dinp, float *dweight, float *dbias, c
     UBD_REQUIRE_PTR(work);
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
 
+    if (p.G == 1) { /* one band of input rows per GEMM */
+        for (int b = 0; b < s.B; b++) {
+            for (int h0 = 0; h0 < s.H; h0 += p.band) {
+                const int nb = s.H - h0 < p.band ? s.H - h0 : p.band, n = nb * s.W;
+                const ubd_im2col_geom gb = ubd_band_geom(&p.g, h0, nb);
+                const size_t off = b * in_sz + (size_t)h0 * s.W; /* band of (C, hw), row stride hw */
+                ubd_im2col(col, dout + b * out_sz, 1, &gb);       /* col (rows, n) */
+                if (dinp) /* dinp band += weight (C, rows) @ col */
+                    ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + off, (int)p.hw);
+                if (dweight) /* dweight (C, rows) += inp band (C, n) @ col^T */
+                    ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, inp + off, (int)p.hw, col, n, 1.0f, dweight, p.rows);
+            }
+        }
+        return UBD_OK;
+    }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
         const int n = (int)((size_t)g * p.hw);
         ubd_im2col(col, dout + b0 * out_sz, g, &p.g); /* col (rows, n) */
         if (dinp) {
-            if (p.G == 1) { /* dinp (C, n) += weight (C, rows) @ col */
-                ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + b0 * in_sz, n);
-            } else {
-                ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n);
-                ubd_unpack_groups(dinp + b0 * in_sz, tmp, NULL, g, s.C, p.hw, 1);
-            }
+            ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n);
+            ubd_unpack_groups(dinp + b0 * in_sz, tmp, NULL, g, s.C, p.hw, 1);
         }
-        if (dweight) {
-            const float *x = inp + b0 * in_sz;
-            if (p.G > 1) {
-                ubd_pack_groups(tmp, x, g, s.C, p.hw);
-                x = tmp;
-            }
-            /* dweight (C, rows) += x (C, n) @ col^T (n, rows) */
-            ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, x, n, col, n, 1.0f, dweight, p.rows);
+        if (dweight) { /* dweight (C, rows) += x (C, n) @ col^T (n, rows) */
+            ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.hw);
+            ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, tmp, n, col, n, 1.0f, dweight, p.rows);
         }
     }
     return UBD_OK;

@@ -136,13 +136,28 @@ void ubd_sum_planes_add(float *dbias, const float *src, int B, int R, size_t P) 
     }
 }
 
-/* Target GEMM width and scratch cap (floats); see ubd_conv_group. */
+/* Tiling of the GEMMs (see im2col.h): batch samples until a GEMM has at
+ * least 2048 columns, with at most 8M floats (32 MB) of scratch; a sample
+ * that is processed alone is cut into bands of about 1 MB of col (>= 512
+ * columns). Choices measured on the paper layers (benchmarks/layers.py);
+ * the rates were flat within noise for bands of 256 KB .. whole samples. */
 #define UBD_CONV_TARGET_COLS 2048
 #define UBD_CONV_MAX_SCRATCH ((size_t)8 << 20)
+#define UBD_CONV_MIN_COLS 512
+#define UBD_CONV_CACHE ((size_t)1 << 18)
 
 int ubd_conv_group(int B, size_t cols, size_t rows) {
     size_t G = (UBD_CONV_TARGET_COLS + cols - 1) / cols;
     if (G > (size_t)B) G = (size_t)B;
     while (G > 1 && rows * G * cols > UBD_CONV_MAX_SCRATCH) G--;
     return G < 1 ? 1 : (int)G;
+}
+
+int ubd_conv_band(int OH, int OW, size_t rows) {
+    size_t cols = UBD_CONV_CACHE / rows;
+    if (cols < UBD_CONV_MIN_COLS) cols = UBD_CONV_MIN_COLS;
+    size_t band = (cols + OW - 1) / OW;
+    if (band < 1) band = 1;
+    if (band > (size_t)OH) band = (size_t)OH;
+    return (int)band;
 }

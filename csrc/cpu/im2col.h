@@ -40,5 +40,18 @@ void ubd_sum_planes_add(float *dbias, const float *src, int B, int R, size_t P);
  * thousand columns, but without the scratch (rows * G*cols floats) growing
  * past a fixed cap. Depends on the shape only (never on the thread count). */
 int ubd_conv_group(int B, size_t cols, size_t rows);
+/* With one sample per GEMM (G == 1), output rows per GEMM: the sample is cut
+ * into bands of whole output rows so that col (rows, band*OW) stays near
+ * cache size while the GEMM keeps a few hundred columns. A band is the same
+ * geometry with OH = band rows and PH shifted by -oh0*SH (see ubd_band_geom). */
+int ubd_conv_band(int OH, int OW, size_t rows);
+
+/* Geometry of output rows [oh0, oh0 + nb) of g: the window origin moves down. */
+static inline ubd_im2col_geom ubd_band_geom(const ubd_im2col_geom *g, int oh0, int nb) {
+    ubd_im2col_geom b = *g;
+    b.OH = nb;
+    b.PH = g->PH - oh0 * g->SH; /* may be negative: im2col/col2im only test ih */
+    return b;
+}
 
 #endif
