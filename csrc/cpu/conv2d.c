@@ -8,7 +8,7 @@
 
 #include "../blas.h"
 #include "../conv.h"
-#include "im2col.h"
+#include "conv_plan.h"
 
 ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW) {
     UBD_REQUIRE_POSITIVE(s.B);
@@ -35,38 +35,14 @@ ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW) {
     return UBD_OK;
 }
 
-static int is_pointwise(ubd_conv2d_shape s) {
-    return s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && s.PH == 0 && s.PW == 0;
-}
-
-/* Geometry and grouping shared by forward, backward and workspace. */
-typedef struct {
-    ubd_im2col_geom g;
-    int rows, G;
-    int band;      /* G == 1: output rows per GEMM */
-    size_t ohw, N; /* columns of col: G * ohw, or band * OW when G == 1 */
-} plan;
-
-static plan make_plan(ubd_conv2d_shape s, int OH, int OW) {
-    plan p;
-    p.g = (ubd_im2col_geom){s.C, s.H, s.W, s.KH, s.KW, s.SH, s.SW, s.PH, s.PW, OH, OW};
-    p.rows = s.C * s.KH * s.KW;
-    p.ohw = (size_t)OH * OW;
-    p.G = ubd_conv_group(s.B, p.ohw, (size_t)p.rows + s.OC);
-    p.band = OH;
-    p.N = (size_t)p.G * p.ohw;
-    if (p.G == 1) {
-        p.band = ubd_conv_band(OH, OW, (size_t)p.rows);
-        p.N = (size_t)p.band * OW;
-    }
-    return p;
-}
+typedef ubd_conv_plan plan;
+#define is_pointwise ubd_conv2d_pointwise
 
 /* col (rows, N) then, when G > 1, tmp (OC, N). */
 size_t ubd_conv2d_workspace(ubd_conv2d_shape s) {
     int OH, OW;
     if (ubd_conv2d_check(s, &OH, &OW) != UBD_OK) return 0;
-    plan p = make_plan(s, OH, OW);
+    plan p = ubd_conv2d_plan(s, OH, OW);
     if (p.G == 1) return is_pointwise(s) ? 0 : (size_t)p.rows * p.N;
     return ((size_t)p.rows + s.OC) * p.N;
 }
@@ -78,9 +54,9 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(inp);
     UBD_REQUIRE_PTR(weight);
-    const plan p = make_plan(s, OH, OW);
+    const plan p = ubd_conv2d_plan(s, OH, OW);
     UBD_REQUIRE(work || ubd_conv2d_workspace(s) == 0, UBD_ERR_VALUE, "conv2d: work must not be NULL");
-    const size_t in_sz = (size_t)s.C * s.H * s.W, out_sz = (size_t)s.OC * p.ohw;
+    const size_t in_sz = (size_t)s.C * s.H * s.W, out_sz = (size_t)s.OC * p.grid;
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
 
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
@@ -89,9 +65,9 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
         float *y = out + b0 * out_sz;      /* (g, OC, OH, OW) */
         if (p.G == 1) {
             const float beta = bias ? 1.0f : 0.0f;
-            if (bias) ubd_fill_planes(y, bias, 1, s.OC, p.ohw);
+            if (bias) ubd_fill_planes(y, bias, 1, s.OC, p.grid);
             if (is_pointwise(s)) { /* y (OC, ohw) (+)= weight (OC, C) @ x (C, ohw) */
-                ubd_sgemm(0, 0, s.OC, (int)p.ohw, p.rows, 1.0f, weight, p.rows, x, (int)p.ohw, beta, y, (int)p.ohw);
+                ubd_sgemm(0, 0, s.OC, (int)p.grid, p.rows, 1.0f, weight, p.rows, x, (int)p.grid, beta, y, (int)p.grid);
                 continue;
             }
             for (int oh0 = 0; oh0 < OH; oh0 += p.band) { /* one band of output rows per GEMM */
@@ -100,14 +76,14 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
                 ubd_im2col(col, x, 1, &gb);
                 /* y[:, band] (OC, n; row stride ohw) (+)= weight (OC, rows) @ col (rows, n) */
                 ubd_sgemm(0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, beta, y + (size_t)oh0 * OW,
-                          (int)p.ohw);
+                          (int)p.grid);
             }
         } else {
-            const int n = (int)((size_t)g * p.ohw);
+            const int n = (int)((size_t)g * p.grid);
             ubd_im2col(col, x, g, &p.g);
             /* tmp (OC, n) = weight (OC, rows) @ col (rows, n), then scatter to (g, OC, ohw) + bias */
             ubd_sgemm(0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n);
-            ubd_unpack_groups(y, tmp, bias, g, s.OC, p.ohw, 0);
+            ubd_unpack_groups(y, tmp, bias, g, s.OC, p.grid, 0);
         }
     }
     return UBD_OK;
@@ -122,10 +98,10 @@ static void backward_bands(float *dx, float *dweight, const float *dy, const flo
         const float *dyb = dy + (size_t)oh0 * OW; /* (OC, n), row stride ohw */
         if (dweight) {                            /* dweight (OC, rows) += dyb @ col^T */
             ubd_im2col(col, x, 1, &gb);
-            ubd_sgemm(0, 1, s.OC, p->rows, n, 1.0f, dyb, (int)p->ohw, col, n, 1.0f, dweight, p->rows);
+            ubd_sgemm(0, 1, s.OC, p->rows, n, 1.0f, dyb, (int)p->grid, col, n, 1.0f, dweight, p->rows);
         }
         if (dx) { /* dcol (rows, n) = weight^T @ dyb, folded back onto dx */
-            ubd_sgemm(1, 0, p->rows, n, s.OC, 1.0f, weight, p->rows, dyb, (int)p->ohw, 0.0f, col, n);
+            ubd_sgemm(1, 0, p->rows, n, s.OC, 1.0f, weight, p->rows, dyb, (int)p->grid, 0.0f, col, n);
             ubd_col2im_add(dx, col, 1, &gb);
         }
     }
@@ -138,13 +114,13 @@ ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, co
     UBD_REQUIRE_PTR(dout);
     if (dweight) UBD_REQUIRE_PTR(inp);
     if (dinp) UBD_REQUIRE_PTR(weight);
-    const plan p = make_plan(s, OH, OW);
+    const plan p = ubd_conv2d_plan(s, OH, OW);
     UBD_REQUIRE(work || ubd_conv2d_workspace(s) == 0, UBD_ERR_VALUE, "conv2d: work must not be NULL");
-    const size_t in_sz = (size_t)s.C * s.H * s.W, out_sz = (size_t)s.OC * p.ohw;
+    const size_t in_sz = (size_t)s.C * s.H * s.W, out_sz = (size_t)s.OC * p.grid;
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
     const int pw = is_pointwise(s);
 
-    if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, p.ohw);
+    if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, p.grid);
     if (!dinp && !dweight) return UBD_OK;
 
     if (p.G == 1 && !pw) {
@@ -154,12 +130,12 @@ ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, co
     }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
-        const int n = (int)((size_t)g * p.ohw);
+        const int n = (int)((size_t)g * p.grid);
         const float *x = inp ? inp + b0 * in_sz : NULL; /* (g, C, H, W) */
         float *dx = dinp ? dinp + b0 * in_sz : NULL;    /* (g, C, H, W) */
         const float *dy = dout + b0 * out_sz;           /* (g, OC, OH, OW) */
         if (p.G > 1) {                                  /* dy as one (OC, n) matrix */
-            ubd_pack_groups(tmp, dy, g, s.OC, p.ohw);
+            ubd_pack_groups(tmp, dy, g, s.OC, p.grid);
             dy = tmp;
         }
         if (dweight) {

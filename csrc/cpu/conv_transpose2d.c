@@ -9,7 +9,7 @@
 
 #include "../blas.h"
 #include "../conv.h"
-#include "im2col.h"
+#include "conv_plan.h"
 
 ubd_status ubd_convt2d_check(ubd_convt2d_shape s, int *OH, int *OW) {
     UBD_REQUIRE_POSITIVE(s.B);
@@ -39,34 +39,13 @@ ubd_status ubd_convt2d_check(ubd_convt2d_shape s, int *OH, int *OW) {
     return UBD_OK;
 }
 
-typedef struct {
-    ubd_im2col_geom g; /* image = this layer's output, grid = its input */
-    int rows, G;
-    int band;          /* G == 1: input rows per GEMM */
-    size_t hw, ohw, N; /* columns of col: G * hw, or band * W when G == 1 */
-} plan;
-
-static plan make_plan(ubd_convt2d_shape s, int OH, int OW) {
-    plan p;
-    p.g = (ubd_im2col_geom){s.OC, OH, OW, s.KH, s.KW, s.SH, s.SW, s.PH, s.PW, s.H, s.W};
-    p.rows = s.OC * s.KH * s.KW;
-    p.hw = (size_t)s.H * s.W;
-    p.ohw = (size_t)OH * OW;
-    p.G = ubd_conv_group(s.B, p.hw, (size_t)p.rows + s.C);
-    p.band = s.H;
-    p.N = (size_t)p.G * p.hw;
-    if (p.G == 1) {
-        p.band = ubd_conv_band(s.H, s.W, (size_t)p.rows);
-        p.N = (size_t)p.band * s.W;
-    }
-    return p;
-}
+typedef ubd_conv_plan plan; /* grid = this layer's input (H, W) */
 
 /* col (rows, N) then, when G > 1, tmp (C, N). */
 size_t ubd_convt2d_workspace(ubd_convt2d_shape s) {
     int OH, OW;
     if (ubd_convt2d_check(s, &OH, &OW) != UBD_OK) return 0;
-    plan p = make_plan(s, OH, OW);
+    plan p = ubd_convt2d_plan(s, OH, OW);
     return ((size_t)p.rows + (p.G > 1 ? s.C : 0)) * p.N;
 }
 
@@ -78,18 +57,18 @@ ubd_status ubd_cpu_convt2d_forward(float *out, const float *inp, const float *we
     UBD_REQUIRE_PTR(inp);
     UBD_REQUIRE_PTR(weight);
     UBD_REQUIRE_PTR(work);
-    const plan p = make_plan(s, OH, OW);
-    const size_t in_sz = (size_t)s.C * p.hw, out_sz = (size_t)s.OC * p.ohw;
+    const plan p = ubd_convt2d_plan(s, OH, OW);
+    const size_t in_sz = (size_t)s.C * p.grid, out_sz = (size_t)s.OC * OH * OW;
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
 
-    ubd_fill_planes(out, bias, s.B, s.OC, p.ohw); /* col2im accumulates onto the bias */
+    ubd_fill_planes(out, bias, s.B, s.OC, (size_t)OH * OW); /* col2im accumulates onto the bias */
     if (p.G == 1) { /* one band of input rows per GEMM */
         for (int b = 0; b < s.B; b++) {
             for (int h0 = 0; h0 < s.H; h0 += p.band) {
                 const int nb = s.H - h0 < p.band ? s.H - h0 : p.band, n = nb * s.W;
                 const ubd_im2col_geom gb = ubd_band_geom(&p.g, h0, nb);
                 /* col (rows, n) = weight^T (rows, C) @ inp[b][:, band] (C, n; row stride hw) */
-                ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, inp + b * in_sz + (size_t)h0 * s.W, (int)p.hw,
+                ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, inp + b * in_sz + (size_t)h0 * s.W, (int)p.grid,
                           0.0f, col, n);
                 ubd_col2im_add(out + b * out_sz, col, 1, &gb);
             }
@@ -98,8 +77,8 @@ ubd_status ubd_cpu_convt2d_forward(float *out, const float *inp, const float *we
     }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
-        const int n = (int)((size_t)g * p.hw);
-        ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.hw); /* (g, C, H, W) as one (C, n) matrix */
+        const int n = (int)((size_t)g * p.grid);
+        ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.grid); /* (g, C, H, W) as one (C, n) matrix */
         /* col (rows, n) = weight^T (rows, C) @ tmp (C, n) */
         ubd_sgemm(1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, tmp, n, 0.0f, col, n);
         ubd_col2im_add(out + b0 * out_sz, col, g, &p.g);
@@ -114,10 +93,10 @@ ubd_status ubd_cpu_convt2d_backward(float *dinp, float *dweight, float *dbias, c
     UBD_REQUIRE_PTR(dout);
     if (dweight) UBD_REQUIRE_PTR(inp);
     if (dinp) UBD_REQUIRE_PTR(weight);
-    const plan p = make_plan(s, OH, OW);
-    const size_t in_sz = (size_t)s.C * p.hw, out_sz = (size_t)s.OC * p.ohw;
+    const plan p = ubd_convt2d_plan(s, OH, OW);
+    const size_t in_sz = (size_t)s.C * p.grid, out_sz = (size_t)s.OC * OH * OW;
 
-    if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, p.ohw);
+    if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, (size_t)OH * OW);
     if (!dinp && !dweight) return UBD_OK;
     UBD_REQUIRE_PTR(work);
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
@@ -130,23 +109,23 @@ ubd_status ubd_cpu_convt2d_backward(float *dinp, float *dweight, float *dbias, c
                 const size_t off = b * in_sz + (size_t)h0 * s.W; /* band of (C, hw), row stride hw */
                 ubd_im2col(col, dout + b * out_sz, 1, &gb);       /* col (rows, n) */
                 if (dinp) /* dinp band += weight (C, rows) @ col */
-                    ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + off, (int)p.hw);
+                    ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + off, (int)p.grid);
                 if (dweight) /* dweight (C, rows) += inp band (C, n) @ col^T */
-                    ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, inp + off, (int)p.hw, col, n, 1.0f, dweight, p.rows);
+                    ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, inp + off, (int)p.grid, col, n, 1.0f, dweight, p.rows);
             }
         }
         return UBD_OK;
     }
     for (int b0 = 0; b0 < s.B; b0 += p.G) {
         const int g = s.B - b0 < p.G ? s.B - b0 : p.G;
-        const int n = (int)((size_t)g * p.hw);
+        const int n = (int)((size_t)g * p.grid);
         ubd_im2col(col, dout + b0 * out_sz, g, &p.g); /* col (rows, n) */
         if (dinp) {
             ubd_sgemm(0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n);
-            ubd_unpack_groups(dinp + b0 * in_sz, tmp, NULL, g, s.C, p.hw, 1);
+            ubd_unpack_groups(dinp + b0 * in_sz, tmp, NULL, g, s.C, p.grid, 1);
         }
         if (dweight) { /* dweight (C, rows) += x (C, n) @ col^T (n, rows) */
-            ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.hw);
+            ubd_pack_groups(tmp, inp + b0 * in_sz, g, s.C, p.grid);
             ubd_sgemm(0, 1, s.C, p.rows, n, 1.0f, tmp, n, col, n, 1.0f, dweight, p.rows);
         }
     }

@@ -13,6 +13,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int C, H, W;    /* image */
     int KH, KW;     /* window */
@@ -54,4 +58,7 @@ static inline ubd_im2col_geom ubd_band_geom(const ubd_im2col_geom *g, int oh0, i
     return b;
 }
 
+#ifdef __cplusplus
+}
+#endif
 #endif
