@@ -50,6 +50,14 @@ ubd_status ubd_cpu_linear_attention_backward(float *dqkv, float *work, const flo
                                              const float *qs, const float *ks, const float *context, int B, int NH,
                                              int HD, int L, float scale);
 
+/* ---- CUDA twins (csrc/cuda/attention.cu); device pointers ------------- */
+#ifdef UBDIFF_WITH_CUDA
+ubd_status ubd_cuda_softmax_forward(float *out, const float *inp, int N, int D);
+ubd_status ubd_cuda_softmax_backward(float *dinp, const float *dout, const float *out, int N, int D);
+ubd_status ubd_cuda_full_attention_forward(float *out, float *att, const float *qkv, int B, int NH, int HD, int L,
+                                           float scale);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

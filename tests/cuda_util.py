@@ -6,7 +6,8 @@ import ubdiff
 
 requires_gpu = pytest.mark.skipif(
     ubdiff.gpu_count() == 0,
-    reason="no CUDA GPU present: CUDA sources were compiled but cannot run here")
+    reason=("no CUDA GPU present: the CUDA sources were compiled but cannot run here"
+            if ubdiff.cuda_compiled() else "CPU-only build (UBDIFF_CUDA=0 or no nvcc): no CUDA code to run"))
 
 
 def assert_gpu_matches_cpu(gpu, cpu, atol=1e-5, rtol=1e-4, what=""):

@@ -1,7 +1,7 @@
 /* py_cuda.c — CUDA presence, and host-roundtrip wrappers that run a CUDA op on
  * NumPy arrays (copy in, run, copy back) so tests can compare every CUDA op
  * with its CPU twin. In a CPU-only build only cuda_device_count() exists. */
-#include "pyutil.h"  /* first: Python.h must precede system headers */
+#include "roundtrip.h" /* first: Python.h must precede system headers */
 #include "../ops.h"
 
 #ifdef UBDIFF_WITH_CUDA
@@ -23,46 +23,6 @@ static PyObject *py_runtime_version(PyObject *self, PyObject *args) {
     return PyLong_FromLong(v);
 }
 
-/* Device copies of up to 8 host arrays; copy_back marks outputs. */
-typedef struct {
-    int n;
-    ubd_f32 *host[8];
-    float *dev[8];
-    int copy_back[8];
-} roundtrip;
-
-static ubd_status rt_push(roundtrip *rt, ubd_f32 *a, int out) {
-    int k = rt->n++;
-    rt->host[k] = a;
-    rt->copy_back[k] = out;
-    rt->dev[k] = NULL;
-    if (!a->data) return UBD_OK;
-    UBD_TRY(ubd_cuda_malloc((void **)&rt->dev[k], (size_t)a->size * sizeof(float)));
-    return ubd_cuda_memcpy(rt->dev[k], a->data, (size_t)a->size * sizeof(float), 1);
-}
-
-static ubd_status rt_finish(roundtrip *rt, ubd_status s) {
-    if (s == UBD_OK) s = ubd_cuda_synchronize();
-    for (int k = 0; k < rt->n; k++) {
-        if (s == UBD_OK && rt->copy_back[k] && rt->dev[k])
-            s = ubd_cuda_memcpy(rt->host[k]->data, rt->dev[k], (size_t)rt->host[k]->size * sizeof(float), 0);
-        if (rt->dev[k]) ubd_cuda_free(rt->dev[k]);
-    }
-    return s;
-}
-
-static PyObject *rt_result(roundtrip *rt, ubd_status s) {
-    s = rt_finish(rt, s);
-    if (s != UBD_OK) return ubd_py_raise(s);
-    Py_RETURN_NONE;
-}
-
-#define RT_PUSH(rt, a, out)                          \
-    do {                                             \
-        ubd_status ps_ = rt_push(&(rt), &(a), (out)); \
-        if (ps_ != UBD_OK) return rt_result(&(rt), ps_); \
-    } while (0)
-
 static PyObject *cuda_act_forward(PyObject *self, PyObject *args) {
     PyObject *o, *i;
     int kind;
@@ -71,10 +31,10 @@ static PyObject *cuda_act_forward(PyObject *self, PyObject *args) {
     UBD_PY_OUT(out, o);
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(out, inp);
-    roundtrip rt = {0};
-    RT_PUSH(rt, out, 1);
-    RT_PUSH(rt, inp, 0);
-    return rt_result(&rt, ubd_cuda_act_forward(rt.dev[0], rt.dev[1], (size_t)inp.size, (ubd_act)kind, param));
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, out, 1);
+    UBD_RT_PUSH(rt, inp, 0);
+    return ubd_rt_done(&rt, ubd_cuda_act_forward(rt.dev[0], rt.dev[1], (size_t)inp.size, (ubd_act)kind, param));
 }
 
 static PyObject *cuda_act_backward(PyObject *self, PyObject *args) {
@@ -87,11 +47,11 @@ static PyObject *cuda_act_backward(PyObject *self, PyObject *args) {
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(dinp, inp);
     UBD_PY_SAME_SIZE(dout, inp);
-    roundtrip rt = {0};
-    RT_PUSH(rt, dinp, 1);
-    RT_PUSH(rt, dout, 0);
-    RT_PUSH(rt, inp, 0);
-    return rt_result(&rt, ubd_cuda_act_backward(rt.dev[0], rt.dev[1], rt.dev[2], (size_t)inp.size, (ubd_act)kind,
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, dinp, 1);
+    UBD_RT_PUSH(rt, dout, 0);
+    UBD_RT_PUSH(rt, inp, 0);
+    return ubd_rt_done(&rt, ubd_cuda_act_backward(rt.dev[0], rt.dev[1], rt.dev[2], (size_t)inp.size, (ubd_act)kind,
                                                 param));
 }
 
@@ -109,12 +69,12 @@ static PyObject *cuda_adam_update(PyObject *self, PyObject *args) {
     UBD_PY_SAME_SIZE(m, param);
     UBD_PY_SAME_SIZE(v, param);
     UBD_PY_SAME_SIZE(grad, param);
-    roundtrip rt = {0};
-    RT_PUSH(rt, param, 1);
-    RT_PUSH(rt, m, 1);
-    RT_PUSH(rt, v, 1);
-    RT_PUSH(rt, grad, 0);
-    return rt_result(&rt, ubd_cuda_adam_update(rt.dev[0], rt.dev[1], rt.dev[2], rt.dev[3], (size_t)param.size, hp, t));
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, param, 1);
+    UBD_RT_PUSH(rt, m, 1);
+    UBD_RT_PUSH(rt, v, 1);
+    UBD_RT_PUSH(rt, grad, 0);
+    return ubd_rt_done(&rt, ubd_cuda_adam_update(rt.dev[0], rt.dev[1], rt.dev[2], rt.dev[3], (size_t)param.size, hp, t));
 }
 
 static PyObject *cuda_rand(PyObject *args, int normal) {
@@ -122,10 +82,10 @@ static PyObject *cuda_rand(PyObject *args, int normal) {
     unsigned long long seed, stream = 0, offset = 0;
     if (!PyArg_ParseTuple(args, "OK|KK", &o, &seed, &stream, &offset)) return NULL;
     UBD_PY_OUT(out, o);
-    roundtrip rt = {0};
-    RT_PUSH(rt, out, 1);
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, out, 1);
     size_t n = (size_t)out.size;
-    return rt_result(&rt, normal ? ubd_cuda_rand_normal(rt.dev[0], n, seed, stream, offset)
+    return ubd_rt_done(&rt, normal ? ubd_cuda_rand_normal(rt.dev[0], n, seed, stream, offset)
                                  : ubd_cuda_rand_uniform(rt.dev[0], n, seed, stream, offset));
 }
 static PyObject *cuda_rand_uniform(PyObject *self, PyObject *args) { return cuda_rand(args, 0); }
@@ -144,12 +104,12 @@ static PyObject *cuda_linear_forward(PyObject *self, PyObject *args) {
     long long OC = weight.shape[0];
     UBD_PY_EXPECT(out, 2, B, OC);
     UBD_PY_EXPECT_OPT(bias, 1, OC);
-    roundtrip rt = {0};
-    RT_PUSH(rt, out, 1);
-    RT_PUSH(rt, inp, 0);
-    RT_PUSH(rt, weight, 0);
-    RT_PUSH(rt, bias, 0);
-    return rt_result(&rt, ubd_cuda_linear_forward(rt.dev[0], rt.dev[1], rt.dev[2], rt.dev[3], (int)B, (int)C, (int)OC));
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, out, 1);
+    UBD_RT_PUSH(rt, inp, 0);
+    UBD_RT_PUSH(rt, weight, 0);
+    UBD_RT_PUSH(rt, bias, 0);
+    return ubd_rt_done(&rt, ubd_cuda_linear_forward(rt.dev[0], rt.dev[1], rt.dev[2], rt.dev[3], (int)B, (int)C, (int)OC));
 }
 
 static PyObject *cuda_curand_philox_uniform(PyObject *self, PyObject *args) {
@@ -157,9 +117,9 @@ static PyObject *cuda_curand_philox_uniform(PyObject *self, PyObject *args) {
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OK", &o, &seed)) return NULL;
     UBD_PY_OUT(out, o);
-    roundtrip rt = {0};
-    RT_PUSH(rt, out, 1);
-    return rt_result(&rt, ubd_cuda_curand_philox_uniform(rt.dev[0], (size_t)out.size, seed));
+    ubd_rt rt = {0};
+    UBD_RT_PUSH(rt, out, 1);
+    return ubd_rt_done(&rt, ubd_cuda_curand_philox_uniform(rt.dev[0], (size_t)out.size, seed));
 }
 
 PyMethodDef ubd_py_cuda_methods[] = {
