@@ -58,7 +58,7 @@ static void take(plan *p, float **ptr, size_t n) {
 
 static ubd_status add_bn(plan *p, const char *prefix, int C, size_t *g, size_t *be, size_t *rm, size_t *rv,
                          size_t *nbt) {
-    char name[UBD_MAX_NAME];
+    char name[UBD_MAX_NAME + 32];
     snprintf(name, sizeof name, "%s.weight", prefix);
     UBD_TRY(add_param(p, g, name, 1, C, 0, 0, 0));
     snprintf(name, sizeof name, "%s.bias", prefix);
@@ -91,7 +91,7 @@ static ubd_status add_block(plan *p, ae_block *k, const char *prefix, int transp
         ws = ubd_conv2d_workspace(sh);
     }
     if (ws > p->work) p->work = ws;
-    char name[UBD_MAX_NAME];
+    char name[UBD_MAX_NAME + 32];
     snprintf(name, sizeof name, "%s.layers.0.weight", prefix);
     if (transposed)
         UBD_TRY(add_param(p, &k->w, name, 4, ci, co, kk, kk));
@@ -113,7 +113,7 @@ static ubd_status add_block(plan *p, ae_block *k, const char *prefix, int transp
 
 static ubd_status add_head(plan *p, ae_head *h, const char *fc, const char *bn, int ci, int co) {
     int B = p->m->cfg.max_batch;
-    char name[UBD_MAX_NAME];
+    char name[UBD_MAX_NAME + 32];
     h->ci = ci, h->co = co;
     snprintf(name, sizeof name, "%s.weight", fc);
     UBD_TRY(add_param(p, &h->w, name, 2, co, ci, 0, 0));
@@ -128,7 +128,7 @@ static ubd_status add_head(plan *p, ae_head *h, const char *fc, const char *bn, 
 }
 
 static ubd_status add_linear(plan *p, size_t *w, size_t *b, const char *prefix, int ci, int co) {
-    char name[UBD_MAX_NAME];
+    char name[UBD_MAX_NAME + 32];
     snprintf(name, sizeof name, "%s.weight", prefix);
     UBD_TRY(add_param(p, w, name, 2, co, ci, 0, 0));
     snprintf(name, sizeof name, "%s.bias", prefix);
@@ -136,7 +136,7 @@ static ubd_status add_linear(plan *p, size_t *w, size_t *b, const char *prefix, 
 }
 
 static ubd_status add_layernorm(plan *p, size_t *g, size_t *b, const char *prefix, int C) {
-    char name[UBD_MAX_NAME];
+    char name[UBD_MAX_NAME + 32];
     snprintf(name, sizeof name, "%s.weight", prefix);
     UBD_TRY(add_param(p, g, name, 1, C, 0, 0, 0));
     snprintf(name, sizeof name, "%s.bias", prefix);
