@@ -6,6 +6,11 @@
  *           mode, head_v/D_v not run: their parameters and BatchNorm statistics
  *           stay bit-identical); F = 0 trains everything
  *   WO_OPT: l = l_v + l_s on the pairs, everything trained (as STEP2, F = 0).
+ * Difference from the authors' scripts, which always run the whole VSNet:
+ * STEP1 does not run head_s/D_s, so batch_norm_s's running statistics are not
+ * updated there (they are not used in training mode, and step 2 re-estimates
+ * them with momentum 0.1); STEP2 with F = 1 does not run D_v (l_v is not part
+ * of the loss) and reports l_v as NaN.
  */
 #include <math.h>
 #include <string.h>

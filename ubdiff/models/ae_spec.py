@@ -18,7 +18,7 @@ Configurations
 ``small``  for laptops, CI and demos: widths 8/16/32/64, z of 32, head width 16
            (transformer width 5*16 = 80, 4 heads, MLP 160) and the seismic time
            axis subsampled 1000 -> 250 (every 4th sample, as OpenFWI loaders
-           do with ``data[:, :, ::4]``); about 7.3 M parameters, 7 M of them in
+           do with ``data[:, :, ::4]``); 7,456,447 parameters, 7.0 M of them in
            the final Linear of D_s.
 Any key may be overridden: ``make_config("small", nt=200, max_batch=4)``.
 """
