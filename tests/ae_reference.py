@@ -29,10 +29,16 @@ def conv_transpose2d(x, w, b, s, p):
     return full[:, :, p:p + OH, p:p + OW] + b[None, :, None, None]
 
 
-def bn_eval(x, P, pre):
+def bn(x, P, pre, train=False):
+    """BatchNorm2d: eval mode with the running statistics, training mode with
+    the batch's (biased variance), over every axis but the channel axis 1."""
     g, be = P[pre + ".weight"], P[pre + ".bias"]
-    rm, rv = P[pre + ".running_mean"], P[pre + ".running_var"]
     sh = (1, -1) + (1,) * (x.ndim - 2)
+    if train:
+        axes = (0,) + tuple(range(2, x.ndim))
+        rm, rv = x.mean(axes), x.var(axes)
+    else:
+        rm, rv = P[pre + ".running_mean"], P[pre + ".running_var"]
     return (x - rm.reshape(sh)) / np.sqrt(rv.reshape(sh) + BN_EPS) * g.reshape(sh) + be.reshape(sh)
 
 
@@ -46,10 +52,10 @@ def gelu(x):
     return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
 
 
-def block(x, P, pre, transposed, s, p, act):
+def block(x, P, pre, transposed, s, p, act, train=False):
     w, b = P[pre + ".layers.0.weight"], P[pre + ".layers.0.bias"]
     y = conv_transpose2d(x, w, b, s, p) if transposed else conv2d(x, w, b, s, p)
-    y = bn_eval(y, P, pre + ".layers.1")
+    y = bn(y, P, pre + ".layers.1", train)
     return np.tanh(y) if act == "tanh" else np.maximum(y, 0)
 
 
@@ -58,31 +64,31 @@ ENC = [("1_1", 1, 0), ("1_2", 1, 1), ("2_1", 2, 1), ("2_2", 1, 0), ("3_1", 1, 1)
        ("8", 2, 1)]
 
 
-def encode(P, vel):
+def encode(P, vel, train=False):
     x = vel.astype(np.float64)
     for name, s, p in ENC:
-        x = block(x, P, f"encoder.convBlock{name}", False, s, p, "tanh" if name == "8" else "relu")
+        x = block(x, P, f"encoder.convBlock{name}", False, s, p, "tanh" if name == "8" else "relu", train)
     return x.reshape(x.shape[0], -1)
 
 
-def head(P, z, fc, bn):
+def head(P, z, fc, bn_name, train=False):
     y = z @ P[fc + ".weight"].T + P[fc + ".bias"]
-    y = bn_eval(y, P, bn)
+    y = bn(y, P, bn_name, train)
     return np.where(y > 0, y, 0.2 * y)
 
 
-def decode_velocity(P, z):
-    x = head(P, z, "fc_v", "batch_norm_v")[:, :, None, None]
+def decode_velocity(P, z, train=False):
+    x = head(P, z, "fc_v", "batch_norm_v", train)[:, :, None, None]
     for name, tr, s, p in [("1_1", True, 2, 0), ("1_2", False, 1, 1), ("2_1", True, 2, 1), ("2_2", False, 1, 1),
                            ("3_1", True, 2, 1), ("3_2", False, 1, 1), ("4_1", True, 2, 1), ("4_2", False, 1, 1),
                            ("5_1", True, 2, 1), ("5_2", False, 1, 1)]:
-        x = block(x, P, f"decoder_v.deconvBlock{name}", tr, s, p, "relu")
+        x = block(x, P, f"decoder_v.deconvBlock{name}", tr, s, p, "relu", train)
     x = x[:, :, 5:-5, 5:-5]  # F.pad(x, [-5, -5, -5, -5])
-    return block(x, P, "decoder_v.deconvBlock6", False, 1, 1, "tanh")
+    return block(x, P, "decoder_v.deconvBlock6", False, 1, 1, "tanh", train)
 
 
-def decode_seismic(P, z, cfg):
-    zs = head(P, z, "fc_s", "batch_norm_s")
+def decode_seismic(P, z, cfg, train=False):
+    zs = head(P, z, "fc_s", "batch_norm_s", train)
     B, C = zs.shape
     pre = "decoder_s.decoder."
     tok = zs @ P[pre + "patch_embed.proj.weight"].reshape(C, C).T + P[pre + "patch_embed.proj.bias"]
@@ -108,3 +114,8 @@ def decode_seismic(P, z, cfg):
     sel = x.transpose(0, 2, 1)[:, :, 1:].reshape(B, -1)  # the non-class token
     out = sel @ P["decoder_s.mlp.weight"].T + P["decoder_s.mlp.bias"]
     return out.reshape(B, cfg["shots"], cfg["nt"], cfg["nr"])
+
+
+def loss(pred, target, g1=1.0, g2=1.0):
+    d = pred - target
+    return g1 * np.abs(d).mean() + g2 * (d ** 2).mean()

@@ -2,7 +2,7 @@
 reference, full-model gradient check, training modes, freezing, errors."""
 import numpy as np
 import pytest
-from ae_reference import decode_seismic, decode_velocity, encode
+from ae_reference import decode_seismic, decode_velocity, encode, loss
 from gradcheck import assert_close
 
 from ubdiff import set_num_threads
@@ -154,6 +154,23 @@ def test_forward_matches_numpy_reference(rng):
     assert_close(s, decode_seismic(P, zin.astype(np.float64), TINY), rtol=1e-4, atol=1e-4, what="seismic")
     v2, s2 = m.decode(zin, seismic=False)
     assert s2 is None and np.array_equal(v, v2)
+
+
+def test_training_losses_match_numpy_reference(rng):
+    """Training mode: BatchNorm on batch statistics everywhere (incl. the heads'
+    BatchNorm over the batch only), loss = (L1 + MSE)_v + (2 L1 + 0.5 MSE)_s."""
+    m = CoLatentAutoencoder(TINY, seed=4)
+    randomise_for_eval(m, rng)
+    P = {**{n: v.astype(np.float64) for n, v in m.named_parameters().items()},
+         **{n: v.astype(np.float64) for n, v in m.named_buffers().items()}}
+    vel, seis = data(rng, TINY, 4)
+    r = m.forward_backward(vel, seis, mode="wo_opt", gammas=(1, 1, 2, 0.5))
+    z = encode(P, vel, train=True)
+    lv = loss(decode_velocity(P, z, train=True), vel)
+    ls = loss(decode_seismic(P, z, TINY, train=True), seis, 2, 0.5)
+    assert r["velocity"] == pytest.approx(lv, rel=1e-4)
+    assert r["seismic"] == pytest.approx(ls, rel=1e-4)
+    assert r["total"] == pytest.approx(lv + ls, rel=1e-4)
 
 
 def test_small_forward_shapes(rng):
