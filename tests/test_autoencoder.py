@@ -315,6 +315,30 @@ def test_freeze_keeps_velocity_path_bit_identical(rng):
     assert m.optimizer_steps()["encoder"] == 2 and m.optimizer_steps()["decoder_s"] == 3
 
 
+def test_training_is_reproducible(rng):
+    vel, seis = data(rng, MINI, 3)
+    a, b = CoLatentAutoencoder(MINI, seed=7), CoLatentAutoencoder(MINI, seed=7)
+    for m in (a, b):
+        for _ in range(2):
+            m.train_step(vel, seis, mode="wo_opt", lr=1e-3)
+    assert np.array_equal(a.flat(), b.flat()) and np.array_equal(a.flat("buf"), b.flat("buf"))
+    assert np.array_equal(a.flat("m"), b.flat("m")) and np.array_equal(a.flat("v"), b.flat("v"))
+
+
+def test_encode_training_mode_updates_statistics(rng):
+    m = CoLatentAutoencoder(TINY)
+    vel, _ = data(rng, TINY, 3)
+    before = m.buffer("encoder.convBlock8.layers.1.running_mean").copy()
+    z_eval = m.encode(vel)
+    assert np.array_equal(m.buffer("encoder.convBlock8.layers.1.running_mean"), before)
+    z_train = m.encode(vel, training=True)
+    assert not np.array_equal(m.buffer("encoder.convBlock8.layers.1.running_mean"), before)
+    assert m.buffer("encoder.convBlock8.layers.1.num_batches_tracked")[0] == 1
+    assert not np.allclose(z_eval, z_train)
+    with pytest.raises(ValueError, match="at least 2"):
+        m.encode(vel[:1], training=True)
+
+
 def test_step1_leaves_seismic_side_untouched(rng):
     m = CoLatentAutoencoder(MINI, seed=1)
     vel, _ = data(rng, MINI, 2)
