@@ -366,6 +366,28 @@ def test_state_dict_roundtrip(rng):
         b.load_state_dict({"nonsense": np.zeros(1)})
 
 
+def test_checkpoint_save_load_identical(rng, tmp_path):
+    a = CoLatentAutoencoder(MINI, seed=1)
+    vel, seis = data(rng, MINI, 3)
+    a.train_step(vel, seis, mode="wo_opt", lr=1e-3)
+    path = str(tmp_path / "ae.safetensors")
+    a.save(path, meta={"epoch": 3})
+    b = CoLatentAutoencoder.load(path)
+    assert b.meta == {"epoch": 3} and b.config == a.config
+    assert b.optimizer_steps() == a.optimizer_steps()
+    z = rng.uniform(-1, 1, (3, MINI["latent"])).astype(np.float32)
+    for x, y in zip(a.decode(z), b.decode(z)):
+        assert np.array_equal(x, y)
+    # training continues identically: parameters, statistics and Adam state restored
+    ra = a.train_step(vel, seis, mode="wo_opt", lr=1e-3)
+    rb = b.train_step(vel, seis, mode="wo_opt", lr=1e-3)
+    assert ra == rb and np.array_equal(a.flat(), b.flat())
+    c = CoLatentAutoencoder.load(path, max_batch=2)  # sizes without parameters may change
+    assert c.config["max_batch"] == 2
+    with pytest.raises(ValueError):
+        CoLatentAutoencoder.load(path, dim1=5)  # the saved tensors do not fit
+
+
 # ---- errors --------------------------------------------------------------------
 
 

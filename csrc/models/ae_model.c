@@ -133,3 +133,11 @@ void ubd_ae_group_range(const ubd_ae *m, int g, size_t *off, size_t *n) {
 }
 
 long long ubd_ae_group_steps(const ubd_ae *m, int g) { return (g >= 0 && g < UBD_AE_NGROUPS) ? m->steps[g] : -1; }
+
+ubd_status ubd_ae_set_group_steps(ubd_ae *m, int g, long long steps) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE(g >= 0 && g < UBD_AE_NGROUPS, UBD_ERR_VALUE, "autoencoder: no parameter group %d", g);
+    UBD_REQUIRE(steps >= 0, UBD_ERR_VALUE, "autoencoder: step count must be >= 0, got %lld", steps);
+    m->steps[g] = steps;
+    return UBD_OK;
+}

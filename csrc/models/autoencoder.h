@@ -83,6 +83,8 @@ ubd_params *ubd_ae_params(ubd_ae *model);
 ubd_params *ubd_ae_buffers(ubd_ae *model);
 void ubd_ae_group_range(const ubd_ae *model, int group, size_t *off, size_t *n);
 long long ubd_ae_group_steps(const ubd_ae *model, int group);
+/* Restores a group's Adam step counter (checkpoints); steps >= 0. */
+ubd_status ubd_ae_set_group_steps(ubd_ae *model, int group, long long steps);
 
 /* z_out (B, latent) = E(vel); vel (B, 1, 70, 70). training: BatchNorm on batch
  * statistics, updating running statistics (needs B >= 2); else eval mode. */

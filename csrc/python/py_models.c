@@ -311,6 +311,31 @@ static PyObject *ae_steps(PyObject *self, PyObject *args) {
     return d;
 }
 
+/* ae_set_steps(handle, {group: steps}) */
+static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
+    PyObject *cap, *d;
+    if (!PyArg_ParseTuple(args, "OO!", &cap, &PyDict_Type, &d)) return NULL;
+    ae_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    PyObject *key, *val;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &key, &val)) {
+        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        int g = -1;
+        for (int i = 0; k && i < UBD_AE_NGROUPS; i++)
+            if (strcmp(k, AE_GROUP_NAMES[i]) == 0) g = i;
+        if (g < 0) {
+            PyErr_Format(PyExc_ValueError, "ae_set_steps: unknown group %R", key);
+            return NULL;
+        }
+        long long v = PyLong_AsLongLong(val);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        ubd_status s = ubd_ae_set_group_steps(h->m, g, v);
+        if (s) return ubd_py_raise(s);
+    }
+    Py_RETURN_NONE;
+}
+
 /* ae_encode(handle, z_out (B, latent), vel (B,1,70,70), training) */
 static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
     PyObject *cap, *zo, *vo;
@@ -394,6 +419,7 @@ PyMethodDef ubd_py_models_methods[] = {
     {"ae_init", ae_init, METH_VARARGS, "ae_init(handle, seed): PyTorch-default initialisation; resets the optimiser."},
     {"ae_reset_optimizer", ae_reset_optimizer, METH_VARARGS, "ae_reset_optimizer(handle): zero Adam m, v, steps."},
     {"ae_steps", ae_steps, METH_VARARGS, "ae_steps(handle) -> {group: Adam steps}."},
+    {"ae_set_steps", ae_set_steps, METH_VARARGS, "ae_set_steps(handle, {group: steps}): restore Adam counters."},
     {"ae_encode", py_ae_encode, METH_VARARGS, "ae_encode(handle, z_out, vel, training=False)."},
     {"ae_decode", py_ae_decode, METH_VARARGS, "ae_decode(handle, vel_out|None, seis_out|None, z) (eval mode)."},
     {"ae_train_step", py_ae_train_step, METH_VARARGS,

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checkpoint
 from .._native import lib
 from ..ops import f32
 from . import ae_spec
 
+KIND = "co_latent_autoencoder"
 MODES = {"step1": 1, "step2": 2, "wo_opt": 3}
 LOSS_KEYS = ("total", "velocity", "seismic", "l1_v", "mse_v", "l1_s", "mse_s")
 
@@ -141,6 +143,44 @@ class CoLatentAutoencoder:
         missing = (params | bufs) - seen
         if strict and missing:
             raise KeyError(f"load_state_dict: missing keys {sorted(missing)[:5]}{'...' if len(missing) > 5 else ''}")
+
+    # ---- checkpoints ----------------------------------------------------------
+    def save(self, path: str, optimizer: bool = True, meta: dict | None = None) -> None:
+        """Writes a safetensors checkpoint (ubdiff.checkpoint): parameters and
+        BatchNorm buffers under their names, with ``optimizer`` also Adam's m and
+        v (as the flat buffers ``optimizer.m`` / ``optimizer.v``) and the step
+        counters; ``meta`` (JSON-able) is stored alongside."""
+        tensors = dict(self.named_parameters())
+        tensors.update(self.named_buffers())
+        if optimizer:
+            tensors["optimizer.m"] = self.flat("m")
+            tensors["optimizer.v"] = self.flat("v")
+        info = {"kind": KIND, "config": self.config, "optimizer": bool(optimizer),
+                "steps": self.optimizer_steps() if optimizer else None, "user": dict(meta or {})}
+        checkpoint.save(path, tensors, info)
+
+    @classmethod
+    def load(cls, path: str, **overrides) -> "CoLatentAutoencoder":
+        """A model restored from ``save`` (overrides, e.g. ``max_batch``, may
+        change sizes that hold no parameters). The saved ``meta`` is in ``.meta``."""
+        info = checkpoint.read_meta(path)
+        if info.get("kind") != KIND:
+            raise checkpoint.CheckpointError(f"{path}: holds a {info.get('kind')!r} checkpoint, expected {KIND!r}")
+        model = cls(info["config"], **overrides)
+        expected = {n: tuple(s) for n, s, _, _ in model._spec["params"]}
+        expected.update({n: tuple(s) for n, s, _ in model._spec["buffers"]})
+        if info.get("optimizer"):
+            n = model.num_parameters()
+            expected.update({"optimizer.m": (n,), "optimizer.v": (n,)})
+        tensors, info = checkpoint.load(path, expected=expected, kind=KIND)
+        for name, view in {**model.named_parameters(), **model.named_buffers()}.items():
+            view[...] = tensors[name]
+        if info.get("optimizer"):
+            model.flat("m")[:] = tensors["optimizer.m"]
+            model.flat("v")[:] = tensors["optimizer.v"]
+            lib.ae_set_steps(model._handle(), {k: int(v) for k, v in info["steps"].items()})
+        model.meta = info.get("user", {})
+        return model
 
     # ---- computation -----------------------------------------------------------
     def _vel(self, vel) -> np.ndarray:
