@@ -422,6 +422,14 @@ def test_bad_inputs_raise(rng):
         lib.ae_encode(object(), np.zeros((2, 3), np.float32), np.zeros((2, 1, 70, 70), np.float32))
 
 
+def test_device_choice():
+    assert CoLatentAutoencoder(TINY, device="cpu").device == "cpu"
+    with pytest.raises(NotImplementedError, match="CPU only"):
+        CoLatentAutoencoder(TINY, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        CoLatentAutoencoder(TINY, device="tpu")
+
+
 def test_bad_configs_raise():
     with pytest.raises(ValueError, match="divisible"):
         CoLatentAutoencoder(TINY, heads=3)

@@ -44,10 +44,16 @@ class CoLatentAutoencoder:
 
     config: "paper" | "small" | dict of ints (missing keys from the paper's),
     overrides: individual keys, e.g. ``max_batch=8``. seed: Philox seed of the
-    PyTorch-default initialisation (tensor i draws from stream i).
+    PyTorch-default initialisation (tensor i draws from stream i). device:
+    "auto" | "cpu" (no CUDA implementation of this model yet: "cuda" raises).
     """
 
-    def __init__(self, config="paper", seed: int = 0, **overrides):
+    def __init__(self, config="paper", seed: int = 0, device: str = "auto", **overrides):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            raise NotImplementedError("CoLatentAutoencoder runs on the CPU only so far; use device='cpu' or 'auto'")
+        self.device = "cpu"
         self.config = ae_spec.make_config(config, **overrides)
         self._h = lib.ae_create(self.config, int(seed))
         self._spec = lib.ae_spec_of(self._h)
