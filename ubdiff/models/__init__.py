@@ -1,1 +1,3 @@
+"""Models of ubdiff (co-latent autoencoder, 1-D U-Net diffusion, InversionNet), C core + thin Python."""
+from .autoencoder import CoLatentAutoencoder  # noqa: F401
 from .inversionnet import InversionNet  # noqa: F401
