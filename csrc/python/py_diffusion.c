@@ -292,7 +292,7 @@ static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
     long long step;
     ubd_diffusion_hparams hp;
     memset(&hp, 0, sizeof hp);
-    if (!PyArg_ParseTuple(args, "OOiiKLffffffi", &h, &zo, &B, &accum, &seed, &step, &hp.adam.lr, &hp.adam.beta1,
+    if (!PyArg_ParseTuple(args, "OOiiKLfffffffi", &h, &zo, &B, &accum, &seed, &step, &hp.adam.lr, &hp.adam.beta1,
                           &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &hp.max_grad_norm, &hp.ema_decay,
                           &ema_every))
         return NULL;
