@@ -54,6 +54,34 @@ ubd_status ubd_cpu_rmsnorm_forward(float *out, float *rnorm, const float *inp, c
 ubd_status ubd_cpu_rmsnorm_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
                                     const float *rnorm, int B, int C, int L);
 
+/* ---- CUDA twins (csrc/cuda/norm.cu); device pointers, same arguments ---- */
+#ifdef UBDIFF_WITH_CUDA
+ubd_status ubd_cuda_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                            float *running_var, const float *inp, const float *gamma,
+                                            const float *beta, int B, int C, int S, float momentum, float eps);
+/* (running_var is not checked for negative values on the device) */
+ubd_status ubd_cuda_batchnorm_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                                           const float *running_mean, const float *running_var, int B, int C, int S,
+                                           float eps);
+ubd_status ubd_cuda_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                                       const float *gamma, const float *mean, const float *rstd, int B, int C, int S);
+ubd_status ubd_cuda_batchnorm_backward_eval(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                            const float *inp, const float *gamma, const float *running_mean,
+                                            const float *running_var, int B, int C, int S, float eps);
+ubd_status ubd_cuda_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+                                      const float *beta, int B, int C, int S, int G, float eps);
+ubd_status ubd_cuda_groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                                       const float *gamma, const float *mean, const float *rstd, int B, int C, int S,
+                                       int G);
+ubd_status ubd_cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+                                      const float *beta, int N, int C, float eps);
+ubd_status ubd_cuda_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                                       const float *gamma, const float *mean, const float *rstd, int N, int C);
+ubd_status ubd_cuda_rmsnorm_forward(float *out, float *rnorm, const float *inp, const float *g, int B, int C, int L);
+ubd_status ubd_cuda_rmsnorm_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                                     const float *rnorm, int B, int C, int L);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,25 @@ ubd_status ubd_cpu_scale_shift_backward(float *dx, float *dss, const float *dout
 /* y (n) += a * x (n) — residual adds and gradient routing. */
 ubd_status ubd_cpu_axpy(float *y, const float *x, size_t n, float a);
 
+/* ---- CUDA twins (csrc/cuda/shape_ops.cu); device pointers, same arguments ---- */
+#ifdef UBDIFF_WITH_CUDA
+ubd_status ubd_cuda_upsample1d_forward(float *out, const float *inp, int B, int C, int L);
+ubd_status ubd_cuda_upsample1d_backward(float *dinp, const float *dout, int B, int C, int L);
+ubd_status ubd_cuda_upsample2d_forward(float *out, const float *inp, int B, int C, int H, int W);
+ubd_status ubd_cuda_upsample2d_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+ubd_status ubd_cuda_crop2d_forward(float *out, const float *inp, int B, int C, int H, int W, int top, int bottom,
+                                   int left, int right);
+ubd_status ubd_cuda_crop2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int top, int bottom,
+                                    int left, int right);
+ubd_status ubd_cuda_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int S);
+ubd_status ubd_cuda_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int S);
+ubd_status ubd_cuda_time_embedding(float *out, const float *t, int B, int dim);
+ubd_status ubd_cuda_scale_shift_forward(float *out, const float *x, const float *ss, int B, int C, int L);
+ubd_status ubd_cuda_scale_shift_backward(float *dx, float *dss, const float *dout, const float *x, const float *ss,
+                                         int B, int C, int L);
+ubd_status ubd_cuda_axpy(float *y, const float *x, size_t n, float a);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

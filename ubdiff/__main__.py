@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+
+
+# Modules that each add sub-commands through register(subparsers).
+_COMMAND_MODULES = ("cli_evaluate",)
 
 
 def _cmd_info(args) -> int:
@@ -26,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_demo)
+    for mod in _COMMAND_MODULES:
+        importlib.import_module(f"ubdiff.{mod}").register(sub)
     return p
 
 
