@@ -302,3 +302,22 @@ def test_training_errors():
     with pytest.raises(ValueError, match="timesteps"):
         LatentDiffusion(dict(TINY, timesteps=0))
     assert m.step == 0  # failed calls do not advance the step
+
+
+def test_checkpoint_roundtrip_resumes_training(tmp_path):
+    rng = np.random.default_rng(9)
+    z0 = rng.uniform(-1, 1, (2, 1, 8)).astype(np.float32)
+    a = tiny(seed=3)
+    a.train_step(z0, ema_every=1)
+    path = str(tmp_path / "diff.safetensors")
+    a.save(path)
+    b = LatentDiffusion.load(path)
+    assert b.config == a.config and b.step == 1 and b.seed == 3
+    for k in ("param", "m", "v", "ema"):
+        assert np.array_equal(b.flat(k), a.flat(k)), k
+    assert a.train_step(z0)["loss"] == b.train_step(z0)["loss"]
+    assert np.array_equal(a.sample(2, seed=1), b.sample(2, seed=1))
+    from ubdiff.checkpoint import CheckpointError, save
+    save(str(tmp_path / "other.safetensors"), {"x": np.zeros(1, np.float32)}, {"kind": "autoencoder"})
+    with pytest.raises(CheckpointError, match="expected 'latent_diffusion'"):
+        LatentDiffusion.load(str(tmp_path / "other.safetensors"))

@@ -161,6 +161,40 @@ class LatentDiffusion:
                 raise ValueError(f"load_state_dict: {prefix + n} has shape {a.shape}, expected {v.shape}")
             v[...] = a
 
+    # ---- checkpoints -------------------------------------------------------------
+    CHECKPOINT_KIND = "latent_diffusion"
+    _CKPT_GROUPS = {"param": "", "ema": "ema.", "m": "adam_m.", "v": "adam_v."}
+
+    def save(self, path: str, extra_meta: Mapping | None = None) -> None:
+        """Writes parameters, EMA, Adam state, config, seed and step (safetensors).
+        Parameter keys are the Unet1D names; EMA / Adam ones are prefixed."""
+        from .. import checkpoint
+
+        tensors = {}
+        for kind, pre in self._CKPT_GROUPS.items():
+            tensors.update(self.state_dict(kind, prefix=pre))
+        cfg = dict(self.config, dim_mults=list(self.config["dim_mults"]))
+        meta = {"kind": self.CHECKPOINT_KIND, "config": cfg, "seed": self.seed, "step": self.step,
+                "max_batch": self.max_batch, **dict(extra_meta or {})}
+        checkpoint.save(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str, max_batch: int | None = None) -> "LatentDiffusion":
+        """A model restored from save(): training resumes exactly where it stopped."""
+        from .. import checkpoint
+
+        meta = checkpoint.read_meta(path)
+        if meta.get("kind") != cls.CHECKPOINT_KIND:
+            raise checkpoint.CheckpointError(f"{path}: holds a {meta.get('kind')!r} checkpoint, "
+                                             f"expected {cls.CHECKPOINT_KIND!r}")
+        m = cls(meta["config"], seed=int(meta["seed"]), max_batch=max_batch or int(meta.get("max_batch", 16)))
+        expected = {pre + n: s for pre in cls._CKPT_GROUPS.values() for n, s, _ in m._spec}
+        tensors, _ = checkpoint.load(path, expected=expected, kind=cls.CHECKPOINT_KIND)
+        for kind, pre in cls._CKPT_GROUPS.items():
+            m.load_state_dict(tensors, kind=kind, prefix=pre)
+        m.step = int(meta["step"])
+        return m
+
     # ---- network ---------------------------------------------------------------
     def _batch(self, x, name):
         x = f32(x, name)
