@@ -8,7 +8,7 @@ import sys
 
 
 # Modules that each add sub-commands through register(subparsers).
-_COMMAND_MODULES = ("cli_evaluate",)
+_COMMAND_MODULES = ("cli_data", "cli_evaluate")
 
 
 def _cmd_info(args) -> int:

@@ -10,6 +10,7 @@
 #include "../shape_ops.h"
 #ifdef UBDIFF_WITH_CUDA
 #include "../cuda_api.h"
+#include "roundtrip.h"
 #endif
 
 /* ---- one binding, two backends --------------------------------------------
@@ -19,31 +20,20 @@
  * it), and UBD_PY_RUN calls ubd_cpu_<fn> or ubd_cuda_<fn>, copies outputs
  * back and frees the copies. The CUDA path is for tests that compare the
  * backends (as py_cuda.c); models keep their data on the device. */
-#define UBD_BF_MAX 12
 typedef struct {
-    int cuda, n;
+    int cuda;
     ubd_status status;
-    ubd_f32 *host[UBD_BF_MAX];
-    float *dev[UBD_BF_MAX];
-    int out[UBD_BF_MAX];
+#ifdef UBDIFF_WITH_CUDA
+    ubd_rt rt;
+#endif
 } bufs;
 
 static float *bf_add(bufs *bf, ubd_f32 *a, int out) {
 #ifdef UBDIFF_WITH_CUDA
     if (!bf->cuda || !a->data) return a->data;
     if (bf->status != UBD_OK) return NULL;
-    if (bf->n >= UBD_BF_MAX) {
-        bf->status = ubd_fail(UBD_ERR_RUNTIME, "py_norm: too many buffers");
-        return NULL;
-    }
-    int k = bf->n++;
-    bf->host[k] = a;
-    bf->out[k] = out;
-    bf->dev[k] = NULL;
-    ubd_status s = ubd_cuda_malloc((void **)&bf->dev[k], (size_t)a->size * sizeof(float));
-    if (s == UBD_OK) s = ubd_cuda_memcpy(bf->dev[k], a->data, (size_t)a->size * sizeof(float), 1);
-    bf->status = s;
-    return bf->dev[k];
+    bf->status = ubd_rt_push(&bf->rt, a, out);
+    return bf->status == UBD_OK ? bf->rt.dev[bf->rt.n - 1] : NULL;
 #else
     (void)bf;
     (void)out;
@@ -54,16 +44,7 @@ static float *bf_add(bufs *bf, ubd_f32 *a, int out) {
 #ifdef UBDIFF_WITH_CUDA
 /* Waits for the device, copies outputs back (gradients were copied in too:
  * they accumulate), frees every device copy; raises on any failure. */
-static PyObject *bf_finish(bufs *bf, ubd_status s) {
-    if (s == UBD_OK) s = ubd_cuda_synchronize();
-    for (int k = 0; k < bf->n; k++) {
-        if (s == UBD_OK && bf->out[k] && bf->dev[k])
-            s = ubd_cuda_memcpy(bf->host[k]->data, bf->dev[k], (size_t)bf->host[k]->size * sizeof(float), 0);
-        if (bf->dev[k]) ubd_cuda_free(bf->dev[k]);
-    }
-    if (s != UBD_OK) return ubd_py_raise(s);
-    Py_RETURN_NONE;
-}
+static PyObject *bf_finish(bufs *bf, ubd_status s) { return ubd_rt_done(&bf->rt, s); }
 #define UBD_PY_RUN(bf, fn, args)                                                                          \
     do {                                                                                                  \
         if ((bf).cuda) return bf_finish(&(bf), (bf).status != UBD_OK ? (bf).status : ubd_cuda_##fn args); \
