@@ -190,9 +190,7 @@ def test_cli(tmp_path, capsys):
                       "--out", "x"])
 
 
-@pytest.mark.needs_physics
 def test_with_the_real_simulator(tmp_path):
-    pytest.importorskip("ubdiff.physics")
     meta = make_dataset("flatvel-a", 2, 2, str(tmp_path), seed=0, nt=200, progress=False)
     s = np.load(tmp_path / "data1.npy")
     assert s.shape == (2, 5, 200, 70) and s.dtype == np.float32 and np.isfinite(s).all()
@@ -200,7 +198,6 @@ def test_with_the_real_simulator(tmp_path):
     assert meta["simulator"].startswith("ubdiff.physics")
 
 
-@pytest.mark.needs_physics
 @pytest.mark.slow
 def test_real_seismic_range_near_published_constants(tmp_path):
     """Spec check: forward-modelled FlatVel-A maps span about OpenFWI's data_min/data_max.
@@ -208,7 +205,6 @@ def test_real_seismic_range_near_published_constants(tmp_path):
     The extremes are the direct wave beside the source, so they depend on the
     simulator matching OpenFWI's source scaling; 20 maps see most of the range.
     """
-    pytest.importorskip("ubdiff.physics")
     meta = make_dataset("flatvel-a", 20, 20, str(tmp_path), seed=0, progress=False, preview=False)
     # published: -26.95 / 52.77 over 30k maps; 25 % allows for the smaller sample
     assert meta["data_min"] == pytest.approx(-26.95, rel=0.25)

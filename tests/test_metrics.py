@@ -336,7 +336,7 @@ def test_plot_worst_pairs(tmp_path, rng):
 
 
 def test_physics_consistency_real_simulator(rng):
-    physics = pytest.importorskip("ubdiff.physics")
+    from ubdiff import physics
     # 20x20 maps, dx 10 m, dt 1 ms, v <= 3000 m/s: Courant number 0.3, stable
     kw = dict(freq=15.0, nt=200, dt=1e-3, dx=10.0, nbc=20, src_x=(0, 5, 10, 14, 19), src_z=1, rec_z=1)
     v = np.stack([np.full((1, 20, 20), 2000.0), np.linspace(1500, 3000, 20)[None, :, None] * np.ones((1, 20, 20))])

@@ -1,4 +1,241 @@
-/* py_physics.c — bindings of acoustic forward modelling (physics.h). */
+/* py_physics.c — bindings of acoustic forward modelling (physics.h).
+ * Positions come as sequences of ints; the workspace is allocated here (the
+ * binding is the caller that owns memory), sized for the current thread count.
+ * ubdiff/physics.py is the friendly layer on top. */
 #include "pyutil.h" /* first: Python.h must precede system headers */
+#include "../physics.h"
+#ifdef UBDIFF_WITH_CUDA
+#include "../cuda_api.h"
+#endif
 
-PyMethodDef ubd_py_physics_methods[] = {{NULL, NULL, 0, NULL}};
+/* The four position sequences as one int block: src_z, src_x (ns), rec_z, rec_x (nr). */
+typedef struct {
+    int *buf;
+    int ns, nr;
+} positions;
+
+static int seq_ints(PyObject *obj, const char *name, int *out, Py_ssize_t n) {
+    PyObject *fast = PySequence_Fast(obj, name);
+    if (!fast) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_TypeError, "forward_model: %s[%zd] must be an int", name, i);
+            return -1;
+        }
+        if (v < INT32_MIN || v > INT32_MAX) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_ValueError, "forward_model: %s[%zd] = %ld is out of range", name, i, v);
+            return -1;
+        }
+        out[i] = (int)v;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static Py_ssize_t seq_len(PyObject *obj, const char *name) {
+    if (!PySequence_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "forward_model: %s must be a sequence of ints", name);
+        return -1;
+    }
+    return PySequence_Size(obj);
+}
+
+/* 0 ok / -1 raised; on success free with PyMem_Free(pos->buf). */
+static int parse_positions(PyObject *sz, PyObject *sx, PyObject *rz, PyObject *rx, positions *pos) {
+    Py_ssize_t nsz = seq_len(sz, "src_z"), nsx = seq_len(sx, "src_x");
+    Py_ssize_t nrz = seq_len(rz, "rec_z"), nrx = seq_len(rx, "rec_x");
+    if (nsz < 0 || nsx < 0 || nrz < 0 || nrx < 0) return -1;
+    if (nsz != nsx || nrz != nrx) {
+        PyErr_Format(PyExc_ValueError,
+                     "forward_model: src_z/src_x have %zd/%zd entries and rec_z/rec_x %zd/%zd; each pair must match",
+                     nsz, nsx, nrz, nrx);
+        return -1;
+    }
+    if (nsx == 0 || nrx == 0) {
+        PyErr_SetString(PyExc_ValueError, "forward_model: need at least one source and one receiver");
+        return -1;
+    }
+    if (nsx > INT32_MAX / 4 || nrx > INT32_MAX / 4) {
+        PyErr_SetString(PyExc_ValueError, "forward_model: too many sources or receivers");
+        return -1;
+    }
+    pos->ns = (int)nsx;
+    pos->nr = (int)nrx;
+    pos->buf = PyMem_Malloc(sizeof(int) * 2 * (size_t)(nsx + nrx));
+    if (!pos->buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int *b = pos->buf;
+    if (seq_ints(sz, "src_z", b, nsx) < 0 || seq_ints(sx, "src_x", b + nsx, nsx) < 0 ||
+        seq_ints(rz, "rec_z", b + 2 * nsx, nrx) < 0 || seq_ints(rx, "rec_x", b + 2 * nsx + nrx, nrx) < 0) {
+        PyMem_Free(pos->buf);
+        return -1;
+    }
+    return 0;
+}
+
+static ubd_fwd_params make_params(const positions *pos, int nt, float freq, float dt, float dx, int nbc) {
+    ubd_fwd_params p;
+    p.dx = dx;
+    p.dt = dt;
+    p.freq = freq;
+    p.nt = nt;
+    p.nbc = nbc;
+    p.ns = pos->ns;
+    p.src_z = pos->buf;
+    p.src_x = pos->buf + pos->ns;
+    p.nr = pos->nr;
+    p.rec_z = pos->buf + 2 * pos->ns;
+    p.rec_x = pos->buf + 2 * pos->ns + pos->nr;
+    return p;
+}
+
+/* Shared argument handling of the CPU and CUDA entry points: borrows seis
+ * (N, ns, nt, nr) and vel (N, H, W), parses positions. 0 ok / -1 raised. */
+typedef struct {
+    ubd_f32 seis, vel;
+    positions pos;
+    ubd_fwd_params p;
+} fwd_args;
+
+static int parse_fwd(PyObject *args, const char *fn, fwd_args *a) {
+    PyObject *so, *vo, *sz, *sx, *rz, *rx;
+    float freq, dt, dx;
+    int nbc;
+    if (!PyArg_ParseTuple(args, "OOOOOOfffi", &so, &vo, &sz, &sx, &rz, &rx, &freq, &dt, &dx, &nbc)) return -1;
+    if (ubd_py_f32(so, "seis", 1, &a->seis) < 0 || ubd_py_f32(vo, "vel", 0, &a->vel) < 0) return -1;
+    if (ubd_py_expect(&a->vel, fn, "vel", 3, -1LL, -1LL, -1LL) < 0) return -1;
+    if (a->vel.shape[0] == 0 || a->vel.shape[1] == 0 || a->vel.shape[2] == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: vel has an empty dimension", fn);
+        return -1;
+    }
+    if (a->vel.shape[0] > INT32_MAX || a->vel.shape[1] > 65536 || a->vel.shape[2] > 65536) {
+        PyErr_Format(PyExc_ValueError, "%s: vel is too large", fn);
+        return -1;
+    }
+    if (parse_positions(sz, sx, rz, rx, &a->pos) < 0) return -1;
+    if (ubd_py_expect(&a->seis, fn, "seis", 4, (long long)a->vel.shape[0], (long long)a->pos.ns, -1LL,
+                      (long long)a->pos.nr) < 0 ||
+        a->seis.shape[2] == 0 || a->seis.shape[2] > INT32_MAX) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s: seis must have 1 .. 2^31-1 time samples", fn);
+        PyMem_Free(a->pos.buf);
+        return -1;
+    }
+    a->p = make_params(&a->pos, (int)a->seis.shape[2], freq, dt, dx, nbc);
+    return 0;
+}
+
+/* forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc) */
+static PyObject *forward_model(PyObject *self, PyObject *args) {
+    fwd_args a;
+    if (parse_fwd(args, "forward_model", &a) < 0) return NULL;
+    int N = (int)a.vel.shape[0], H = (int)a.vel.shape[1], W = (int)a.vel.shape[2];
+    ubd_status s = ubd_fwd_check_params(&a.p, H, W);
+    if (s != UBD_OK) {
+        PyMem_Free(a.pos.buf);
+        return ubd_py_raise(s);
+    }
+    int slots = ubd_get_num_threads();
+    if ((long long)slots > (long long)N * a.p.ns) slots = N * a.p.ns;
+    size_t nw = ubd_cpu_forward_model_workspace(H, W, &a.p, slots);
+    float *work = PyMem_RawMalloc(nw * sizeof(float));
+    if (!work) {
+        PyMem_Free(a.pos.buf);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS s = ubd_cpu_forward_model(a.seis.data, a.vel.data, N, H, W, &a.p, work, nw);
+    Py_END_ALLOW_THREADS PyMem_RawFree(work);
+    PyMem_Free(a.pos.buf);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+/* ricker(w (n), freq, dt): fills w */
+static PyObject *ricker(PyObject *self, PyObject *args) {
+    PyObject *wo;
+    float freq, dt;
+    if (!PyArg_ParseTuple(args, "Off", &wo, &freq, &dt)) return NULL;
+    UBD_PY_OUT(w, wo);
+    UBD_PY_EXPECT(w, 1, -1LL);
+    if (w.size > INT32_MAX) return PyErr_Format(PyExc_ValueError, "ricker: too many samples");
+    UBD_PY_CALL(ubd_ricker(w.data, (int)w.size, freq, dt));
+    Py_RETURN_NONE;
+}
+
+static PyObject *ricker_length(PyObject *self, PyObject *args) {
+    float freq, dt;
+    if (!PyArg_ParseTuple(args, "ff", &freq, &dt)) return NULL;
+    if (!(freq > 0.0f) || !(dt > 0.0f))
+        return PyErr_Format(PyExc_ValueError, "ricker: freq and dt must be positive, got %g and %g", freq, dt);
+    return PyLong_FromLong(ubd_ricker_length(freq, dt));
+}
+
+/* check_velocity(vel (N,H,W), dt, dx, nbc): raises ValueError naming the bad map */
+static PyObject *check_velocity(PyObject *self, PyObject *args) {
+    PyObject *vo;
+    float dt, dx;
+    int nbc;
+    if (!PyArg_ParseTuple(args, "Offi", &vo, &dt, &dx, &nbc)) return NULL;
+    UBD_PY_IN(vel, vo);
+    UBD_PY_EXPECT(vel, 3, -1LL, -1LL, -1LL);
+    if (vel.size == 0) return PyErr_Format(PyExc_ValueError, "check_velocity: vel is empty");
+    if (vel.shape[0] > INT32_MAX || vel.shape[1] > 65536 || vel.shape[2] > 65536)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: vel is too large");
+    if (!(dt > 0.0f) || !(dx > 0.0f) || nbc < 2)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: need dt, dx > 0 and nbc >= 2, got %g, %g, %d", dt, dx,
+                            nbc);
+    ubd_fwd_params p = {0};
+    p.dt = dt;
+    p.dx = dx;
+    p.nbc = nbc;
+    UBD_PY_CALL(ubd_fwd_check_velocity(vel.data, (int)vel.shape[0], (int)vel.shape[1], (int)vel.shape[2], &p));
+    Py_RETURN_NONE;
+}
+
+#ifdef UBDIFF_WITH_CUDA
+/* The CUDA run with device copies; every device buffer freed on all paths. */
+static ubd_status cuda_roundtrip(float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p) {
+    size_t nseis = (size_t)N * p->ns * p->nt * p->nr, nvel = (size_t)N * H * W;
+    size_t nw = ubd_cuda_forward_model_workspace(N, H, W, p);
+    float *ds = NULL, *dv = NULL, *dw = NULL;
+    ubd_status s = ubd_cuda_malloc((void **)&ds, nseis * sizeof(float));
+    if (s == UBD_OK) s = ubd_cuda_malloc((void **)&dv, nvel * sizeof(float));
+    if (s == UBD_OK) s = ubd_cuda_malloc((void **)&dw, nw * sizeof(float));
+    if (s == UBD_OK) s = ubd_cuda_memcpy(dv, vel, nvel * sizeof(float), 1);
+    if (s == UBD_OK) s = ubd_cuda_forward_model(ds, dv, N, H, W, p, dw, nw);
+    if (s == UBD_OK) s = ubd_cuda_synchronize();
+    if (s == UBD_OK) s = ubd_cuda_memcpy(seis, ds, nseis * sizeof(float), 0);
+    if (ds) ubd_cuda_free(ds);
+    if (dv) ubd_cuda_free(dv);
+    if (dw) ubd_cuda_free(dw);
+    return s;
+}
+
+/* cuda_forward_model(...): same arguments as forward_model, run on the GPU. */
+static PyObject *cuda_forward_model(PyObject *self, PyObject *args) {
+    fwd_args a;
+    if (parse_fwd(args, "cuda_forward_model", &a) < 0) return NULL;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = cuda_roundtrip(a.seis.data, a.vel.data, (int)a.vel.shape[0], (int)a.vel.shape[1],
+                                              (int)a.vel.shape[2], &a.p);
+    Py_END_ALLOW_THREADS PyMem_Free(a.pos.buf);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+#endif
+
+PyMethodDef ubd_py_physics_methods[] = {
+    {"forward_model", forward_model, METH_VARARGS,
+     "forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc)"},
+    {"ricker", ricker, METH_VARARGS, "ricker(w (n), freq, dt): fills w with the Ricker wavelet"},
+    {"ricker_length", ricker_length, METH_VARARGS, "ricker_length(freq, dt) -> samples of the wavelet"},
+    {"check_velocity", check_velocity, METH_VARARGS, "check_velocity(vel (N,H,W), dt, dx, nbc): ValueError if unusable"},
+#ifdef UBDIFF_WITH_CUDA
+    {"cuda_forward_model", cuda_forward_model, METH_VARARGS,
+     "forward_model on the GPU, host arrays in/out (same arguments)."},
+#endif
+    {NULL, NULL, 0, NULL}};
