@@ -25,8 +25,13 @@ def randomize(m, rng, scale=0.3):
         v += rng.normal(0, scale, v.shape).astype(np.float32)
 
 
-def test_paper_parameter_count_and_names():
-    m = LatentDiffusion("paper", max_batch=1)
+@pytest.fixture(scope="module")
+def paper():
+    return LatentDiffusion("paper", max_batch=2)  # ~2 s to build: shared
+
+
+def test_paper_parameter_count_and_names(paper):
+    m = paper
     assert m.num_parameters() == PAPER_NUM_PARAMETERS == 21_319_681
     ref = torch_keys(128, (1, 2, 2, 4))
     assert [(n, s) for n, s, _ in m.spec()] == ref
@@ -78,8 +83,8 @@ def test_forward_matches_numpy_reference(mults, L):
     assert_close(out, ref, rtol=1e-4, atol=1e-4, what="unet forward")
 
 
-def test_paper_forward_shape_and_batch_independence():
-    m = LatentDiffusion("paper", max_batch=2)
+def test_paper_forward_shape_and_batch_independence(paper):
+    m = paper
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 1, 128)).astype(np.float32)
     out = m.forward(x, [3, 200])
