@@ -1,6 +1,8 @@
-"""Training and sampling throughput of the models (samples per second).
+"""Training and sampling throughput of the models (CPU core).
 
     python benchmarks/train_sample.py --part ae [--config paper] [--batch 64] [--repeat 3] [--threads N]
+    python benchmarks/train_sample.py --part diffusion [--quick]
+    python benchmarks/train_sample.py --part sample [--config small] [--batch 16] [--n 500] [--quick]
 
 Part ``ae`` (co-latent autoencoder): one training step of step 1 (E + velocity
 head + D_v), step 2 with F = 1 (seismic head + D_s; E frozen) and with F = 0
@@ -8,14 +10,26 @@ head + D_v), step 2 with F = 1 (seismic head + D_s; E frozen) and with F = 0
 Random normalised data of the real shapes; the paper configuration needs about
 4 GB for parameters, gradients and Adam moments plus the activations of one
 batch. Prints a Markdown table (median of `repeat` steps after one warm-up).
+
+Part ``diffusion``: the paper's latent diffusion (1-D U-Net, 21.3 M parameters,
+latents 1 x 128): training latents/s at batch 16 x accumulation 2 (one
+optimiser step = 32 latents), and the time of 256 ancestral DDPM steps at
+batch 16 (= sampling 16 latents). --quick times fewer steps (DDPM time then
+extrapolated from the measured per-step time).
+
+Part ``sample``: the whole generation path of ``ubdiff.UBDiff.sample``
+(256 DDPM steps + decoding into pairs + inverse normalisation) for ``--n``
+pairs at diffusion batch ``--batch``; --quick extrapolates the DDPM part
+from 8 DDIM steps (the per-step cost is the same network evaluation).
 """
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine, median_time, table  # noqa: E402
 
 import ubdiff  # noqa: E402
@@ -45,18 +59,82 @@ def bench_autoencoder(config="paper", batch=64, repeat=3):
     return rows
 
 
+def bench_diffusion(quick: bool) -> str:
+    from ubdiff.models import LatentDiffusion
+
+    m = LatentDiffusion("paper", seed=0, max_batch=16)
+    rng = np.random.default_rng(0)
+    z0 = rng.uniform(-1, 1, (32, 1, 128)).astype(np.float32)
+    t_step = median_time(lambda: m.train_step(z0, accum=2), repeat=2 if quick else 5, warmup=1)
+    x = rng.normal(size=(16, 1, 128)).astype(np.float32)
+    t_fwd = median_time(lambda: m.forward(x, np.full(16, 100), use_ema=True), repeat=3 if quick else 10)
+    if quick:
+        k = 8
+        t0 = time.perf_counter()
+        m.sample(16, seed=0, sampler="ddim", steps=k)
+        t_sample = (time.perf_counter() - t0) / k * 256
+        how = f"extrapolated from {k} DDIM steps"
+    else:
+        t0 = time.perf_counter()
+        m.sample(16, seed=0, sampler="ddpm")
+        t_sample = time.perf_counter() - t0
+        how = "measured"
+    rows = [
+        ("train step, batch 16 x accum 2", f"{t_step * 1e3:.0f} ms", f"{32 / t_step:.1f} latents/s"),
+        ("U-Net forward, batch 16 (EMA)", f"{t_fwd * 1e3:.1f} ms", f"{16 / t_fwd:.0f} latents/s"),
+        (f"DDPM 256 steps, batch 16 ({how})", f"{t_sample:.1f} s", f"{16 / t_sample:.2f} latents/s"),
+    ]
+    return (f"Latent diffusion, paper config ({m.num_parameters():,} parameters); {machine()}\n\n"
+            + table(rows, ["what", "time", "throughput"]))
+
+
+def bench_sample(config="small", batch=16, n=16, quick=False) -> str:
+    """UBDiff.sample end to end: DDPM (256 steps) + decode + inverse normalisation."""
+    from ubdiff.pipeline import UBDiff
+
+    model = UBDiff(config, max_batch=batch)
+    model.set_constants(dict(data_min=-26.0, data_max=52.0, label_min=1500.0, label_max=4500.0))
+    k = 8
+    t0 = time.perf_counter()
+    if quick:
+        model.sample(n, seed=0, sampler="ddim", steps=k, decode=False)
+        t_ddpm = (time.perf_counter() - t0) / k * model.diffusion.timesteps
+        how = f"extrapolated from {k} DDIM steps"
+    else:
+        model.sample(n, seed=0, sampler="ddpm", decode=False)
+        t_ddpm = time.perf_counter() - t0
+        how = "measured"
+    z = np.random.default_rng(0).uniform(-1, 1, (n, model.autoencoder.latent_dim)).astype(np.float32)
+    t0 = time.perf_counter()
+    model.decode(z)
+    t_dec = time.perf_counter() - t0
+    rows = [
+        (f"DDPM 256 steps, {n} latents at batch {batch} ({how})", f"{t_ddpm:.1f} s", f"{n / t_ddpm:.2f} /s"),
+        (f"decode + denormalise {n} pairs", f"{t_dec:.2f} s", f"{n / t_dec:.1f} /s"),
+        ("total", f"{t_ddpm + t_dec:.1f} s", f"{n / (t_ddpm + t_dec):.2f} pairs/s"),
+    ]
+    return (f"UBDiff.sample, config {config!r}; {machine()}\n\n"
+            + table(rows, ["what", "time", "throughput"]))
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["ae"], default="ae")
-    ap.add_argument("--config", default="paper")
-    ap.add_argument("--batch", type=int, default=64)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["ae", "diffusion", "sample"], default="ae")
+    ap.add_argument("--config", default=None, help="ae: paper (default); sample: small (default)")
+    ap.add_argument("--batch", type=int, default=None, help="ae: 64 (default); sample: 16 (default)")
+    ap.add_argument("--n", type=int, default=16, help="sample: pairs to generate")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     if a.threads:
         ubdiff.set_num_threads(a.threads)
     if a.part == "ae":
-        bench_autoencoder(a.config, a.batch, a.repeat)
+        bench_autoencoder(a.config or "paper", a.batch or 64, a.repeat)
+    elif a.part == "diffusion":
+        print(bench_diffusion(a.quick))
+    else:
+        print(bench_sample(a.config or "small", a.batch or 16, a.n, a.quick))
 
 
 if __name__ == "__main__":
