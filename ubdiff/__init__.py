@@ -12,6 +12,7 @@ from ._native import lib as _lib  # noqa: F401  (loads the extension)
 from ._threads import available_cores, get_num_threads, set_num_threads
 from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
+from .pipeline import UBDiff  # noqa: E402
 
 # Default: as many threads as this process may use.
 set_num_threads(available_cores())
@@ -25,4 +26,5 @@ __all__ = [
     "get_num_threads",
     "available_cores",
     "ops",
+    "UBDiff",
 ]

@@ -1,0 +1,482 @@
+"""UB-Diff end to end: ``ubdiff.UBDiff`` holds the co-latent autoencoder, the
+latent diffusion and the dataset normalisation constants.
+
+    import ubdiff
+    m = ubdiff.UBDiff("small", seed=0)
+    m.fit_autoencoder(velocity, epochs=10)            # step 1: all m maps (Eq. 2)
+    m.finetune(vel_pairs, seis_pairs, epochs=10)      # step 2: n pairs (Eqs. 3-4), F = 1
+    m.fit_diffusion(velocity, steps=1000)             # step 3: diffusion on z = E(velocity)
+    vel, seis = m.sample(8, seed=1)                   # new pairs, m/s and physical amplitudes
+    m.generate(1000, "generated/")                    # OpenFWI-layout .npy files
+    m.save("run/"); m = ubdiff.UBDiff.load("run/")    # resumes exactly
+
+Data are NumPy arrays (memmaps welcome) in physical units, or ubdiff.data
+datasets; both are read a batch at a time (ubdiff/pipeline_data.py).
+
+Exact resume: every random choice is keyed by numbers saved with the model --
+an epoch's shuffling by (seed, stage, epoch), a diffusion step's batch by
+(seed, step), its t and noise by the diffusion's (seed, step) -- and the
+learning rate is lr * lr_decay ** epoch, so ``fit(2 epochs)`` equals
+``fit(1); save; load; fit(1)`` bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from . import checkpoint
+from .data import Normalizer, openfwi
+from .models import ae_spec
+from .models import diffusion as diff_mod
+from .models.autoencoder import CoLatentAutoencoder
+from .models.diffusion import LatentDiffusion
+from .pipeline_data import Source, batches, dataset_constants
+
+FORMAT = "ubdiff-pipeline-1"
+STATE_FILE = "ubdiff.json"
+AE_FILE = "autoencoder.safetensors"
+DIFF_FILE = "diffusion.safetensors"
+STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4}
+
+#: The paper's per-family optimiser settings of the autoencoder (specs/paper_config.md).
+PAPER_LR = {"curvevel-a": 5e-4, "curvefault-a": 5e-4, "style-a": 5e-4}
+PAPER_LR_DECAY = {"flatvel-a": 0.9, "flatfault-a": 0.98}
+
+#: Preset configurations: autoencoder preset + diffusion overrides (seq_len = the latent size).
+CONFIGS = {
+    "paper": {"autoencoder": "paper", "diffusion": "paper"},
+    "small": {"autoencoder": "small", "diffusion": "small"},
+}
+
+
+def paper_hyperparameters(family: str) -> dict:
+    """{'lr', 'lr_decay'} of the autoencoder for an OpenFWI family, as in the paper."""
+    key = openfwi.family_key(family)
+    return {"lr": PAPER_LR.get(key, 1e-4), "lr_decay": PAPER_LR_DECAY.get(key, 0.995)}
+
+
+def resolve_config(config) -> dict:
+    """'paper' | 'small' | {'autoencoder': preset|dict, 'diffusion': preset|dict} -> full configs.
+
+    The diffusion's sequence length is the autoencoder's latent size (z is
+    flattened to one channel); a different explicit ``seq_len`` is an error.
+    """
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown UBDiff config {config!r}; choose from {sorted(CONFIGS)} or pass a dict")
+        config = CONFIGS[config]
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be 'paper', 'small' or a dict, got {type(config).__name__}")
+    unknown = set(config) - {"autoencoder", "diffusion"}
+    if unknown:
+        raise ValueError(f"unknown UBDiff config keys {sorted(unknown)}; use 'autoencoder' and 'diffusion'")
+    ae = ae_spec.make_config(config.get("autoencoder", "paper"))
+    d = config.get("diffusion", "paper")
+    dcfg = diff_mod.resolve_config(d)
+    explicit = d.get("seq_len") if isinstance(d, dict) else None
+    if explicit is not None and int(explicit) != ae["latent"]:
+        raise ValueError(f"diffusion seq_len {explicit} must equal the autoencoder's latent size {ae['latent']}")
+    if int(dcfg["channels"]) != 1:
+        raise ValueError("the latent diffusion works on z flattened to one channel: channels must be 1")
+    dcfg["seq_len"] = ae["latent"]
+    dcfg["dim_mults"] = list(dcfg["dim_mults"])
+    return {"autoencoder": ae, "diffusion": dcfg}
+
+
+def _bar(total, desc, progress):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+
+
+class UBDiff:
+    """UB-Diff: a co-latent autoencoder (velocity <-> z <-> seismic) and a latent diffusion on z.
+
+    config: "small" (laptops, CI, demos), "paper" (the published sizes), or a
+    dict {'autoencoder': preset or dict of ints, 'diffusion': preset or dict}.
+    device: "cpu" (or "auto"); the models have no GPU implementation yet.
+    seed: initialisation of both networks and every shuffle / noise draw.
+    max_batch: the largest autoencoder batch (default: the config's, 16 small / 64 paper);
+    diffusion_max_batch: the largest diffusion micro-batch (default 16).
+
+    Attributes: ``autoencoder`` (CoLatentAutoencoder), ``diffusion``
+    (LatentDiffusion), ``constants`` (label_min/label_max in m/s, data_min/data_max
+    of the seismic amplitudes), ``history`` (losses per epoch / step of each stage).
+    """
+
+    def __init__(self, config="small", device: str = "cpu", seed: int = 0, max_batch: int | None = None,
+                 diffusion_max_batch: int = 16):
+        if device not in ("cpu", "auto", "cuda"):
+            raise ValueError(f"device must be 'cpu', 'auto' or 'cuda', got {device!r}")
+        if device == "cuda":
+            raise NotImplementedError("UBDiff runs on the CPU only so far; use device='cpu'")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.device = "cpu"
+        self.seed = int(seed)
+        self.config = resolve_config(config)
+        over = {} if max_batch is None else {"max_batch": int(max_batch)}
+        self.autoencoder = CoLatentAutoencoder(self.config["autoencoder"], seed=self.seed, device="cpu", **over)
+        self.config["autoencoder"] = dict(self.autoencoder.config)
+        self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch)
+        self.constants = {"label_min": 1500.0, "label_max": 4500.0, "data_min": None, "data_max": None}
+        self.state = {"step1": {"epoch": 0}, "step2": {"epoch": 0}, "wo_opt": {"epoch": 0}}
+        self.history = {"step1": [], "step2": [], "wo_opt": [], "diffusion": []}
+
+    def __repr__(self):
+        return (f"UBDiff(autoencoder {self.autoencoder.num_parameters():,} parameters, diffusion "
+                f"{self.diffusion.num_parameters():,}; epochs step1/step2/wo_opt "
+                f"{self.state['step1']['epoch']}/{self.state['step2']['epoch']}/{self.state['wo_opt']['epoch']}, "
+                f"diffusion steps {self.diffusion.step})")
+
+    # ---- constants ---------------------------------------------------------------
+    def set_constants(self, info) -> None:
+        """Dataset normalisation constants from a DatasetInfo, a dict, a family name or a ubdiff folder."""
+        if isinstance(info, str):
+            info = openfwi.load_info(info)
+        norm = Normalizer(info)
+        if not (norm.label_max > norm.label_min and norm.data_max > norm.data_min):
+            raise ValueError(f"constants need label_min < label_max and data_min < data_max, got {info}")
+        self.constants = dict(label_min=norm.label_min, label_max=norm.label_max,
+                              data_min=norm.data_min, data_max=norm.data_max)
+
+    def _norm(self, need_seismic: bool = False) -> Normalizer:
+        c = dict(self.constants)
+        if c["data_min"] is None:
+            if need_seismic:
+                raise RuntimeError("seismic normalisation constants are unknown: call finetune()/fit_wo_opt() "
+                                   "on paired data first, or set_constants(...)")
+            c["data_min"], c["data_max"] = -1.0, 1.0   # unused for velocity
+        return Normalizer(c)
+
+    def _adopt_constants(self, src: Source) -> None:
+        """Seismic constants for a paired source: the dataset's own, else its min/max."""
+        have = self.constants["data_min"] is not None
+        theirs = dataset_constants(src.ds) if src.ds is not None else None
+        if src.norm is not None:   # the dataset normalises on read: its constants must be ours
+            if have and any(abs(theirs[k] - self.constants[k]) > 1e-6 * max(1.0, abs(theirs[k])) for k in theirs):
+                raise ValueError(f"the dataset normalises with constants {theirs}, the model uses {self.constants}")
+            self.constants.update(theirs)
+            return
+        if have:
+            return
+        if theirs is not None and theirs.get("data_min") is not None:
+            self.constants.update(theirs)
+        else:
+            lo, hi = src.seismic_range()
+            if not hi > lo:
+                raise ValueError("seismic records are constant; cannot normalise them")
+            self.constants.update(data_min=float(lo), data_max=float(hi))
+
+    def _source(self, velocity, seismic=None, need_seismic=False, what="velocity"):
+        c = self.autoencoder.config
+        src = Source(velocity, seismic, need_seismic=need_seismic, nt=c["nt"], shots=c["shots"], nr=c["nr"],
+                     what=what)
+        if src.norm is not None and not need_seismic:
+            n = src.norm
+            if (n.label_min, n.label_max) != (self.constants["label_min"], self.constants["label_max"]):
+                raise ValueError("the dataset normalises velocity with other limits than the model's")
+        return src
+
+    # ---- autoencoder stages --------------------------------------------------------
+    def _check_batch(self, batch_size):
+        mb = self.autoencoder.config["max_batch"]
+        bs = mb if batch_size is None else int(batch_size)
+        if not 2 <= bs <= mb:
+            raise ValueError(f"batch_size must be in 2..{mb} (the autoencoder's max_batch; create UBDiff(..., "
+                             f"max_batch={bs}) for larger batches), got {bs}")
+        return bs
+
+    def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, step):
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        if not (lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0):
+            raise ValueError(f"need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0; got {lr}, {lr_decay}, {weight_decay}")
+        st = self.state[stage]
+        if st["epoch"] == 0 and epochs > 0:
+            self.autoencoder.reset_optimizer()   # a fresh optimiser per stage, as the authors' scripts
+        vn = self._norm(stage != "step1")
+        out = []
+        for _ in range(int(epochs)):
+            e = st["epoch"]
+            lr_e = lr * lr_decay ** e
+            sums, k = {}, 0
+            bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
+            bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress)
+            for idx in bl:
+                v = src.velocity(idx, vn)
+                s = src.seismic(idx, vn) if stage != "step1" else None
+                losses = step(v, s, lr_e, weight_decay)
+                if not math.isfinite(losses["total"]):
+                    bar.close()
+                    raise FloatingPointError(f"{stage}: loss became {losses['total']} at epoch {e}; lower lr")
+                k += 1
+                for key in ("total", "velocity", "seismic"):
+                    if math.isfinite(losses[key]):
+                        sums[key] = sums.get(key, 0.0) + losses[key]
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['total'] / k:.4f}")
+            bar.close()
+            rec = {"epoch": e, "lr": lr_e, **{key: val / max(k, 1) for key, val in sums.items()}}
+            self.history[stage].append(rec)
+            out.append(rec)
+            st["epoch"] = e + 1
+        return out
+
+    def fit_autoencoder(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
+                        lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True) -> list:
+        """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps.
+
+        velocity: (m, 1, 70, 70) in m/s (array or memmap), or a dataset
+        (OpenFWIDataset, Subset, UnbalancedSplit). ``epochs`` more epochs are run,
+        continuing the stage's epoch count (lr = lr * lr_decay ** epoch; the paper:
+        :func:`paper_hyperparameters`). Returns the per-epoch mean losses.
+        """
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity, what="fit_autoencoder")
+        ae = self.autoencoder
+        return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, mode="step1", lr=lr_e, weight_decay=wd))
+
+    def finetune(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, freeze: bool = True,
+                 batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
+                 weight_decay: float = 1e-4, progress: bool = True) -> list:
+        """Step 2 (Eqs. 3-4) on the n pairs: loss (1 - F) l_v + l_s.
+
+        freeze=True (F = 1) trains only the seismic head and D_s (E, the velocity
+        head and D_v stay bit-identical, BatchNorm in eval mode); freeze=False
+        trains everything. Pairs: arrays (n, 1, 70, 70) m/s and (n, shots, T, nr)
+        (T a multiple of the model's nt), or one paired dataset. The seismic
+        constants are taken from the dataset, else from the pairs' min/max.
+        """
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="finetune")
+        self._adopt_constants(src)
+        ae = self.autoencoder
+        return self._run_epochs("step2", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="step2", freeze=bool(freeze),
+                                                                     lr=lr_e, weight_decay=wd))
+
+    def fit_wo_opt(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, batch_size: int | None = None,
+                   lr: float = 1e-4, lr_decay: float = 0.995, weight_decay: float = 1e-4,
+                   progress: bool = True) -> list:
+        """The "UB-Diff w/o opt" ablation: the whole network in one step, pairs only, from scratch.
+
+        On its first epoch the autoencoder is re-initialised (from ``seed``):
+        whatever steps 1-2 trained is discarded.
+        """
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_wo_opt")
+        self._adopt_constants(src)
+        if self.state["wo_opt"]["epoch"] == 0 and epochs > 0:
+            self.autoencoder.init(self.seed)
+        ae = self.autoencoder
+        return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd))
+
+    # ---- latent diffusion ------------------------------------------------------------
+    def encode(self, velocity, progress: bool = False) -> np.ndarray:
+        """z (N, 1, latent) of velocity maps (m/s array or dataset), frozen encoder in eval mode."""
+        src = self._source(velocity, what="encode")
+        vn = self._norm()
+        mb = self.autoencoder.config["max_batch"]
+        z = np.empty((src.n, 1, self.autoencoder.latent_dim), np.float32)
+        bar = _bar(src.n, "encoding", progress)
+        for s in range(0, src.n, mb):
+            idx = np.arange(s, min(s + mb, src.n))
+            z[idx, 0] = self.autoencoder.encode(src.velocity(idx, vn), training=False)
+            bar.update(len(idx))
+        bar.close()
+        return z
+
+    def fit_diffusion(self, velocity, steps: int, batch_size: int = 16, accum: int = 2, lr: float = 8e-5,
+                      ema_every: int = 10, ema_decay: float = 0.995, max_grad_norm: float = 1.0,
+                      progress: bool = True) -> list:
+        """Step 3: v-prediction diffusion on z = E(velocity) of all m maps (encoder frozen, eval mode).
+
+        ``steps`` more optimiser steps, each on batch_size x accum latents drawn
+        without replacement by an RNG keyed by (seed, step). Returns the losses.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        if not 1 <= int(batch_size) <= self.diffusion.max_batch:
+            raise ValueError(f"batch_size must be in 1..{self.diffusion.max_batch} (diffusion_max_batch), "
+                             f"got {batch_size}; use accum for larger effective batches")
+        z = self.encode(velocity, progress=progress)
+        n, per = len(z), int(batch_size) * int(accum)
+        out = []
+        bar = _bar(int(steps), "diffusion", progress)
+        run = 0.0
+        for i in range(int(steps)):
+            k = self.diffusion.step
+            rng = np.random.default_rng([self.seed, STAGES["diffusion"], k])
+            idx = np.sort(rng.choice(n, per, replace=n < per))
+            r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, ema_every=ema_every, ema_decay=ema_decay,
+                                          max_grad_norm=max_grad_norm)
+            if not math.isfinite(r["loss"]):
+                bar.close()
+                raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
+            out.append(float(r["loss"]))
+            run = r["loss"] if i == 0 else 0.98 * run + 0.02 * r["loss"]
+            bar.update(1)
+            bar.set_postfix(loss=f"{run:.4f}")
+        bar.close()
+        self.history["diffusion"].extend(out)
+        return out
+
+    # ---- generation --------------------------------------------------------------------
+    def sample_latents(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
+                       eta: float = 0.0, first: int = 0, use_ema: bool = True, progress: bool = False) -> np.ndarray:
+        """z (n, 1, latent) by reverse diffusion. Sample j's randomness is keyed by (seed, first + j),
+        so drawing 1000 latents in one call or as [0, 500) + [500, 1000) gives the same latents."""
+        from ._native import lib
+
+        d = self.diffusion
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if first == 0 and not progress:
+            return d.sample(int(n), seed=seed, sampler=sampler, steps=steps, eta=eta, use_ema=use_ema)
+        if sampler not in diff_mod.SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(diff_mod.SAMPLERS)}, got {sampler!r}")
+        if sampler == "ddpm" and steps not in (None, d.timesteps):
+            raise ValueError(f"ddpm always takes all T = {d.timesteps} steps; use sampler='ddim' for fewer")
+        s = diff_mod.SAMPLERS[sampler]
+        steps = d.timesteps if steps is None else int(steps)
+        if steps < 1 or not (eta >= 0 and math.isfinite(eta)):
+            raise ValueError(f"need steps >= 1 and a finite eta >= 0, got {steps}, {eta}")
+        nsteps = lib.diffusion_sampler_steps(d._h, s, steps)
+        z = np.empty((int(n), *d.sample_shape), np.float32)
+        mb = d.max_batch
+        bar = _bar(nsteps * ((n + mb - 1) // mb), f"sampling ({sampler})", progress)
+        for off in range(0, n, mb):
+            x = z[off:off + mb]
+            lib.diffusion_sample_init(d._h, x, int(first) + off, int(seed))
+            for k in range(nsteps):
+                lib.diffusion_sample_step(d._h, x, int(first) + off, int(seed), s, steps, float(eta), k, bool(use_ema))
+                bar.update(1)
+        bar.close()
+        return z
+
+    def decode(self, z, normalized: bool = False):
+        """(velocity (n,1,70,70) m/s, seismic (n,shots,nt,nr) physical) of latents z (n, latent) or (n,1,latent);
+        normalized=True returns the decoders' [-1, 1] outputs instead."""
+        z = np.asarray(z, np.float32)
+        if z.ndim == 3:
+            z = z[:, 0]
+        norm = None if normalized else self._norm(need_seismic=True)
+        mb = self.autoencoder.config["max_batch"]
+        vs, ss = [], []
+        for s in range(0, len(z), mb):
+            v, sz = self.autoencoder.decode(z[s:s + mb])
+            vs.append(v)
+            ss.append(sz)
+        v, s = np.concatenate(vs), np.concatenate(ss)
+        if normalized:
+            return v, s
+        return norm.velocity_inverse(v), norm.seismic_inverse(s)
+
+    def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
+               decode: bool = True, progress: bool = False):
+        """n new pairs: (velocity (n,1,70,70) in m/s, seismic (n,shots,nt,nr) in physical amplitude).
+
+        ancestral DDPM over all T steps (the paper), or DDIM with ``steps`` steps
+        (eta = 0: deterministic). The EMA weights sample. Same seed -> same pairs.
+        decode=False returns the latents (n, 1, latent) only.
+        """
+        if decode:
+            self._norm(need_seismic=True)   # fail before sampling, not after
+        z = self.sample_latents(n, seed=seed, sampler=sampler, steps=steps, eta=eta, progress=progress)
+        return self.decode(z) if decode else z
+
+    def generate(self, n: int, out_dir: str, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
+                 eta: float = 0.0, file_size: int = openfwi.FILE_SIZE, progress: bool = True) -> dict:
+        """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
+        data{i}.npy (<=500,shots,nt,nr), each written atomically, plus ubdiff_dataset.json
+        (constants, generation settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
+        Pair j is the same whatever ``file_size``. Returns the metadata."""
+        from .data import write_npy
+
+        self._norm(need_seismic=True)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        os.makedirs(out_dir, exist_ok=True)
+        counts = [min(file_size, n - s) for s in range(0, n, file_size)]
+        c = self.autoencoder.config
+        meta = dict(format="ubdiff-generated-1", family="generated", maps=int(n), paired=int(n), seed=int(seed),
+                    sampler=sampler, steps=steps, eta=float(eta), file_size=int(file_size),
+                    seismic_shape=[c["shots"], c["nt"], c["nr"]],
+                    velocity_files=[openfwi.velocity_name(i) for i in range(1, len(counts) + 1)],
+                    seismic_files=[openfwi.seismic_name(i) for i in range(1, len(counts) + 1)],
+                    file_counts=counts, paired_counts=counts, complete=False,
+                    diffusion_steps=self.diffusion.step, config=self.config, **self.constants)
+        openfwi.write_meta(out_dir, meta)
+        t0 = time.perf_counter()
+        first = 0
+        for i, cnt in enumerate(counts, 1):
+            z = self.sample_latents(cnt, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
+                                    progress=progress)
+            v, s = self.decode(z)
+            write_npy(os.path.join(out_dir, openfwi.velocity_name(i)), v)
+            write_npy(os.path.join(out_dir, openfwi.seismic_name(i)), s)
+            first += cnt
+        meta.update(complete=True, seconds=round(time.perf_counter() - t0, 3))
+        openfwi.write_meta(out_dir, meta)
+        return meta
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """One folder: autoencoder.safetensors, diffusion.safetensors (weights, EMA, optimiser state)
+        and ubdiff.json (config, constants, epoch counters, history). Every file is written atomically."""
+        from .data.npyio import atomic_path
+
+        os.makedirs(path, exist_ok=True)
+        self.autoencoder.save(os.path.join(path, AE_FILE))
+        self.diffusion.save(os.path.join(path, DIFF_FILE))
+        info = {"format": FORMAT, "config": self.config, "seed": self.seed, "constants": self.constants,
+                "state": self.state, "history": self.history, "diffusion_max_batch": self.diffusion.max_batch}
+        with atomic_path(os.path.join(path, STATE_FILE)) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(info, f, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "UBDiff":
+        """A UBDiff restored from :meth:`save`; training continues exactly where it stopped."""
+        fn = os.path.join(path, STATE_FILE)
+        if not os.path.isfile(fn):
+            raise checkpoint.CheckpointError(f"{path}: no {STATE_FILE} (not a UBDiff folder)")
+        with open(fn) as f:
+            info = json.load(f)
+        if info.get("format") != FORMAT:
+            raise checkpoint.CheckpointError(f"{fn}: format {info.get('format')!r}, expected {FORMAT!r}")
+        self = cls.__new__(cls)
+        self.device, self.seed = "cpu", int(info["seed"])
+        self.config = info["config"]
+        self.autoencoder = CoLatentAutoencoder.load(os.path.join(path, AE_FILE))
+        self.diffusion = LatentDiffusion.load(os.path.join(path, DIFF_FILE),
+                                              max_batch=int(info.get("diffusion_max_batch", 16)))
+        self.constants, self.state, self.history = info["constants"], info["state"], info["history"]
+        return self
+
+    # ---- the authors' checkpoints ---------------------------------------------------------
+    @classmethod
+    def from_official_state_dict(cls, ae_state: dict, diffusion_state: dict, config="paper",
+                                 ema_state: dict | None = None, constants=None, seed: int = 0) -> "UBDiff":
+        """A UBDiff holding the authors' weights: ``ae_state`` is their VSNet state_dict,
+        ``diffusion_state`` their GaussianDiffusion1D state_dict (Unet1D under 'model.',
+        schedule buffers checked against ours), ``ema_state`` optionally the EMA's
+        weights (same keys; default: the weights themselves). NumPy arrays in, no PyTorch.
+        See ubdiff/official.py."""
+        from . import official
+        m = cls(config, seed=seed)
+        official.load_into(m, ae_state, diffusion_state, ema_state)
+        if constants is not None:
+            m.set_constants(constants)
+        return m
+
+    def official_state_dict(self) -> tuple:
+        """(VSNet state_dict, GaussianDiffusion1D state_dict) under the authors' names, NumPy arrays."""
+        from . import official
+        return official.export(self)
