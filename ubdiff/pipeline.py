@@ -396,7 +396,8 @@ class UBDiff:
         """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
         data{i}.npy (<=500,shots,nt,nr), each written atomically, plus ubdiff_dataset.json
         (constants, generation settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
-        Pair j is the same whatever ``file_size``. Returns the metadata."""
+        Pair j has the same latent whatever ``file_size`` (decoded values may differ
+        in float rounding with the decoding batch). Returns the metadata."""
         from .data import write_npy
 
         self._norm(need_seismic=True)

@@ -88,7 +88,8 @@ class Source:
         if self.n < 2:
             raise ValueError(f"{what}: need at least 2 samples (BatchNorm), got {self.n}")
         self.need_seismic = need_seismic
-        self._k = None
+        if need_seismic:
+            self._raw_seismic(np.array([0]))   # the time axis fits the model (fails early, not mid-epoch)
 
     @staticmethod
     def _array(x, name):
