@@ -8,7 +8,7 @@ import sys
 
 
 # Modules that each add sub-commands through register(subparsers).
-_COMMAND_MODULES = ("cli_data", "cli_evaluate")
+_COMMAND_MODULES = ("cli_data", "cli_evaluate", "cli_pipeline")
 
 
 def _cmd_info(args) -> int:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="<command>")
     s = sub.add_parser("info", help="print build information (BLAS, OpenMP, CUDA, GPU)")
     s.set_defaults(func=_cmd_info)
-    s = sub.add_parser("demo", help="end-to-end demo (currently: smoke test of the core)")
+    s = sub.add_parser("demo", help="end-to-end UB-Diff demo on the small config (data, 3 training stages, generation; minutes on a CPU)")
     s.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_demo)

@@ -1,0 +1,266 @@
+"""Sub-commands of the UB-Diff pipeline: train-autoencoder, finetune, train-diffusion,
+generate, convert-official. Each works on a run folder (ubdiff.UBDiff.save/load),
+saving after every epoch (or --save-every diffusion steps), so an interrupted
+command continues exactly when rerun.
+
+    python -m ubdiff make-dataset --family flatvel-a --maps 2000 --paired 200 --out data/
+    python -m ubdiff train-autoencoder --data data/ --run run/ --config small --epochs 20
+    python -m ubdiff finetune --data data/ --run run/ --epochs 20 [--no-freeze | --wo-opt]
+    python -m ubdiff train-diffusion --data data/ --run run/ --steps 5000
+    python -m ubdiff generate --run run/ --n 1000 --out generated/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def _data(args, velocity_only):
+    """Velocity-only dataset of all maps, or the paired samples (optionally n of them, seeded)."""
+    from .data import OpenFWIDataset, openfwi, unbalanced_split
+    root = args.data
+    split = None if openfwi.read_meta(root) is not None else "train"
+    if split is not None and not args.family:
+        raise SystemExit(f"{root}: an OpenFWI folder needs --family (to find its official train files)")
+    if velocity_only:
+        return OpenFWIDataset.from_folder(root, args.family, split, velocity_only=True)
+    if getattr(args, "n_paired", None) is None:
+        return OpenFWIDataset.from_folder(root, args.family, split)
+    return unbalanced_split(root, args.family, n_paired=args.n_paired, seed=args.split_seed, split=split).paired
+
+
+def _family(args):
+    from .data import openfwi
+    if args.family:
+        return args.family
+    meta = openfwi.read_meta(args.data) if getattr(args, "data", None) else None
+    return meta.get("family") if meta else None
+
+
+def _hyper(args):
+    """lr and lr_decay: the flags, else the paper's values for the family, else 1e-4 / 0.995."""
+    from .pipeline import paper_hyperparameters
+    fam = _family(args)
+    try:
+        hp = paper_hyperparameters(fam) if fam else {"lr": 1e-4, "lr_decay": 0.995}
+    except ValueError:   # not an OpenFWI family (e.g. "generated")
+        hp = {"lr": 1e-4, "lr_decay": 0.995}
+    return (args.lr if args.lr is not None else hp["lr"],
+            args.lr_decay if args.lr_decay is not None else hp["lr_decay"])
+
+
+def _config(text):
+    if text in ("small", "paper"):
+        return text
+    if os.path.isfile(text):
+        with open(text) as f:
+            return json.load(f)
+    return json.loads(text)
+
+
+def _model(args, create=False):
+    from .pipeline import STATE_FILE, UBDiff
+    if os.path.isfile(os.path.join(args.run, STATE_FILE)):
+        if create and args.config is not None:
+            raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
+        m = UBDiff.load(args.run)
+        print(f"continuing {args.run}: {m!r}")
+        return m
+    if not create:
+        raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
+    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch)
+
+
+def _setup(args):
+    if getattr(args, "threads", None):
+        import ubdiff
+        ubdiff.set_num_threads(args.threads)
+
+
+def _epochs(args, m, fit):
+    lr, decay = _hyper(args)
+    t0 = time.perf_counter()
+    every = max(1, args.save_every)
+    done = 0
+    while done < args.epochs:
+        k = min(every, args.epochs - done)
+        for rec in fit(k, lr, decay):
+            extra = "".join(f" {key} {rec[key]:.4f}" for key in ("velocity", "seismic") if key in rec)
+            print(f"epoch {rec['epoch'] + 1}: loss {rec['total']:.4f}{extra} (lr {rec['lr']:.3g})", flush=True)
+        done += k
+        m.save(args.run)
+    print(f"{args.epochs} epoch(s) in {time.perf_counter() - t0:.1f} s; saved {args.run}")
+    return 0
+
+
+def _cmd_train_autoencoder(args) -> int:
+    _setup(args)
+    m = _model(args, create=True)
+    vel = _data(args, velocity_only=True)
+    print(f"step 1 on {len(vel)} velocity maps")
+    return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
+                                                               lr_decay=d, weight_decay=args.weight_decay,
+                                                               progress=not args.quiet))
+
+
+def _cmd_finetune(args) -> int:
+    _setup(args)
+    m = _model(args)
+    pairs = _data(args, velocity_only=False)
+    fit = m.fit_wo_opt if args.wo_opt else m.finetune
+    kw = {} if args.wo_opt else {"freeze": args.freeze}
+    what = "w/o opt (whole network, from scratch)" if args.wo_opt else f"step 2, F = {int(args.freeze)}"
+    print(f"{what} on {len(pairs)} pairs")
+    return _epochs(args, m, lambda k, lr, d: fit(pairs, None, k, batch_size=args.batch_size, lr=lr, lr_decay=d,
+                                                 weight_decay=args.weight_decay, progress=not args.quiet, **kw))
+
+
+def _cmd_train_diffusion(args) -> int:
+    _setup(args)
+    m = _model(args)
+    vel = _data(args, velocity_only=True)
+    print(f"diffusion on z of {len(vel)} velocity maps")
+    t0 = time.perf_counter()
+    done, every = 0, max(1, args.save_every)
+    while done < args.steps:
+        k = min(every, args.steps - done)
+        losses = m.fit_diffusion(vel, k, batch_size=args.batch_size, accum=args.accum, lr=args.lr,
+                                 ema_every=args.ema_every, progress=not args.quiet)
+        done += k
+        m.save(args.run)
+        print(f"step {m.diffusion.step}: mean loss of the last {k} {sum(losses) / len(losses):.4f}", flush=True)
+    print(f"{args.steps} step(s) in {time.perf_counter() - t0:.1f} s; saved {args.run}")
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    _setup(args)
+    import numpy as np
+
+    from .data import open_npy, openfwi
+    from .pipeline_figure import save_pairs_figure
+    m = _model(args)
+    t0 = time.perf_counter()
+    meta = m.generate(args.n, args.out, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                      file_size=args.file_size, progress=not args.quiet)
+    k = min(4, args.n)
+    vel = np.array(open_npy(os.path.join(args.out, openfwi.velocity_name(1)))[:k])
+    seis = np.array(open_npy(os.path.join(args.out, openfwi.seismic_name(1)))[:k])
+    fig = args.figure or os.path.join(args.out, "generated_pairs.png")
+    save_pairs_figure(fig, vel, seis, title=f"UB-Diff: generated pairs ({args.sampler}, seed {args.seed})",
+                      vmin=m.constants["label_min"], vmax=m.constants["label_max"])
+    print(f"{args.n} pairs in {len(meta['velocity_files'])} file pair(s) under {args.out} "
+          f"({time.perf_counter() - t0:.1f} s); figure: {fig}")
+    return 0
+
+
+def _cmd_convert_official(args) -> int:
+    from . import official
+    from .pipeline import UBDiff
+    try:
+        ae = official.unwrap_autoencoder(official.read_pth(args.autoencoder, trust=args.trust))
+        diff, ema = official.unwrap_diffusion(official.read_pth(args.diffusion, trust=args.trust))
+    except ImportError as e:
+        raise SystemExit(f"convert-official: {e}")
+    m = UBDiff.from_official_state_dict(ae, diff, config=_config(args.config), ema_state=ema,
+                                        constants=args.constants)
+    m.save(args.out)
+    print(f"converted into {args.out}: {m!r}" + ("" if args.constants else
+          "; no --constants given: set them (family or dataset folder) before generating"))
+    return 0
+
+
+def _common(p, data=True, train=True):
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder (UBDiff.save / load)")
+    if data:
+        p.add_argument("--data", required=True, metavar="DIR",
+                       help="dataset folder: made by `ubdiff make-dataset`, or OpenFWI's (then --family)")
+        p.add_argument("--family", default=None, metavar="FAMILY",
+                       help="OpenFWI family (official train files; the paper's lr / lr decay)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if train:
+        p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs to run (more, if resuming)")
+        p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                       help="batch (default: the model's max_batch: 16 small, 64 paper)")
+        p.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's for --family)")
+        p.add_argument("--lr-decay", type=float, default=None,
+                       help="per-epoch lr factor (default: the paper's for the family, else 0.995)")
+        p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
+        p.add_argument("--save-every", type=int, default=1, metavar="E", help="save every E epochs (default: 1)")
+
+
+def register(subparsers) -> None:
+    """Add the pipeline sub-commands to ``python -m ubdiff``."""
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("train-autoencoder", formatter_class=raw,
+                              help="step 1: encoder + velocity decoder on all velocity maps",
+                              description="Step 1 of UB-Diff (Eq. 2): train the encoder, velocity head and "
+                                          "velocity decoder on every velocity map of --data. Creates --run (or "
+                                          "continues it) and saves after every epoch.")
+    _common(p)
+    p.add_argument("--config", default=None, help="small | paper | a JSON file or string "
+                   "{'autoencoder': ..., 'diffusion': ...} (new runs; default small)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
+    p.add_argument("--max-batch", type=int, default=None, help="largest autoencoder batch of a new run")
+    p.set_defaults(func=_cmd_train_autoencoder)
+
+    p = subparsers.add_parser("finetune", formatter_class=raw,
+                              help="step 2: seismic decoder on the pairs (--freeze / --no-freeze, --wo-opt)",
+                              description="Step 2 of UB-Diff (Eqs. 3-4) on the paired samples of --data: "
+                                          "loss (1-F) l_v + l_s. --freeze (F=1, default) trains only the seismic "
+                                          "head and decoder; --no-freeze trains everything; --wo-opt is the "
+                                          "'w/o opt' ablation (whole network, pairs only, from scratch).")
+    _common(p)
+    p.add_argument("--freeze", action=argparse.BooleanOptionalAction, default=True,
+                   help="F = 1: keep the encoder and velocity side fixed (default)")
+    p.add_argument("--wo-opt", action="store_true", help="the 'UB-Diff w/o opt' ablation")
+    p.add_argument("--n-paired", type=int, default=None, metavar="N",
+                   help="use N randomly chosen pairs (default: every sample with seismic)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the choice of N pairs (default 0)")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = subparsers.add_parser("train-diffusion", formatter_class=raw,
+                              help="step 3: latent diffusion on z = E(velocity)",
+                              description="Train the v-prediction latent diffusion on z = E(velocity) of every "
+                                          "velocity map (frozen encoder), saving every --save-every steps.")
+    _common(p, train=False)
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps to run (more, if resuming)")
+    p.add_argument("--batch-size", type=int, default=16, help="micro-batch (default 16)")
+    p.add_argument("--accum", type=int, default=2, help="gradient accumulation (default 2)")
+    p.add_argument("--lr", type=float, default=8e-5, help="Adam lr (default 8e-5)")
+    p.add_argument("--ema-every", type=int, default=10, help="EMA update period in steps (default 10)")
+    p.add_argument("--save-every", type=int, default=1000, metavar="S", help="save every S steps (default 1000)")
+    p.set_defaults(func=_cmd_train_diffusion)
+
+    p = subparsers.add_parser("generate", formatter_class=raw,
+                              help="sample new (velocity, seismic) pairs into OpenFWI files + a figure",
+                              description="Sample N pairs and write them as OpenFWI files (model{i}.npy in m/s, "
+                                          "data{i}.npy, 500 per file) with ubdiff_dataset.json, and a PNG of the "
+                                          "first pairs (velocity beside its shot gathers).")
+    _common(p, data=False, train=False)
+    p.add_argument("--n", type=int, required=True, help="number of pairs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="ddpm (paper, T steps) or ddim")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default T)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
+    p.add_argument("--file-size", type=int, default=500, help="samples per file (default 500, OpenFWI's)")
+    p.add_argument("--figure", default=None, metavar="PNG", help="figure path (default OUT/generated_pairs.png)")
+    p.set_defaults(func=_cmd_generate)
+
+    p = subparsers.add_parser("convert-official", formatter_class=raw,
+                              help="convert the authors' PyTorch checkpoints into a run folder (needs torch)",
+                              description="Read the authors' VSNet (--autoencoder) and GaussianDiffusion1D / "
+                                          "Trainer1D (--diffusion) .pth files with PyTorch and write a UBDiff run "
+                                          "folder. Schedules other than ours (cosine, T steps) are refused.")
+    p.add_argument("--autoencoder", required=True, metavar="PTH")
+    p.add_argument("--diffusion", required=True, metavar="PTH")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--config", default="paper", help="paper (default) | small | JSON of the model sizes")
+    p.add_argument("--constants", default=None, metavar="FAMILY|DIR",
+                   help="normalisation constants: an OpenFWI family name or a ubdiff dataset folder")
+    p.add_argument("--trust", action="store_true", help="allow arbitrary pickles in the .pth files (unsafe)")
+    p.set_defaults(func=_cmd_convert_official)
