@@ -19,7 +19,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(out_dir=args.out, seed=args.seed)
+    return run_demo(out_dir=args.out, seed=args.seed, scale=args.scale, threads=args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="end-to-end UB-Diff demo on the small config (data, 3 training stages, generation; minutes on a CPU)")
     s.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--scale", type=float, default=1.0,
+                   help="multiply data sizes and training lengths (default 1: a few minutes; 0.2: a smoke run)")
+    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     s.set_defaults(func=_cmd_demo)
     for mod in _COMMAND_MODULES:
         importlib.import_module(f"ubdiff.{mod}").register(sub)
