@@ -250,6 +250,9 @@ def test_official_state_dict_round_trip(data):
     # the authors' VSNet also stores its blocks under aliases (module_list1/2, blocks) and an unused head
     for alias, name in ae_spec.torch_aliases(AE).items():
         ae_state[alias] = ae_state[name]
+    head = AE["head_width"] * 5   # their unused classifier head of D_s (Linear -> 1000), skipped on load
+    ae_state["decoder_s.decoder.head.weight"] = np.zeros((1000, head), np.float32)
+    ae_state["decoder_s.decoder.head.bias"] = np.zeros(1000, np.float32)
     assert "model.init_conv.weight" in diff_state and "betas" in diff_state
     assert isinstance(ae_state["encoder.convBlock1_1.layers.1.num_batches_tracked"], np.int64)
     ema = {k: (v * 0.5 if k.startswith("model.") else v) for k, v in diff_state.items()}
@@ -289,3 +292,11 @@ def test_official_state_dict_errors(data):
         UBDiff.from_official_state_dict(ae_state, {k: v for k, v in diff_state.items() if k != "betas"}, CFG)
     with pytest.raises(KeyError, match="unexpected"):
         UBDiff.from_official_state_dict(ae_state, dict(diff_state, **{"model.extra.weight": np.zeros(1)}), CFG)
+
+
+def test_paper_hyperparameters():
+    from ubdiff.pipeline import paper_hyperparameters
+    assert paper_hyperparameters("flatvel-a") == {"lr": 1e-4, "lr_decay": 0.9}
+    assert paper_hyperparameters("FlatFault-A") == {"lr": 1e-4, "lr_decay": 0.98}
+    assert paper_hyperparameters("curvevel-a") == {"lr": 5e-4, "lr_decay": 0.995}
+    assert paper_hyperparameters("curvefault-b") == {"lr": 1e-4, "lr_decay": 0.995}
