@@ -62,3 +62,11 @@ def test_convert_official_without_torch(tmp_path):
                         "--diffusion", "b.pth", "--out", str(tmp_path)], capture_output=True, text=True,
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode != 0 and "needs PyTorch" in r.stderr
+
+
+@pytest.mark.slow   # ~25 s on one quiet core
+def test_demo_smoke(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--scale", "0.1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "physics consistency" in out and (tmp_path / "generated_pairs.png").exists()
+    assert sorted(os.listdir(tmp_path / "generated")) == ["data1.npy", "model1.npy", "ubdiff_dataset.json"]
