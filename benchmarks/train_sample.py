@@ -1,6 +1,7 @@
 """Training and sampling throughput of the models (samples per second).
 
     python benchmarks/train_sample.py --part ae [--config paper] [--batch 64] [--repeat 3] [--threads N]
+    python benchmarks/train_sample.py --part diffusion [--quick] [--threads N]
 
 Part ``ae`` (co-latent autoencoder): one training step of step 1 (E + velocity
 head + D_v), step 2 with F = 1 (seismic head + D_s; E frozen) and with F = 0
@@ -8,10 +9,17 @@ head + D_v), step 2 with F = 1 (seismic head + D_s; E frozen) and with F = 0
 Random normalised data of the real shapes; the paper configuration needs about
 4 GB for parameters, gradients and Adam moments plus the activations of one
 batch. Prints a Markdown table (median of `repeat` steps after one warm-up).
+
+Part ``diffusion``: the paper's latent diffusion (1-D U-Net, 21.3 M parameters,
+latents 1 x 128): training latents/s at batch 16 x accumulation 2 (one
+optimiser step = 32 latents), and the time of 256 ancestral DDPM steps at
+batch 16 (= sampling 16 latents). --quick times fewer steps (DDPM time then
+extrapolated from the measured per-step time).
 """
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -45,9 +53,39 @@ def bench_autoencoder(config="paper", batch=64, repeat=3):
     return rows
 
 
+def bench_diffusion(quick: bool) -> str:
+    from ubdiff.models import LatentDiffusion
+
+    m = LatentDiffusion("paper", seed=0, max_batch=16)
+    rng = np.random.default_rng(0)
+    z0 = rng.uniform(-1, 1, (32, 1, 128)).astype(np.float32)
+    t_step = median_time(lambda: m.train_step(z0, accum=2), repeat=2 if quick else 5, warmup=1)
+    x = rng.normal(size=(16, 1, 128)).astype(np.float32)
+    t_fwd = median_time(lambda: m.forward(x, np.full(16, 100), use_ema=True), repeat=3 if quick else 10)
+    if quick:
+        k = 8
+        t0 = time.perf_counter()
+        m.sample(16, seed=0, sampler="ddim", steps=k)
+        t_sample = (time.perf_counter() - t0) / k * 256
+        how = f"extrapolated from {k} DDIM steps"
+    else:
+        t0 = time.perf_counter()
+        m.sample(16, seed=0, sampler="ddpm")
+        t_sample = time.perf_counter() - t0
+        how = "measured"
+    rows = [
+        ("train step, batch 16 x accum 2", f"{t_step * 1e3:.0f} ms", f"{32 / t_step:.1f} latents/s"),
+        ("U-Net forward, batch 16 (EMA)", f"{t_fwd * 1e3:.1f} ms", f"{16 / t_fwd:.0f} latents/s"),
+        (f"DDPM 256 steps, batch 16 ({how})", f"{t_sample:.1f} s", f"{16 / t_sample:.2f} latents/s"),
+    ]
+    return (f"Latent diffusion, paper config ({m.num_parameters():,} parameters); {machine()}\n\n"
+            + table(rows, ["what", "time", "throughput"]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["ae"], default="ae")
+    ap.add_argument("--part", choices=["ae", "diffusion"], default="ae")
+    ap.add_argument("--quick", action="store_true", help="diffusion: extrapolate DDPM time from 8 steps")
     ap.add_argument("--config", default="paper")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
@@ -57,6 +95,8 @@ def main(argv=None):
         ubdiff.set_num_threads(a.threads)
     if a.part == "ae":
         bench_autoencoder(a.config, a.batch, a.repeat)
+    elif a.part == "diffusion":
+        print(bench_diffusion(a.quick))
 
 
 if __name__ == "__main__":
