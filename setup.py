@@ -78,7 +78,8 @@ class BuildExtWithCuda(build_ext):
 
 
 blas_inc, blas_lib, blas_name = _blas()
-sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/cpu/*.c") + glob.glob("csrc/python/*.c"))
+sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/cpu/*.c") + glob.glob("csrc/models/*.c")
+                 + glob.glob("csrc/python/*.c"))
 cflags = ["-std=c11", "-O3", "-fopenmp", "-Wall", "-Wno-unused-function",
           "-fno-strict-aliasing", "-DBLAS_SYMBOL_PREFIX=scipy_"]
 if os.environ.get("UBDIFF_NATIVE", "1") != "0":
