@@ -17,8 +17,11 @@ made here:
             OpenFWI with each family's published data_min / data_max.
 
 Held-out maps (other seeds) give the classification accuracy recorded in the
-weights' metadata. Runs in about 10 minutes on 2 CPU cores (most of it the
-seismic simulation). The result depends on the thread count only through float
+weights' metadata. Runs in about 10 minutes on 2 idle CPU cores (most of it
+the seismic simulation). The simulation uses every thread; the training steps
+use --train-threads (default 1: on a shared, loaded machine the many short
+parallel regions of a small-batch step ran up to 10x slower with 2 threads
+than with 1). The result depends on the thread counts only through float
 rounding; the recipe (everything in RECIPE) is stored in the metadata.
 
 The networks are ubdiff's own: FID/KID computed with them are NOT comparable
@@ -98,7 +101,9 @@ def lr_at(step, recipe):
     return recipe["lr"] * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def train(name, recipe, x_tr, y_tr, r_tr, x_te, y_te, log_every=100):
+def train(name, recipe, x_tr, y_tr, r_tr, x_te, y_te, threads, log_every=100):
+    import ubdiff
+    ubdiff.set_num_threads(threads)
     net = fn.FeatureNet(recipe["net"], seed=SEED)
     rng = np.random.default_rng([SEED, 7])
     n, B = len(x_tr), recipe["batch"]
@@ -146,7 +151,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out-dir", default=fn.WEIGHTS_DIR)
     ap.add_argument("--modality", choices=("both", "velocity", "seismic"), default="both")
+    ap.add_argument("--train-threads", type=int, default=1, help="threads of the training steps (default 1)")
     args = ap.parse_args(argv)
+    import ubdiff
+    sim_threads = ubdiff.get_num_threads()
     os.makedirs(args.out_dir, exist_ok=True)
     t_all = time.time()
     if args.modality in ("both", "velocity"):
@@ -154,7 +162,7 @@ def main(argv=None):
         v_tr, y_tr = velocity_maps(0, R["train_per_family"])
         v_te, y_te = velocity_maps(1, R["test_per_family"])
         x_tr, x_te = normalize_velocity(v_tr), normalize_velocity(v_te)
-        net, acc, per, sec = train("velocity", R, x_tr, y_tr, reg_targets(x_tr), x_te, y_te)
+        net, acc, per, sec = train("velocity", R, x_tr, y_tr, reg_targets(x_tr), x_te, y_te, args.train_threads)
         path = os.path.join(args.out_dir, os.path.basename(fn.reference_path("velocity", VERSION)))
         net.save(path, meta_for("velocity", R, acc, per, len(y_tr), len(y_te), sec))
         print(f"wrote {path}")
@@ -164,9 +172,11 @@ def main(argv=None):
         v_tr, y_tr = velocity_maps(2, R["train_per_family"])
         v_te, y_te = velocity_maps(3, R["test_per_family"])
         t = time.time()
+        ubdiff.set_num_threads(sim_threads)
         s_tr, s_te = seismic_inputs(v_tr, y_tr, R), seismic_inputs(v_te, y_te, R)
         print(f"[seismic] simulated {len(v_tr) + len(v_te)} maps in {time.time() - t:.0f} s", flush=True)
-        net, acc, per, sec = train("seismic", R, s_tr, y_tr, reg_targets(normalize_velocity(v_tr)), s_te, y_te)
+        net, acc, per, sec = train("seismic", R, s_tr, y_tr, reg_targets(normalize_velocity(v_tr)), s_te, y_te,
+                                   args.train_threads)
         path = os.path.join(args.out_dir, os.path.basename(fn.reference_path("seismic", VERSION)))
         net.save(path, meta_for("seismic", R, acc, per, len(y_tr), len(y_te), sec))
         print(f"wrote {path}")
