@@ -68,6 +68,23 @@ ubd_status ubd_cpu_conv1d_forward(float *out, const float *inp, const float *wei
 ubd_status ubd_cpu_conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                    const float *weight, float *work, ubd_conv1d_shape s);
 
+/* ---- CUDA twins (csrc/cuda/conv.cu): same arguments, device pointers,
+ * `work` a device buffer of the same ubd_conv*_workspace() floats. ---- */
+#ifdef UBDIFF_WITH_CUDA
+ubd_status ubd_cuda_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                   ubd_conv2d_shape s);
+ubd_status ubd_cuda_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, float *work, ubd_conv2d_shape s);
+ubd_status ubd_cuda_convt2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                    ubd_convt2d_shape s);
+ubd_status ubd_cuda_convt2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                     const float *weight, float *work, ubd_convt2d_shape s);
+ubd_status ubd_cuda_conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                                   ubd_conv1d_shape s);
+ubd_status ubd_cuda_conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, float *work, ubd_conv1d_shape s);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,151 @@
+/* ae_train.c — encode, decode and the training step of the co-latent
+ * autoencoder (Eqs. 2-4 of the paper):
+ *   l_a = gamma_l1 * L1 + gamma_mse * MSE  (means over elements)
+ *   STEP1:  l = l_v,                trains E, head_v, D_v
+ *   STEP2:  l = (1 - F) l_v + l_s;  F = 1 trains head_s, D_s only (E in eval
+ *           mode, head_v/D_v not run: their parameters and BatchNorm statistics
+ *           stay bit-identical); F = 0 trains everything
+ *   WO_OPT: l = l_v + l_s on the pairs, everything trained (as STEP2, F = 0).
+ * Difference from the authors' scripts, which always run the whole VSNet:
+ * STEP1 does not run head_s/D_s, so batch_norm_s's running statistics are not
+ * updated there (they are not used in training mode, and step 2 re-estimates
+ * them with momentum 0.1); STEP2 with F = 1 does not run D_v (l_v is not part
+ * of the loss) and reports l_v as NaN.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ae_internal.h"
+
+static ubd_status check_batch(const ubd_ae *m, int B, int training) {
+    UBD_REQUIRE(B >= 1, UBD_ERR_VALUE, "autoencoder: batch size must be positive, got %d", B);
+    UBD_REQUIRE(B <= m->cfg.max_batch, UBD_ERR_VALUE,
+                "autoencoder: batch size %d exceeds the model's max_batch %d (set at creation)", B,
+                m->cfg.max_batch);
+    UBD_REQUIRE(!training || B >= 2, UBD_ERR_VALUE,
+                "autoencoder: training-mode BatchNorm needs a batch of at least 2 (got %d)", B);
+    return UBD_OK;
+}
+
+ubd_status ubd_ae_encode(ubd_ae *m, float *z_out, const float *vel, int B, int training) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(z_out);
+    UBD_REQUIRE_PTR(vel);
+    UBD_TRY(check_batch(m, B, training));
+    UBD_TRY(ae_encoder_forward(m, vel, B, training != 0));
+    memcpy(z_out, ae_encoder_output(m), (size_t)B * m->cfg.latent * sizeof(float));
+    return UBD_OK;
+}
+
+ubd_status ubd_ae_decode(ubd_ae *m, float *vel_out, float *seis_out, const float *z, int B) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(z);
+    UBD_TRY(check_batch(m, B, 0));
+    if (vel_out) {
+        UBD_TRY(ae_head_forward(&m->hv, m, z, B, 0));
+        UBD_TRY(ae_veldec_forward(m, m->hv.a, B, 0));
+        memcpy(vel_out, ae_veldec_output(m), (size_t)B * UBD_AE_VEL * UBD_AE_VEL * sizeof(float));
+    }
+    if (seis_out) {
+        UBD_TRY(ae_head_forward(&m->hs, m, z, B, 0));
+        UBD_TRY(ae_seisdec_forward(m, seis_out, m->hs.a, B));
+    }
+    return UBD_OK;
+}
+
+/* Which groups a mode trains: [lo, hi) of the group list (contiguous by design). */
+static void trained_groups(ubd_ae_mode mode, int F, int *lo, int *hi) {
+    if (mode == UBD_AE_STEP1) {
+        *lo = UBD_AE_ENC, *hi = UBD_AE_DEC_V + 1;
+    } else if (mode == UBD_AE_STEP2 && F) {
+        *lo = UBD_AE_HEAD_S, *hi = UBD_AE_NGROUPS;
+    } else {
+        *lo = UBD_AE_ENC, *hi = UBD_AE_NGROUPS;
+    }
+}
+
+/* l = g1 L1 + g2 MSE of pred vs target (n); dpred += w * dl/dpred. */
+static ubd_status modality_loss(float *l, float *l1, float *mse, float *dpred, const float *pred, const float *target,
+                                size_t n, float g1, float g2, float w) {
+    UBD_TRY(ubd_cpu_l1_forward(l1, pred, target, n));
+    UBD_TRY(ubd_cpu_mse_forward(mse, pred, target, n));
+    *l = g1 * *l1 + g2 * *mse;
+    memset(dpred, 0, n * sizeof(float));
+    if (w * g1 != 0.0f) UBD_TRY(ubd_cpu_l1_backward(dpred, pred, target, n, w * g1));
+    if (w * g2 != 0.0f) UBD_TRY(ubd_cpu_mse_backward(dpred, pred, target, n, w * g2));
+    return UBD_OK;
+}
+
+ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel, const float *seis, int B,
+                                   ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(losses);
+    UBD_REQUIRE_PTR(vel);
+    UBD_REQUIRE_PTR(hp);
+    UBD_REQUIRE(mode == UBD_AE_STEP1 || mode == UBD_AE_STEP2 || mode == UBD_AE_WO_OPT, UBD_ERR_VALUE,
+                "autoencoder: unknown training mode %d (1: step1, 2: step2, 3: w/o opt)", (int)mode);
+    UBD_REQUIRE(mode == UBD_AE_STEP1 || seis != NULL, UBD_ERR_VALUE,
+                "autoencoder: this training mode needs the seismic records (seis is NULL)");
+    UBD_TRY(check_batch(m, B, 1));
+    const int F = (mode == UBD_AE_STEP2) && freeze;
+    const int train_v = !F;                 /* E, head_v, D_v trained; l_v computed */
+    const int need_s = mode != UBD_AE_STEP1; /* head_s, D_s trained; l_s computed */
+    for (int i = 0; i < UBD_AE_NLOSSES; i++) losses[i] = NAN;
+    int lo, hi;
+    trained_groups(mode, F, &lo, &hi);
+    size_t off = m->group_off[lo], n = m->group_off[hi - 1] + m->group_n[hi - 1] - off;
+    memset(m->params.buf[UBD_BUF_GRAD] + off, 0, n * sizeof(float));
+
+    UBD_TRY(ae_encoder_forward(m, vel, B, train_v));
+    const float *z = ae_encoder_output(m);
+    float lv = 0.0f, ls = 0.0f;
+    const size_t nvel = (size_t)B * UBD_AE_VEL * UBD_AE_VEL, nseis = (size_t)B * m->ds.nout;
+    if (train_v) {
+        UBD_TRY(ae_head_forward(&m->hv, m, z, B, 1));
+        UBD_TRY(ae_veldec_forward(m, m->hv.a, B, 1));
+        UBD_TRY(modality_loss(&lv, &losses[UBD_AE_L1_V], &losses[UBD_AE_MSE_V], m->dvel, ae_veldec_output(m), vel,
+                              nvel, hp->l1_v, hp->mse_v, 1.0f));
+        losses[UBD_AE_LOSS_V] = lv;
+    }
+    if (need_s) {
+        UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
+        UBD_TRY(ae_seisdec_forward(m, NULL, m->hs.a, B));
+        UBD_TRY(modality_loss(&ls, &losses[UBD_AE_L1_S], &losses[UBD_AE_MSE_S], m->dseis, m->ds.out, seis, nseis,
+                              hp->l1_s, hp->mse_s, 1.0f));
+        losses[UBD_AE_LOSS_S] = ls;
+    }
+    losses[UBD_AE_LOSS_TOTAL] = (train_v ? lv : 0.0f) + (need_s ? ls : 0.0f);
+
+    if (train_v) memset(m->dz, 0, (size_t)B * m->cfg.latent * sizeof(float));
+    if (need_s) {
+        memset(m->dhs, 0, (size_t)B * m->hs.co * sizeof(float));
+        UBD_TRY(ae_seisdec_backward(m, m->dhs, m->dseis, m->hs.a, B));
+        UBD_TRY(ae_head_backward(&m->hs, m, train_v ? m->dz : NULL, m->dhs, z, B));
+    }
+    if (train_v) {
+        memset(m->dhv, 0, (size_t)B * m->hv.co * sizeof(float));
+        UBD_TRY(ae_veldec_backward(m, m->dhv, m->dvel, m->hv.a, B));
+        UBD_TRY(ae_head_backward(&m->hv, m, m->dz, m->dhv, z, B));
+        UBD_TRY(ae_encoder_backward(m, m->dz, vel, B));
+    }
+    return UBD_OK;
+}
+
+ubd_status ubd_ae_train_step(ubd_ae *m, float *losses, const float *vel, const float *seis, int B, ubd_ae_mode mode,
+                             int freeze, const ubd_ae_hparams *hp) {
+    UBD_TRY(ubd_ae_forward_backward(m, losses, vel, seis, B, mode, freeze, hp));
+    for (int i = 0; i < UBD_AE_NLOSSES; i++)
+        if (!isnan(losses[i]))
+            UBD_REQUIRE(isfinite(losses[i]), UBD_ERR_RUNTIME,
+                        "autoencoder: non-finite loss (%g); parameters left unchanged", (double)losses[i]);
+    int lo, hi;
+    trained_groups(mode, (mode == UBD_AE_STEP2) && freeze, &lo, &hi);
+    ubd_params *P = &m->params;
+    for (int g = lo; g < hi; g++) {
+        size_t off = m->group_off[g];
+        m->steps[g]++;
+        UBD_TRY(ubd_cpu_adam_update(P->buf[UBD_BUF_PARAM] + off, P->buf[UBD_BUF_M] + off, P->buf[UBD_BUF_V] + off,
+                                    P->buf[UBD_BUF_GRAD] + off, m->group_n[g], hp->adam, m->steps[g]));
+    }
+    return UBD_OK;
+}

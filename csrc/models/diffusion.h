@@ -1,0 +1,93 @@
+/* diffusion.h — UB-Diff's latent diffusion on the CPU: GaussianDiffusion1D
+ * (lucidrains, as vendored by the UB-Diff authors) with the cosine schedule,
+ * the v-prediction objective, Adam + gradient clipping + EMA training steps,
+ * and ancestral DDPM / DDIM sampling, around the 1-D U-Net of unet1d.h.
+ *
+ * Randomness is Philox (philox.h), keyed so that runs are reproducible and
+ * resumable and do not depend on how samples are grouped into calls:
+ *  training step s, sample g (0 <= g < accum*B, over all micro-batches):
+ *    t_g   = floor(T * u) with u element g of uniform stream (seed, 4s)
+ *    noise = elements [g*C*L, (g+1)*C*L) of normal stream (seed, 4s + 1)
+ *  sampling, sample n (global index over the N requested):
+ *    x_T   = elements [n*C*L, ...) of normal stream (seed, 2^62)
+ *    noise added at diffusion time tau: normal stream (seed, 2^62 + 1 + tau)
+ */
+#ifndef UBD_DIFFUSION_H
+#define UBD_DIFFUSION_H
+
+#include "../ops.h"
+#include "unet1d.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    ubd_adam_hparams adam; /* paper: lr 8e-5, betas (0.9, 0.99), eps 1e-8, no weight decay */
+    float max_grad_norm;   /* 1.0; 0 disables clipping */
+    float ema_decay;       /* 0.995 */
+    int ema_every;         /* 10: EMA update after steps 10, 20, ...; 0 disables */
+} ubd_diffusion_hparams;
+
+typedef enum { UBD_SAMPLER_DDPM = 0, UBD_SAMPLER_DDIM = 1 } ubd_sampler;
+
+/* Schedule arrays (length T, float64), as GaussianDiffusion1D registers them. */
+typedef enum {
+    UBD_SCHED_BETAS = 0,
+    UBD_SCHED_ALPHAS_CUMPROD,
+    UBD_SCHED_ALPHAS_CUMPROD_PREV,
+    UBD_SCHED_SQRT_ALPHAS_CUMPROD,
+    UBD_SCHED_SQRT_ONE_MINUS_ALPHAS_CUMPROD,
+    UBD_SCHED_SQRT_RECIP_ALPHAS_CUMPROD,
+    UBD_SCHED_SQRT_RECIPM1_ALPHAS_CUMPROD,
+    UBD_SCHED_POSTERIOR_VARIANCE,
+    UBD_SCHED_POSTERIOR_LOG_VARIANCE_CLIPPED,
+    UBD_SCHED_POSTERIOR_MEAN_COEF1,
+    UBD_SCHED_POSTERIOR_MEAN_COEF2,
+    UBD_SCHED_LOSS_WEIGHT,
+    UBD_SCHED_NUM
+} ubd_sched_array;
+const char *ubd_sched_name(ubd_sched_array k);
+
+typedef struct ubd_diffusion ubd_diffusion;
+
+/* Cosine schedule with T steps (s = 0.008, betas clipped to 0.999, float64);
+ * the U-Net is created for batches up to max_batch and initialised from `seed`. */
+ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed);
+void ubd_diffusion_free(ubd_diffusion *d);
+ubd_unet1d *ubd_diffusion_net(ubd_diffusion *d);
+int ubd_diffusion_timesteps(const ubd_diffusion *d);
+const double *ubd_diffusion_schedule(const ubd_diffusion *d, ubd_sched_array k);
+
+/* The v-prediction loss for given t (B) and noise (B, C, L) on z0 (B, C, L):
+ *   x_t = sqrt(abar) z0 + sqrt(1-abar) noise, v = sqrt(abar) noise - sqrt(1-abar) z0,
+ *   loss = mean_b [ w_t * mean_{c,l} (net(x_t, t) - v)^2 ],  w_t = snr / (snr + 1).
+ * per_sample (B) receives the weighted per-sample terms (NULL: not wanted).
+ * grad_scale > 0 also runs backward of grad_scale * loss into the grad buffer (+=). */
+ubd_status ubd_diffusion_loss(ubd_diffusion *d, float *loss, float *per_sample, const float *z0, const int *t,
+                              const float *noise, int B, float grad_scale);
+
+/* One optimiser step on z0 (accum*B, C, L): accum micro-batches of B, gradient
+ * = mean over micro-batches, clipped, Adam step number step+1, EMA when
+ * (step+1) % ema_every == 0. loss (1): mean of the micro-batch losses;
+ * grad_norm (1): the norm before clipping (NULL: not wanted). */
+ubd_status ubd_diffusion_train_step(ubd_diffusion *d, float *loss, float *grad_norm, const float *z0, int B,
+                                    int accum, uint64_t seed, long long step, ubd_diffusion_hparams hp);
+
+/* Number of reverse steps a sampler takes (DDPM: T; DDIM: steps, 1..T). */
+ubd_status ubd_diffusion_sampler_steps(const ubd_diffusion *d, ubd_sampler sampler, int steps, int *nsteps);
+/* Step-wise sampling of a chunk x (n, C, L), n <= max_batch, whose first
+ * sample has global index `first`: init fills x_T; step k (0..nsteps-1)
+ * advances x in place. ubd_diffusion_sample = init + all steps, per chunk. */
+ubd_status ubd_diffusion_sample_init(ubd_diffusion *d, float *x, int n, long long first, uint64_t seed);
+ubd_status ubd_diffusion_sample_step(ubd_diffusion *d, float *x, int n, long long first, uint64_t seed,
+                                     ubd_sampler sampler, int steps, float eta, int k, int use_ema);
+/* z (N, C, L): DDPM over all T steps (steps ignored) or DDIM with `steps`
+ * steps and eta; x0 predictions clamped to [-1, 1]; chunks of max_batch. */
+ubd_status ubd_diffusion_sample(ubd_diffusion *d, float *z, int N, uint64_t seed, ubd_sampler sampler, int steps,
+                                float eta, int use_ema);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

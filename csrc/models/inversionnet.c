@@ -1,0 +1,397 @@
+/* inversionnet.c — InversionNet: layout, parameters, forward, backward,
+ * training step. See inversionnet.h. */
+#include "inversionnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shape_ops.h"
+
+/* ---- the architecture: one row per OpenFWI module ---------------------- */
+/* Channel codes: 0 = in_channels, 1..5 = dim1..dim5, 6 = the single output channel. */
+typedef struct {
+    const char *name;
+    int transposed, cin, cout;
+    int KH, KW, SH, SW, PH, PW; /* KH = KW = 0: kernel = input size (convblock8) */
+    int tanh, crop_before;
+} arch_row;
+
+static const arch_row ARCH[UBD_INVNET_BLOCKS] = {
+    /* encoder: the time axis shrinks first (kernels k x 1), then both axes */
+    {"convblock1", 0, 0, 1, 7, 1, 2, 1, 3, 0, 0, 0},
+    {"convblock2_1", 0, 1, 2, 3, 1, 2, 1, 1, 0, 0, 0},
+    {"convblock2_2", 0, 2, 2, 3, 1, 1, 1, 1, 0, 0, 0},
+    {"convblock3_1", 0, 2, 2, 3, 1, 2, 1, 1, 0, 0, 0},
+    {"convblock3_2", 0, 2, 2, 3, 1, 1, 1, 1, 0, 0, 0},
+    {"convblock4_1", 0, 2, 3, 3, 1, 2, 1, 1, 0, 0, 0},
+    {"convblock4_2", 0, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0},
+    {"convblock5_1", 0, 3, 3, 3, 3, 2, 2, 1, 1, 0, 0},
+    {"convblock5_2", 0, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"convblock6_1", 0, 3, 4, 3, 3, 2, 2, 1, 1, 0, 0},
+    {"convblock6_2", 0, 4, 4, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"convblock7_1", 0, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0},
+    {"convblock7_2", 0, 4, 4, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"convblock8", 0, 4, 5, 0, 0, 1, 1, 0, 0, 0, 0},
+    /* decoder: 1 -> 5 -> 10 -> 20 -> 40 -> 80, crop to 70, 1 channel */
+    {"deconv1_1", 1, 5, 5, 5, 5, 2, 2, 0, 0, 0, 0},
+    {"deconv1_2", 0, 5, 5, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"deconv2_1", 1, 5, 4, 4, 4, 2, 2, 1, 1, 0, 0},
+    {"deconv2_2", 0, 4, 4, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"deconv3_1", 1, 4, 3, 4, 4, 2, 2, 1, 1, 0, 0},
+    {"deconv3_2", 0, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"deconv4_1", 1, 3, 2, 4, 4, 2, 2, 1, 1, 0, 0},
+    {"deconv4_2", 0, 2, 2, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"deconv5_1", 1, 2, 1, 4, 4, 2, 2, 1, 1, 0, 0},
+    {"deconv5_2", 0, 1, 1, 3, 3, 1, 1, 1, 1, 0, 0},
+    {"deconv6", 0, 1, 6, 3, 3, 1, 1, 1, 1, 1, 1},
+};
+
+static int channels(const ubd_invnet_config *cfg, int code) {
+    return code == 0 ? cfg->in_channels : code == 6 ? 1 : cfg->dim[code - 1];
+}
+
+static ubd_status check_config(const ubd_invnet_config *cfg) {
+    UBD_REQUIRE_PTR(cfg);
+    for (int i = 0; i < 5; i++)
+        UBD_REQUIRE(cfg->dim[i] > 0, UBD_ERR_VALUE, "inversionnet: dim%d must be positive, got %d", i + 1,
+                    cfg->dim[i]);
+    UBD_REQUIRE(cfg->in_channels > 0, UBD_ERR_VALUE, "inversionnet: in_channels must be positive, got %d",
+                cfg->in_channels);
+    UBD_REQUIRE(cfg->nt > 0 && cfg->nx > 0, UBD_ERR_VALUE, "inversionnet: nt and nx must be positive, got %d, %d",
+                cfg->nt, cfg->nx);
+    UBD_REQUIRE(cfg->max_batch > 0, UBD_ERR_VALUE, "inversionnet: max_batch must be positive, got %d",
+                cfg->max_batch);
+    UBD_REQUIRE(cfg->slope > 0.0f, UBD_ERR_VALUE, "inversionnet: LeakyReLU slope must be positive, got %g",
+                cfg->slope);
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_layout(ubd_invnet_block *blocks, const ubd_invnet_config *cfg) {
+    UBD_REQUIRE_PTR(blocks);
+    UBD_TRY(check_config(cfg));
+    int H = cfg->nt, W = cfg->nx;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const arch_row *r = &ARCH[l];
+        ubd_invnet_block *b = &blocks[l];
+        memset(b, 0, sizeof *b);
+        snprintf(b->name, sizeof b->name, "%s", r->name);
+        b->crop_before = r->crop_before;
+        if (r->crop_before) {
+            UBD_REQUIRE(H > 2 * UBD_INVNET_CROP && W > 2 * UBD_INVNET_CROP, UBD_ERR_VALUE,
+                        "inversionnet: %s input %dx%d too small to crop", r->name, H, W);
+            H -= 2 * UBD_INVNET_CROP;
+            W -= 2 * UBD_INVNET_CROP;
+        }
+        ubd_block2d *k = &b->k;
+        k->transposed = r->transposed;
+        k->C = channels(cfg, r->cin);
+        k->OC = channels(cfg, r->cout);
+        k->H = H;
+        k->W = W;
+        k->KH = r->KH ? r->KH : H; /* convblock8: the whole remaining map */
+        k->KW = r->KW ? r->KW : W;
+        k->SH = r->SH, k->SW = r->SW, k->PH = r->PH, k->PW = r->PW;
+        k->act = r->tanh ? UBD_ACT_TANH : UBD_ACT_LEAKY_RELU;
+        k->act_param = r->tanh ? 0.0f : cfg->slope;
+        k->bn_momentum = cfg->bn_momentum;
+        k->bn_eps = cfg->bn_eps;
+        ubd_status s = ubd_block2d_check(k);
+        if (s != UBD_OK) {
+            char why[256]; /* copy: ubd_fail rewrites the message buffer */
+            snprintf(why, sizeof why, "%s", ubd_last_error());
+            return ubd_fail(s, "inversionnet: block %s (input %dx%d from nt=%d, nx=%d) is invalid: %s", r->name, H, W,
+                            cfg->nt, cfg->nx, why);
+        }
+        H = k->OH;
+        W = k->OW;
+    }
+    UBD_REQUIRE(H == UBD_INVNET_OUT && W == UBD_INVNET_OUT, UBD_ERR_RUNTIME,
+                "inversionnet: output is %dx%d, expected %dx%d", H, W, UBD_INVNET_OUT, UBD_INVNET_OUT);
+    return UBD_OK;
+}
+
+/* Adds "<block>.<suffix>" with the given shape. */
+static ubd_status add_view(ubd_params *p, const char *block, const char *suffix, int ndim, int64_t d0, int64_t d1,
+                           int64_t d2, int64_t d3, size_t *off) {
+    char name[UBD_MAX_NAME];
+    snprintf(name, sizeof name, "%s.%s", block, suffix);
+    int64_t shape[4] = {d0, d1, d2, d3};
+    return ubd_params_add(p, name, ndim, shape, off);
+}
+
+/* Tables and, where st != NULL, the offsets of every block's tensors. */
+static ubd_status build_tables(ubd_params *params, ubd_params *stats, ubd_invnet_state *st,
+                               const ubd_invnet_block *blocks) {
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &blocks[l].k;
+        const char *n = blocks[l].name;
+        size_t o[6];
+        /* PyTorch weight layouts: Conv2d (OC, C, KH, KW), ConvTranspose2d (C, OC, KH, KW) */
+        int64_t w0 = k->transposed ? k->C : k->OC, w1 = k->transposed ? k->OC : k->C;
+        UBD_TRY(add_view(params, n, "layers.0.weight", 4, w0, w1, k->KH, k->KW, &o[0]));
+        UBD_TRY(add_view(params, n, "layers.0.bias", 1, k->OC, 0, 0, 0, &o[1]));
+        UBD_TRY(add_view(params, n, "layers.1.weight", 1, k->OC, 0, 0, 0, &o[2]));
+        UBD_TRY(add_view(params, n, "layers.1.bias", 1, k->OC, 0, 0, 0, &o[3]));
+        UBD_TRY(add_view(stats, n, "layers.1.running_mean", 1, k->OC, 0, 0, 0, &o[4]));
+        UBD_TRY(add_view(stats, n, "layers.1.running_var", 1, k->OC, 0, 0, 0, &o[5]));
+        if (st) {
+            st[l].w = o[0], st[l].b = o[1], st[l].gamma = o[2], st[l].beta = o[3];
+            st[l].rmean = o[4], st[l].rvar = o[5];
+        }
+    }
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_tables(ubd_params *params, ubd_params *stats, const ubd_invnet_config *cfg) {
+    UBD_REQUIRE(params && stats, UBD_ERR_VALUE, "inversionnet_tables: NULL table");
+    ubd_invnet_block blocks[UBD_INVNET_BLOCKS];
+    UBD_TRY(ubd_invnet_layout(blocks, cfg));
+    return build_tables(params, stats, NULL, blocks);
+}
+
+/* ---- creation ------------------------------------------------------------ */
+static size_t out_size(const ubd_block2d *k) { return (size_t)k->OC * k->OH * k->OW; }
+static size_t in_size(const ubd_block2d *k) { return (size_t)k->C * k->H * k->W; }
+static int needs_pre(const ubd_block2d *k) { return k->act == UBD_ACT_TANH; }
+
+void ubd_invnet_free(ubd_invnet *m) {
+    if (!m) return;
+    ubd_params_free(&m->params);
+    ubd_params_free(&m->stats);
+    free(m->arena);
+    free(m);
+}
+
+ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
+    UBD_REQUIRE_PTR(out);
+    UBD_REQUIRE_PTR(cfg);
+    *out = NULL;
+    ubd_invnet *m = calloc(1, sizeof *m);
+    UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "inversionnet: out of memory");
+    ubd_params_init(&m->params);
+    ubd_params_init(&m->stats);
+    m->cfg = *cfg;
+    ubd_status s = ubd_invnet_layout(m->blocks, cfg);
+    if (s == UBD_OK) s = build_tables(&m->params, &m->stats, m->st, m->blocks);
+    for (int b = UBD_BUF_PARAM; s == UBD_OK && b <= UBD_BUF_V; b++) s = ubd_params_alloc(&m->params, (ubd_buf_kind)b);
+    if (s == UBD_OK) s = ubd_params_alloc(&m->stats, UBD_BUF_PARAM);
+    if (s != UBD_OK) {
+        ubd_invnet_free(m);
+        return s;
+    }
+    s = ubd_invnet_reserve(m, cfg->max_batch);
+    if (s != UBD_OK) {
+        ubd_invnet_free(m);
+        return s;
+    }
+    *out = m;
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_POSITIVE(max_batch);
+    /* Sizes of the activation arena: per block z, a, (y), mean, rstd; crop; 3 gradient buffers; workspace. */
+    const size_t B = (size_t)max_batch;
+    size_t total = 0, gmax = 0, wmax = 0;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &m->blocks[l].k;
+        total += B * out_size(k) * (needs_pre(k) ? 3 : 2) + 2 * (size_t)k->OC;
+        gmax = gmax > B * out_size(k) ? gmax : B * out_size(k);
+        gmax = gmax > B * in_size(k) ? gmax : B * in_size(k);
+        size_t w = ubd_block2d_workspace(k, max_batch);
+        wmax = wmax > w ? wmax : w;
+    }
+    const size_t crop = B * (size_t)m->cfg.dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT;
+    const size_t floats = total + crop + 3 * gmax + wmax + 1;
+    float *arena = malloc(floats * sizeof(float));
+    UBD_REQUIRE(arena != NULL, UBD_ERR_MEMORY, "inversionnet: cannot allocate %zu MiB of activations for max_batch %d",
+                floats * sizeof(float) >> 20, max_batch);
+    free(m->arena); /* only activations live there: parameters and statistics stay put */
+    m->arena = arena;
+    m->arena_floats = floats;
+    m->cfg.max_batch = max_batch;
+    m->gsize = gmax;
+    m->wsize = wmax;
+    m->last_train_B = 0;
+    float *p = arena;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &m->blocks[l].k;
+        ubd_invnet_state *st = &m->st[l];
+        st->z = p, p += B * out_size(k);
+        st->a = p, p += B * out_size(k);
+        st->y = NULL;
+        if (needs_pre(k)) st->y = p, p += B * out_size(k);
+        st->mean = p, p += k->OC;
+        st->rstd = p, p += k->OC;
+    }
+    m->crop = p, p += crop;
+    for (int i = 0; i < 3; i++) m->g[i] = p, p += gmax;
+    m->work = p;
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed) {
+    UBD_REQUIRE_PTR(m);
+    float *P = m->params.buf[UBD_BUF_PARAM], *S = m->stats.buf[UBD_BUF_PARAM];
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &m->blocks[l].k;
+        const ubd_invnet_state *st = &m->st[l];
+        /* torch: fan_in = weight.size(1) * KH * KW, for Conv2d and ConvTranspose2d alike */
+        const int fan_in = (k->transposed ? k->OC : k->C) * k->KH * k->KW;
+        const float bound = 1.0f / sqrtf((float)fan_in);
+        const size_t nw = ubd_block2d_weight_size(k);
+        UBD_TRY(ubd_cpu_rand_uniform(P + st->w, nw, seed, 2 * (uint64_t)l, 0));
+        UBD_TRY(ubd_cpu_rand_uniform(P + st->b, (size_t)k->OC, seed, 2 * (uint64_t)l + 1, 0));
+        for (size_t i = 0; i < nw; i++) P[st->w + i] = (2.0f * P[st->w + i] - 1.0f) * bound;
+        for (int c = 0; c < k->OC; c++) {
+            P[st->b + c] = (2.0f * P[st->b + c] - 1.0f) * bound;
+            P[st->gamma + c] = 1.0f;
+            P[st->beta + c] = 0.0f;
+            S[st->rmean + c] = 0.0f;
+            S[st->rvar + c] = 1.0f;
+        }
+    }
+    for (int b = UBD_BUF_GRAD; b <= UBD_BUF_V; b++) memset(m->params.buf[b], 0, m->params.n * sizeof(float));
+    m->step = 0;
+    m->last_train_B = 0;
+    return UBD_OK;
+}
+
+/* ---- forward / backward ----------------------------------------------------- */
+static ubd_block2d_weights weights_of(const ubd_invnet *m, int l) {
+    const float *P = m->params.buf[UBD_BUF_PARAM];
+    const ubd_invnet_state *st = &m->st[l];
+    return (ubd_block2d_weights){P + st->w, P + st->b, P + st->gamma, P + st->beta};
+}
+
+static ubd_status check_batch(const ubd_invnet *m, const float *seis, int B) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(seis);
+    UBD_REQUIRE_POSITIVE(B);
+    UBD_REQUIRE(B <= m->cfg.max_batch, UBD_ERR_VALUE, "inversionnet: batch %d exceeds the model's max_batch %d", B,
+                m->cfg.max_batch);
+    return UBD_OK;
+}
+
+/* Forward; the output stays in the last block's `a` (B,1,70,70). */
+static ubd_status forward_impl(ubd_invnet *m, const float *seis, int B, int train) {
+    UBD_TRY(check_batch(m, seis, B));
+    float *S = m->stats.buf[UBD_BUF_PARAM];
+    const float *x = seis;
+    m->last_train_B = 0;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_invnet_block *blk = &m->blocks[l];
+        const ubd_block2d *k = &blk->k;
+        ubd_invnet_state *st = &m->st[l];
+        if (blk->crop_before) {
+            const int c = UBD_INVNET_CROP;
+            UBD_TRY(ubd_cpu_crop2d_forward(m->crop, x, B, k->C, k->H + 2 * c, k->W + 2 * c, c, c, c, c));
+            x = m->crop;
+        }
+        UBD_REQUIRE(ubd_block2d_workspace(k, B) <= m->wsize, UBD_ERR_RUNTIME,
+                    "inversionnet: %s needs more workspace at batch %d than was sized", blk->name, B);
+        if (train)
+            UBD_TRY(ubd_block2d_forward_train(st->a, st->z, st->y, st->mean, st->rstd, S + st->rmean, S + st->rvar, x,
+                                              weights_of(m, l), m->work, k, B));
+        else
+            UBD_TRY(ubd_block2d_forward_eval(st->a, st->z, x, weights_of(m, l), S + st->rmean, S + st->rvar, m->work,
+                                             k, B));
+        x = st->a;
+    }
+    if (train) m->last_train_B = B;
+    return UBD_OK;
+}
+
+static size_t out_floats(int B) { return (size_t)B * UBD_INVNET_OUT * UBD_INVNET_OUT; }
+
+ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int B, int train) {
+    UBD_REQUIRE_PTR(out);
+    UBD_TRY(forward_impl(m, seis, B, train));
+    memcpy(out, m->st[UBD_INVNET_BLOCKS - 1].a, out_floats(B) * sizeof(float));
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_predict(ubd_invnet *m, float *vel_out, const float *seis, int B) {
+    return ubd_invnet_forward(m, vel_out, seis, B, 0);
+}
+
+/* Backward from m->g[ig] holding dL/d(output) (B,1,70,70); the three buffers rotate. */
+static ubd_status backward_impl(ubd_invnet *m, int ig, const float *seis, int B) {
+    UBD_REQUIRE(m->last_train_B == B, UBD_ERR_VALUE,
+                "inversionnet: backward needs a training forward of the same batch first (last: %d, now: %d)",
+                m->last_train_B, B);
+    float *G = m->params.buf[UBD_BUF_GRAD];
+    for (int l = UBD_INVNET_BLOCKS - 1; l >= 0; l--) {
+        const ubd_invnet_block *blk = &m->blocks[l];
+        const ubd_block2d *k = &blk->k;
+        const ubd_invnet_state *st = &m->st[l];
+        const float *x = l == 0 ? seis : blk->crop_before ? m->crop : m->st[l - 1].a;
+        const int iy = (ig + 1) % 3, ix = (ig + 2) % 3; /* scratch dy, input gradient dx */
+        float *dx = NULL;
+        if (l > 0) {
+            dx = m->g[ix];
+            memset(dx, 0, (size_t)B * in_size(k) * sizeof(float));
+        }
+        ubd_block2d_grads gr = {G + st->w, G + st->b, G + st->gamma, G + st->beta};
+        UBD_TRY(ubd_block2d_backward(dx, gr, m->g[ig], m->g[iy], x, st->z, st->y, st->a, st->mean, st->rstd,
+                                     weights_of(m, l), m->work, k, B));
+        ig = ix;
+        if (blk->crop_before) { /* gradient of the uncropped map: zero border, copy of the inside */
+            const int c = UBD_INVNET_CROP, H = k->H + 2 * c, W = k->W + 2 * c;
+            const int id = (ig + 1) % 3;
+            memset(m->g[id], 0, (size_t)B * k->C * H * W * sizeof(float));
+            UBD_TRY(ubd_cpu_crop2d_backward(m->g[id], m->g[ig], B, k->C, H, W, c, c, c, c));
+            ig = id;
+        }
+    }
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_backward(ubd_invnet *m, const float *dout, const float *seis, int B) {
+    UBD_TRY(check_batch(m, seis, B));
+    UBD_REQUIRE_PTR(dout);
+    memcpy(m->g[0], dout, out_floats(B) * sizeof(float));
+    return backward_impl(m, 0, seis, B);
+}
+
+static ubd_status check_hparams(ubd_invnet_hparams hp) {
+    UBD_REQUIRE(isfinite(hp.lr) && hp.lr >= 0.0f, UBD_ERR_VALUE, "inversionnet: lr must be >= 0, got %g", hp.lr);
+    UBD_REQUIRE(hp.beta1 >= 0.0f && hp.beta1 < 1.0f && hp.beta2 >= 0.0f && hp.beta2 < 1.0f, UBD_ERR_VALUE,
+                "inversionnet: betas must lie in [0, 1), got (%g, %g)", hp.beta1, hp.beta2);
+    UBD_REQUIRE(hp.eps > 0.0f, UBD_ERR_VALUE, "inversionnet: eps must be positive, got %g", hp.eps);
+    UBD_REQUIRE(isfinite(hp.weight_decay) && hp.weight_decay >= 0.0f, UBD_ERR_VALUE,
+                "inversionnet: weight_decay must be >= 0, got %g", hp.weight_decay);
+    UBD_REQUIRE(isfinite(hp.w_l1) && isfinite(hp.w_mse) && hp.w_l1 >= 0.0f && hp.w_mse >= 0.0f, UBD_ERR_VALUE,
+                "inversionnet: loss weights must be finite and >= 0, got l1 %g, mse %g", hp.w_l1, hp.w_mse);
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *seis, const float *vel, int B,
+                                 ubd_invnet_hparams hp) {
+    UBD_TRY(check_batch(m, seis, B));
+    UBD_REQUIRE_PTR(losses_out);
+    UBD_REQUIRE_PTR(vel);
+    UBD_TRY(check_hparams(hp)); /* before anything changes (running statistics, step) */
+    memset(m->params.buf[UBD_BUF_GRAD], 0, m->params.n * sizeof(float));
+    UBD_TRY(forward_impl(m, seis, B, 1));
+    const float *pred = m->st[UBD_INVNET_BLOCKS - 1].a; /* (B,1,70,70) */
+    const size_t n = out_floats(B);
+    float l1 = 0.0f, mse = 0.0f;
+    UBD_TRY(ubd_cpu_l1_forward(&l1, pred, vel, n));
+    UBD_TRY(ubd_cpu_mse_forward(&mse, pred, vel, n));
+    losses_out[0] = hp.w_l1 * l1 + hp.w_mse * mse;
+    losses_out[1] = l1;
+    losses_out[2] = mse;
+    memset(m->g[0], 0, n * sizeof(float));
+    if (hp.w_l1 > 0.0f) UBD_TRY(ubd_cpu_l1_backward(m->g[0], pred, vel, n, hp.w_l1));
+    if (hp.w_mse > 0.0f) UBD_TRY(ubd_cpu_mse_backward(m->g[0], pred, vel, n, hp.w_mse));
+    UBD_TRY(backward_impl(m, 0, seis, B));
+    ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
+    UBD_TRY(ubd_cpu_adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
+                                m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
+    m->step++;
+    return UBD_OK;
+}

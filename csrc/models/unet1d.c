@@ -1,0 +1,466 @@
+/* unet1d.c — the 1-D U-Net: parameter table (state_dict names and order of
+ * lucidrains' Unet1D), memory plan, forward and backward through the blocks
+ * of unet1d_blocks.c, PyTorch-default initialisation. See unet1d.h. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../conv.h"
+#include "../ops.h"
+#include "../shape_ops.h"
+#include "unet1d_impl.h"
+
+#define MAX_VIEWS 2048
+
+ubd_unet1d_config ubd_unet1d_config_paper(void) {
+    ubd_unet1d_config c = {128, 4, {1, 2, 2, 4}, 1, 128, 8, 4, 32};
+    return c;
+}
+
+ubd_unet1d_config ubd_unet1d_config_small(void) {
+    ubd_unet1d_config c = {32, 4, {1, 2, 2, 2}, 1, 128, 8, 4, 32};
+    return c;
+}
+
+/* ---- parameter table ------------------------------------------------------ */
+
+/* Adds view `fmt...` of the given shape; fan > 0: uniform(+-1/sqrt(fan)) init,
+ * 0: ones, -1: zeros. */
+static ubd_status reg(ubd_unet1d *m, size_t *off, int fan, int ndim, int64_t s0, int64_t s1, int64_t s2,
+                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 8, 9)))
+#endif
+    ;
+static ubd_status reg(ubd_unet1d *m, size_t *off, int fan, int ndim, int64_t s0, int64_t s1, int64_t s2,
+                      const char *fmt, ...) {
+    char name[UBD_MAX_NAME];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    UBD_REQUIRE(len > 0 && len < UBD_MAX_NAME, UBD_ERR_VALUE, "unet1d: parameter name too long");
+    UBD_REQUIRE(m->p.nviews < MAX_VIEWS, UBD_ERR_VALUE, "unet1d: more than %d parameter tensors", MAX_VIEWS);
+    int64_t shape[3] = {s0, s1, s2};
+    m->init_fan[m->p.nviews] = fan;
+    return ubd_params_add(&m->p, name, ndim, shape, off);
+}
+
+/* Conv1d(ci -> co, k) called `pre`: weight (co, ci, k) [+ bias (co)]. */
+static ubd_status reg_conv(ubd_unet1d *m, const char *pre, int ci, int co, int k, size_t *w, size_t *b) {
+    UBD_TRY(reg(m, w, ci * k, 3, co, ci, k, "%s.weight", pre));
+    if (b) UBD_TRY(reg(m, b, ci * k, 1, co, 0, 0, "%s.bias", pre));
+    return UBD_OK;
+}
+
+static ubd_status reg_rb(ubd_unet1d *m, ubd_unet_rb *b, const char *pre, int ci, int co, int L) {
+    char s[UBD_MAX_NAME];
+    b->ci = ci, b->co = co, b->L = L, b->has_res = ci != co;
+    UBD_TRY(reg(m, &b->mlp_w, m->tdim, 2, 2 * co, m->tdim, 0, "%s.mlp.1.weight", pre));
+    UBD_TRY(reg(m, &b->mlp_b, m->tdim, 1, 2 * co, 0, 0, "%s.mlp.1.bias", pre));
+    snprintf(s, sizeof s, "%s.block1.proj", pre);
+    UBD_TRY(reg_conv(m, s, ci, co, 3, &b->c1_w, &b->c1_b));
+    UBD_TRY(reg(m, &b->n1_g, 0, 1, co, 0, 0, "%s.block1.norm.weight", pre));
+    UBD_TRY(reg(m, &b->n1_b, -1, 1, co, 0, 0, "%s.block1.norm.bias", pre));
+    snprintf(s, sizeof s, "%s.block2.proj", pre);
+    UBD_TRY(reg_conv(m, s, co, co, 3, &b->c2_w, &b->c2_b));
+    UBD_TRY(reg(m, &b->n2_g, 0, 1, co, 0, 0, "%s.block2.norm.weight", pre));
+    UBD_TRY(reg(m, &b->n2_b, -1, 1, co, 0, 0, "%s.block2.norm.bias", pre));
+    if (b->has_res) {
+        snprintf(s, sizeof s, "%s.res_conv", pre);
+        UBD_TRY(reg_conv(m, s, ci, co, 1, &b->res_w, &b->res_b));
+    }
+    return UBD_OK;
+}
+
+/* Residual(PreNorm(C, fn)): PreNorm registers fn before norm, so the keys are
+ * pre.fn.fn.* then pre.fn.norm.g (RMSNorm gain, shape (1, C, 1)). */
+static ubd_status reg_attn(ubd_unet1d *m, ubd_unet_attn *a, const char *pre, int C, int L, int linear) {
+    const int H = m->cfg.heads * m->cfg.dim_head;
+    char s[UBD_MAX_NAME];
+    a->C = C, a->L = L, a->linear = linear;
+    UBD_TRY(reg(m, &a->qkv_w, C, 3, 3 * H, C, 1, "%s.fn.fn.to_qkv.weight", pre));
+    snprintf(s, sizeof s, "%s.fn.fn.to_out%s", pre, linear ? ".0" : "");
+    UBD_TRY(reg_conv(m, s, H, C, 1, &a->out_w, &a->out_b));
+    if (linear) UBD_TRY(reg(m, &a->out_g, 0, 3, 1, C, 1, "%s.fn.fn.to_out.1.g", pre));
+    UBD_TRY(reg(m, &a->norm_g, 0, 3, 1, C, 1, "%s.fn.norm.g", pre));
+    return UBD_OK;
+}
+
+static void set_conv(ubd_unet_conv *c, int ci, int co, int Lin, int K, int S, int P, int up) {
+    c->ci = ci, c->co = co, c->Lin = Lin, c->K = K, c->S = S, c->P = P, c->up = up;
+}
+
+static int conv_lout(const ubd_unet_conv *c) { return ((c->up ? 2 * c->Lin : c->Lin) + 2 * c->P - c->K) / c->S + 1; }
+
+/* Registration in PyTorch's state_dict order: init_conv, time_mlp, downs,
+ * ups, mid_block1, mid_attn, mid_block2, final_res_block, final_conv. */
+static ubd_status register_params(ubd_unet1d *m) {
+    const ubd_unet1d_config *c = &m->cfg;
+    const int nl = c->nlevels, L = c->seq_len, d0 = m->dims[0];
+    char s[UBD_MAX_NAME];
+    set_conv(&m->init_conv, c->channels, d0, L, 7, 1, 3, 0);
+    UBD_TRY(reg_conv(m, "init_conv", c->channels, d0, 7, &m->init_conv.w, &m->init_conv.b));
+    UBD_TRY(reg(m, &m->t1_w, c->dim, 2, m->tdim, c->dim, 0, "time_mlp.1.weight"));
+    UBD_TRY(reg(m, &m->t1_b, c->dim, 1, m->tdim, 0, 0, "time_mlp.1.bias"));
+    UBD_TRY(reg(m, &m->t2_w, m->tdim, 2, m->tdim, m->tdim, 0, "time_mlp.3.weight"));
+    UBD_TRY(reg(m, &m->t2_b, m->tdim, 1, m->tdim, 0, 0, "time_mlp.3.bias"));
+    for (int i = 0; i < nl; i++) {
+        const int ci = m->dims[i], co = m->dims[i + 1], Li = L >> i, last = i == nl - 1;
+        for (int r = 0; r < 2; r++) {
+            snprintf(s, sizeof s, "downs.%d.%d", i, r);
+            UBD_TRY(reg_rb(m, &m->down_rb[i][r], s, ci, ci, Li));
+        }
+        snprintf(s, sizeof s, "downs.%d.2", i);
+        UBD_TRY(reg_attn(m, &m->down_at[i], s, ci, Li, 1));
+        snprintf(s, sizeof s, "downs.%d.3", i);
+        if (last) set_conv(&m->down_cv[i], ci, co, Li, 3, 1, 1, 0);
+        else set_conv(&m->down_cv[i], ci, co, Li, 4, 2, 1, 0);
+        UBD_TRY(reg_conv(m, s, ci, co, m->down_cv[i].K, &m->down_cv[i].w, &m->down_cv[i].b));
+    }
+    for (int j = 0; j < nl; j++) {
+        const int i = nl - 1 - j, ci = m->dims[i], co = m->dims[i + 1], Li = L >> i, last = j == nl - 1;
+        for (int r = 0; r < 2; r++) {
+            snprintf(s, sizeof s, "ups.%d.%d", j, r);
+            UBD_TRY(reg_rb(m, &m->up_rb[j][r], s, co + ci, co, Li));
+        }
+        snprintf(s, sizeof s, "ups.%d.2", j);
+        UBD_TRY(reg_attn(m, &m->up_at[j], s, co, Li, 1));
+        /* Upsample = Sequential(Upsample, Conv1d): the conv is item 1 */
+        snprintf(s, sizeof s, "ups.%d.3%s", j, last ? "" : ".1");
+        set_conv(&m->up_cv[j], co, ci, Li, 3, 1, 1, !last);
+        UBD_TRY(reg_conv(m, s, co, ci, 3, &m->up_cv[j].w, &m->up_cv[j].b));
+    }
+    const int md = m->dims[nl], Lm = L >> (nl - 1);
+    UBD_TRY(reg_rb(m, &m->mid1, "mid_block1", md, md, Lm));
+    UBD_TRY(reg_attn(m, &m->mid_at, "mid_attn", md, Lm, 0));
+    UBD_TRY(reg_rb(m, &m->mid2, "mid_block2", md, md, Lm));
+    UBD_TRY(reg_rb(m, &m->final_rb, "final_res_block", 2 * c->dim, c->dim, L));
+    set_conv(&m->final_cv, c->dim, c->channels, L, 1, 1, 0, 0);
+    return reg_conv(m, "final_conv", c->dim, c->channels, 1, &m->final_cv.w, &m->final_cv.b);
+}
+
+/* ---- memory plan ------------------------------------------------------------
+ * Run twice: with NULL arenas to count, then with the real buffers. */
+typedef struct {
+    ubd_arena A, D; /* activations, stream gradients */
+    int B;
+} plan;
+
+static void lay_rb(plan *p, int G, ubd_unet_rb *b, const float *in, float *din) {
+    const size_t n = (size_t)p->B * b->co * b->L, ng = (size_t)p->B * G;
+    b->in = in, b->din = din;
+    b->ss = ubd_arena_take(&p->A, (size_t)p->B * 2 * b->co);
+    b->h1 = ubd_arena_take(&p->A, n), b->g1 = ubd_arena_take(&p->A, n), b->m1 = ubd_arena_take(&p->A, n);
+    b->a1 = ubd_arena_take(&p->A, n), b->h2 = ubd_arena_take(&p->A, n), b->g2 = ubd_arena_take(&p->A, n);
+    b->r = b->has_res ? ubd_arena_take(&p->A, n) : NULL;
+    b->mean1 = ubd_arena_take(&p->A, ng), b->rstd1 = ubd_arena_take(&p->A, ng);
+    b->mean2 = ubd_arena_take(&p->A, ng), b->rstd2 = ubd_arena_take(&p->A, ng);
+    b->out = ubd_arena_take(&p->A, n), b->dout = ubd_arena_take(&p->D, n);
+}
+
+static void lay_attn(plan *p, const ubd_unet1d_config *c, ubd_unet_attn *a, const float *in, float *din) {
+    const size_t B = p->B, L = a->L, NH = c->heads, HD = c->dim_head, H = NH * HD, n = B * a->C * L;
+    a->in = in, a->din = din;
+    a->xn = ubd_arena_take(&p->A, n), a->rn = ubd_arena_take(&p->A, B * L);
+    a->qkv = ubd_arena_take(&p->A, 3 * B * H * L);
+    a->o = ubd_arena_take(&p->A, B * H * L);
+    if (a->linear) {
+        a->qs = ubd_arena_take(&p->A, B * H * L), a->ks = ubd_arena_take(&p->A, B * H * L);
+        a->ctx = ubd_arena_take(&p->A, B * NH * HD * HD);
+        a->y = ubd_arena_take(&p->A, n), a->rn2 = ubd_arena_take(&p->A, B * L);
+    } else {
+        a->att = ubd_arena_take(&p->A, B * NH * L * L);
+    }
+    a->out = ubd_arena_take(&p->A, n), a->dout = ubd_arena_take(&p->D, n);
+}
+
+static void lay_conv(plan *p, ubd_unet_conv *c, const float *in, float *din) {
+    c->in = in, c->din = din;
+    c->upbuf = c->up ? ubd_arena_take(&p->A, (size_t)p->B * c->ci * 2 * c->Lin) : NULL;
+    const size_t n = (size_t)p->B * c->co * conv_lout(c);
+    c->out = ubd_arena_take(&p->A, n), c->dout = ubd_arena_take(&p->D, n);
+}
+
+static void layout(ubd_unet1d *m, plan *p) {
+    const ubd_unet1d_config *c = &m->cfg;
+    const size_t B = p->B, L = c->seq_len, td = m->tdim;
+    const int nl = c->nlevels, G = c->groups;
+    m->xin = ubd_arena_take(&p->A, B * c->channels * L);
+    m->tin = ubd_arena_take(&p->A, B);
+    m->temb = ubd_arena_take(&p->A, B * c->dim);
+    m->t1 = ubd_arena_take(&p->A, B * td), m->t1g = ubd_arena_take(&p->A, B * td);
+    m->t2 = ubd_arena_take(&p->A, B * td), m->ts = ubd_arena_take(&p->A, B * td);
+    m->d_ts = ubd_arena_take(&p->D, B * td), m->d_t2 = ubd_arena_take(&p->D, B * td);
+    m->d_t1g = ubd_arena_take(&p->D, B * td), m->d_t1 = ubd_arena_take(&p->D, B * td);
+    lay_conv(p, &m->init_conv, m->xin, NULL);
+    const float *cur = m->init_conv.out;
+    float *dcur = m->init_conv.dout;
+    for (int i = 0; i < nl; i++) {
+        lay_rb(p, G, &m->down_rb[i][0], cur, dcur);
+        lay_rb(p, G, &m->down_rb[i][1], m->down_rb[i][0].out, m->down_rb[i][0].dout);
+        lay_attn(p, c, &m->down_at[i], m->down_rb[i][1].out, m->down_rb[i][1].dout);
+        lay_conv(p, &m->down_cv[i], m->down_at[i].out, m->down_at[i].dout);
+        cur = m->down_cv[i].out, dcur = m->down_cv[i].dout;
+    }
+    lay_rb(p, G, &m->mid1, cur, dcur);
+    lay_attn(p, c, &m->mid_at, m->mid1.out, m->mid1.dout);
+    lay_rb(p, G, &m->mid2, m->mid_at.out, m->mid_at.dout);
+    cur = m->mid2.out, dcur = m->mid2.dout;
+    for (int j = 0; j < nl; j++) {
+        const int i = nl - 1 - j;
+        const size_t Li = L >> i, nc = B * (m->dims[i] + m->dims[i + 1]) * Li;
+        for (int r = 0; r < 2; r++) {
+            m->up_cat[j][r] = ubd_arena_take(&p->A, nc), m->d_up_cat[j][r] = ubd_arena_take(&p->D, nc);
+            lay_rb(p, G, &m->up_rb[j][r], m->up_cat[j][r], m->d_up_cat[j][r]);
+        }
+        lay_attn(p, c, &m->up_at[j], m->up_rb[j][1].out, m->up_rb[j][1].dout);
+        lay_conv(p, &m->up_cv[j], m->up_at[j].out, m->up_at[j].dout);
+        cur = m->up_cv[j].out, dcur = m->up_cv[j].dout;
+    }
+    m->final_cat = ubd_arena_take(&p->A, B * 2 * c->dim * L);
+    m->d_final_cat = ubd_arena_take(&p->D, B * 2 * c->dim * L);
+    lay_rb(p, G, &m->final_rb, m->final_cat, m->d_final_cat);
+    lay_conv(p, &m->final_cv, m->final_rb.out, m->final_rb.dout);
+}
+
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t rb_work(const ubd_unet_rb *b, int B) {
+    ubd_conv1d_shape s1 = {B, b->ci, b->L, b->co, 3, 1, 1}, s2 = {B, b->co, b->L, b->co, 3, 1, 1},
+                     sr = {B, b->ci, b->L, b->co, 1, 1, 0};
+    return zmax(zmax(ubd_conv1d_workspace(s1), ubd_conv1d_workspace(s2)), ubd_conv1d_workspace(sr));
+}
+
+static size_t attn_work(const ubd_unet1d *m, const ubd_unet_attn *a, int B) {
+    const int H = m->cfg.heads * m->cfg.dim_head;
+    ubd_conv1d_shape sq = {B, a->C, a->L, 3 * H, 1, 1, 0}, so = {B, H, a->L, a->C, 1, 1, 0};
+    return zmax(ubd_conv1d_workspace(sq), ubd_conv1d_workspace(so));
+}
+
+/* Scratch and conv workspace: the maximum over all blocks. */
+static void size_scratch(ubd_unet1d *m) {
+    const int B = m->max_batch, nl = m->cfg.nlevels;
+    size_t s = 0, w = 0;
+#define RB(b) (s = zmax(s, ubd_unet_rb_scratch(&(b), B)), w = zmax(w, rb_work(&(b), B)))
+#define AT(a) (s = zmax(s, ubd_unet_attn_scratch(m, &(a), B)), w = zmax(w, attn_work(m, &(a), B)))
+#define CV(c) (s = zmax(s, ubd_unet_conv_scratch(&(c), B)), w = zmax(w, ubd_unet_conv_work(&(c), B)))
+    CV(m->init_conv);
+    for (int i = 0; i < nl; i++) {
+        RB(m->down_rb[i][0]), RB(m->down_rb[i][1]), AT(m->down_at[i]), CV(m->down_cv[i]);
+        RB(m->up_rb[i][0]), RB(m->up_rb[i][1]), AT(m->up_at[i]), CV(m->up_cv[i]);
+    }
+    RB(m->mid1), AT(m->mid_at), RB(m->mid2), RB(m->final_rb), CV(m->final_cv);
+#undef RB
+#undef AT
+#undef CV
+    m->scratch_n = s, m->work_n = zmax(w, 1);
+}
+
+static ubd_status check_config(const ubd_unet1d_config *c, int max_batch) {
+    UBD_REQUIRE(max_batch > 0, UBD_ERR_VALUE, "unet1d: max_batch must be positive, got %d", max_batch);
+    UBD_REQUIRE(c->dim > 0 && c->channels > 0 && c->groups > 0 && c->heads > 0 && c->dim_head > 0, UBD_ERR_VALUE,
+                "unet1d: dim, channels, groups, heads and dim_head must be positive");
+    UBD_REQUIRE(c->dim % 2 == 0 && c->dim >= 4, UBD_ERR_VALUE,
+                "unet1d: dim must be even and >= 4 (sinusoidal embedding), got %d", c->dim);
+    UBD_REQUIRE(c->nlevels >= 1 && c->nlevels <= UBD_UNET_MAX_LEVELS, UBD_ERR_VALUE,
+                "unet1d: need 1..%d dim_mults, got %d", UBD_UNET_MAX_LEVELS, c->nlevels);
+    for (int i = 0; i < c->nlevels; i++)
+        UBD_REQUIRE(c->mults[i] > 0, UBD_ERR_VALUE, "unet1d: dim_mults[%d] must be positive, got %d", i,
+                    c->mults[i]);
+    const int f = 1 << (c->nlevels - 1);
+    UBD_REQUIRE(c->seq_len >= f && c->seq_len % f == 0, UBD_ERR_VALUE,
+                "unet1d: seq_len must be a positive multiple of 2^(levels-1) = %d, got %d", f, c->seq_len);
+    UBD_REQUIRE(c->dim % c->groups == 0, UBD_ERR_VALUE, "unet1d: dim %d not divisible by groups %d", c->dim,
+                c->groups);
+    for (int i = 0; i < c->nlevels; i++)
+        UBD_REQUIRE((c->dim * c->mults[i]) % c->groups == 0, UBD_ERR_VALUE,
+                    "unet1d: width %d not divisible by groups %d", c->dim * c->mults[i], c->groups);
+    return UBD_OK;
+}
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (zmax(n, 1) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_batch) {
+    UBD_REQUIRE_PTR(out);
+    *out = NULL;
+    UBD_TRY(check_config(&cfg, max_batch));
+    ubd_unet1d *m = calloc(1, sizeof *m);
+    UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "unet1d: out of memory");
+    ubd_params_init(&m->p);
+    m->cfg = cfg, m->max_batch = max_batch, m->tdim = 4 * cfg.dim, m->last_B = 0;
+    m->dims[0] = cfg.dim;
+    for (int i = 0; i < cfg.nlevels; i++) m->dims[i + 1] = cfg.dim * cfg.mults[i];
+    ubd_status s = UBD_OK;
+    m->init_fan = malloc(MAX_VIEWS * sizeof(int));
+    if (!m->init_fan) s = ubd_fail(UBD_ERR_MEMORY, "unet1d: out of memory");
+    if (!s) s = register_params(m);
+    for (int k = 0; k < UBD_NUM_BUFS && !s; k++) s = ubd_params_alloc(&m->p, (ubd_buf_kind)k);
+    if (!s) {
+        plan p = {{NULL, 0}, {NULL, 0}, max_batch};
+        layout(m, &p);
+        m->act_n = p.A.used, m->grad_n = p.D.used;
+        size_scratch(m);
+        m->act = alloc_floats(m->act_n), m->grad = alloc_floats(m->grad_n);
+        m->scratch = alloc_floats(m->scratch_n), m->work = alloc_floats(m->work_n);
+        if (!m->act || !m->grad || !m->scratch || !m->work)
+            s = ubd_fail(UBD_ERR_MEMORY, "unet1d: cannot allocate %zu floats of activations for batch %d",
+                         m->act_n + m->grad_n + m->scratch_n + m->work_n, max_batch);
+    }
+    if (!s) {
+        plan p = {{m->act, 0}, {m->grad, 0}, max_batch};
+        layout(m, &p);
+    }
+    if (s) {
+        ubd_unet1d_free(m);
+        return s;
+    }
+    *out = m;
+    return UBD_OK;
+}
+
+void ubd_unet1d_free(ubd_unet1d *m) {
+    if (!m) return;
+    ubd_params_free(&m->p);
+    free(m->init_fan), free(m->act), free(m->grad), free(m->scratch), free(m->work);
+    free(m);
+}
+
+ubd_params *ubd_unet1d_params(ubd_unet1d *m) { return &m->p; }
+ubd_unet1d_config ubd_unet1d_get_config(const ubd_unet1d *m) { return m->cfg; }
+int ubd_unet1d_max_batch(const ubd_unet1d *m) { return m->max_batch; }
+size_t ubd_unet1d_activation_floats(const ubd_unet1d *m) {
+    return m->act_n + m->grad_n + m->scratch_n + m->work_n;
+}
+
+ubd_status ubd_unet1d_init(ubd_unet1d *m, uint64_t seed) {
+    UBD_REQUIRE_PTR(m);
+    float *P = m->p.buf[UBD_BUF_PARAM];
+    for (int v = 0; v < m->p.nviews; v++) {
+        const ubd_view *w = &m->p.views[v];
+        float *x = P + w->offset;
+        const int fan = m->init_fan[v];
+        if (fan > 0) {
+            UBD_TRY(ubd_cpu_rand_uniform(x, w->size, seed, (uint64_t)v, 0));
+            const float bound = 1.0f / sqrtf((float)fan);
+            for (size_t i = 0; i < w->size; i++) x[i] = (2.0f * x[i] - 1.0f) * bound;
+        } else {
+            const float val = fan == 0 ? 1.0f : 0.0f;
+            for (size_t i = 0; i < w->size; i++) x[i] = val;
+        }
+    }
+    memcpy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float));
+    memset(m->p.buf[UBD_BUF_GRAD], 0, m->p.n * sizeof(float));
+    memset(m->p.buf[UBD_BUF_M], 0, m->p.n * sizeof(float));
+    memset(m->p.buf[UBD_BUF_V], 0, m->p.n * sizeof(float));
+    return UBD_OK;
+}
+
+/* ---- forward / backward ---------------------------------------------------- */
+
+ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const float *t, int B,
+                              ubd_buf_kind weights) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(out);
+    UBD_REQUIRE_PTR(x);
+    UBD_REQUIRE_PTR(t);
+    UBD_REQUIRE(B >= 1 && B <= m->max_batch, UBD_ERR_VALUE, "unet1d_forward: batch %d outside 1..%d (max_batch)", B,
+                m->max_batch);
+    UBD_REQUIRE(weights == UBD_BUF_PARAM || weights == UBD_BUF_EMA, UBD_ERR_VALUE,
+                "unet1d_forward: weights must be the param or the ema buffer");
+    const ubd_unet1d_config *c = &m->cfg;
+    const int nl = c->nlevels, L = c->seq_len, td = m->tdim;
+    const float *W = m->p.buf[weights];
+    m->last_B = 0; /* invalid until this forward completes */
+    memcpy(m->xin, x, (size_t)B * c->channels * L * sizeof(float));
+    memcpy(m->tin, t, (size_t)B * sizeof(float));
+    UBD_TRY(ubd_cpu_time_embedding(m->temb, m->tin, B, c->dim));
+    UBD_TRY(ubd_cpu_linear_forward(m->t1, m->temb, W + m->t1_w, W + m->t1_b, B, c->dim, td));
+    UBD_TRY(ubd_cpu_act_forward(m->t1g, m->t1, (size_t)B * td, UBD_ACT_GELU, 0.0f));
+    UBD_TRY(ubd_cpu_linear_forward(m->t2, m->t1g, W + m->t2_w, W + m->t2_b, B, td, td));
+    /* every ResnetBlock's mlp starts with SiLU: computed once, shared */
+    UBD_TRY(ubd_cpu_act_forward(m->ts, m->t2, (size_t)B * td, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(ubd_unet_conv_forward(m, &m->init_conv, W, B));
+    for (int i = 0; i < nl; i++) {
+        UBD_TRY(ubd_unet_rb_forward(m, &m->down_rb[i][0], W, B));
+        UBD_TRY(ubd_unet_rb_forward(m, &m->down_rb[i][1], W, B));
+        UBD_TRY(ubd_unet_attn_forward(m, &m->down_at[i], W, B));
+        UBD_TRY(ubd_unet_conv_forward(m, &m->down_cv[i], W, B));
+    }
+    UBD_TRY(ubd_unet_rb_forward(m, &m->mid1, W, B));
+    UBD_TRY(ubd_unet_attn_forward(m, &m->mid_at, W, B));
+    UBD_TRY(ubd_unet_rb_forward(m, &m->mid2, W, B));
+    const float *cur = m->mid2.out;
+    for (int j = 0; j < nl; j++) {
+        const int i = nl - 1 - j, ci = m->dims[i], co = m->dims[i + 1], Li = L >> i;
+        /* skips pop in reverse: the attention output, then the first block's */
+        UBD_TRY(ubd_cpu_concat_forward(m->up_cat[j][0], cur, m->down_at[i].out, B, co, ci, Li));
+        UBD_TRY(ubd_unet_rb_forward(m, &m->up_rb[j][0], W, B));
+        UBD_TRY(ubd_cpu_concat_forward(m->up_cat[j][1], m->up_rb[j][0].out, m->down_rb[i][0].out, B, co, ci, Li));
+        UBD_TRY(ubd_unet_rb_forward(m, &m->up_rb[j][1], W, B));
+        UBD_TRY(ubd_unet_attn_forward(m, &m->up_at[j], W, B));
+        UBD_TRY(ubd_unet_conv_forward(m, &m->up_cv[j], W, B));
+        cur = m->up_cv[j].out;
+    }
+    UBD_TRY(ubd_cpu_concat_forward(m->final_cat, cur, m->init_conv.out, B, c->dim, c->dim, L));
+    UBD_TRY(ubd_unet_rb_forward(m, &m->final_rb, W, B));
+    UBD_TRY(ubd_unet_conv_forward(m, &m->final_cv, W, B));
+    memcpy(out, m->final_cv.out, (size_t)B * c->channels * L * sizeof(float));
+    m->W = W, m->last_B = B, m->last_weights = (int)weights;
+    return UBD_OK;
+}
+
+ubd_status ubd_unet1d_backward(ubd_unet1d *m, float *dx, const float *dout, int B) {
+    UBD_REQUIRE_PTR(m);
+    UBD_REQUIRE_PTR(dout);
+    UBD_REQUIRE(m->last_B > 0 && m->last_B == B, UBD_ERR_VALUE,
+                "unet1d_backward: needs a preceding forward with the same batch (last %d, now %d)", m->last_B, B);
+    UBD_REQUIRE(m->last_weights == UBD_BUF_PARAM, UBD_ERR_VALUE,
+                "unet1d_backward: the preceding forward used the EMA weights; backward needs the param buffer");
+    const ubd_unet1d_config *c = &m->cfg;
+    const int nl = c->nlevels, L = c->seq_len, td = m->tdim;
+    const float *W = m->W;
+    float *G = m->p.buf[UBD_BUF_GRAD];
+    memset(m->grad, 0, m->grad_n * sizeof(float));
+    memcpy(m->final_cv.dout, dout, (size_t)B * c->channels * L * sizeof(float));
+    UBD_TRY(ubd_unet_conv_backward(m, &m->final_cv, W, G, B));
+    UBD_TRY(ubd_unet_rb_backward(m, &m->final_rb, W, G, B));
+    UBD_TRY(ubd_cpu_concat_backward(m->up_cv[nl - 1].dout, m->init_conv.dout, m->d_final_cat, B, c->dim, c->dim, L));
+    for (int j = nl - 1; j >= 0; j--) {
+        const int i = nl - 1 - j, ci = m->dims[i], co = m->dims[i + 1], Li = L >> i;
+        float *dcur = j > 0 ? m->up_cv[j - 1].dout : m->mid2.dout;
+        UBD_TRY(ubd_unet_conv_backward(m, &m->up_cv[j], W, G, B));
+        UBD_TRY(ubd_unet_attn_backward(m, &m->up_at[j], W, G, B));
+        UBD_TRY(ubd_unet_rb_backward(m, &m->up_rb[j][1], W, G, B));
+        UBD_TRY(ubd_cpu_concat_backward(m->up_rb[j][0].dout, m->down_rb[i][0].dout, m->d_up_cat[j][1], B, co, ci,
+                                        Li));
+        UBD_TRY(ubd_unet_rb_backward(m, &m->up_rb[j][0], W, G, B));
+        UBD_TRY(ubd_cpu_concat_backward(dcur, m->down_at[i].dout, m->d_up_cat[j][0], B, co, ci, Li));
+    }
+    UBD_TRY(ubd_unet_rb_backward(m, &m->mid2, W, G, B));
+    UBD_TRY(ubd_unet_attn_backward(m, &m->mid_at, W, G, B));
+    UBD_TRY(ubd_unet_rb_backward(m, &m->mid1, W, G, B));
+    for (int i = nl - 1; i >= 0; i--) {
+        UBD_TRY(ubd_unet_conv_backward(m, &m->down_cv[i], W, G, B));
+        UBD_TRY(ubd_unet_attn_backward(m, &m->down_at[i], W, G, B));
+        UBD_TRY(ubd_unet_rb_backward(m, &m->down_rb[i][1], W, G, B));
+        UBD_TRY(ubd_unet_rb_backward(m, &m->down_rb[i][0], W, G, B));
+    }
+    m->init_conv.din = dx; /* the caller's buffer, or NULL */
+    ubd_status s = ubd_unet_conv_backward(m, &m->init_conv, W, G, B);
+    m->init_conv.din = NULL;
+    UBD_TRY(s);
+    /* time MLP: ts = SiLU(t2), t2 = Linear(GELU(Linear(temb))) */
+    const size_t nt = (size_t)B * td;
+    UBD_TRY(ubd_cpu_act_backward(m->d_t2, m->d_ts, m->t2, nt, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(ubd_cpu_linear_backward(m->d_t1g, G + m->t2_w, G + m->t2_b, m->d_t2, m->t1g, W + m->t2_w, B, td, td));
+    UBD_TRY(ubd_cpu_act_backward(m->d_t1, m->d_t1g, m->t1, nt, UBD_ACT_GELU, 0.0f));
+    return ubd_cpu_linear_backward(NULL, G + m->t1_w, G + m->t1_b, m->d_t1, m->temb, W + m->t1_w, B, c->dim, td);
+}

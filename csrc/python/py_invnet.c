@@ -1,0 +1,326 @@
+/* py_invnet.c — bindings of InversionNet (csrc/models/inversionnet.h).
+ *
+ * A model is a PyCapsule owning a ubd_invnet; its parameters, gradients, Adam
+ * moments and BatchNorm statistics are exposed as zero-copy NumPy views that
+ * keep the capsule alive. A config travels as the tuple
+ *   ((dim1, ..., dim5), in_channels, nt, nx, max_batch, slope, bn_momentum, bn_eps).
+ * Compute calls release the GIL; a model used by two threads at once raises
+ * RuntimeError instead of racing. */
+#include "pyutil.h" /* first: Python.h must precede system headers */
+#include <string.h>
+
+#include "models/inversionnet.h"
+
+#define CAPSULE_NAME "ubdiff.InversionNet"
+
+typedef struct {
+    ubd_invnet *m;
+    int busy; /* set and cleared with the GIL held */
+} handle;
+
+static void capsule_free(PyObject *cap) {
+    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
+    if (!h) return;
+    ubd_invnet_free(h->m);
+    PyMem_Free(h);
+}
+
+static handle *get_handle(PyObject *cap) {
+    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
+    if (!h) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "expected an InversionNet model handle");
+        return NULL;
+    }
+    if (h->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "InversionNet: the model is in use by another thread");
+        return NULL;
+    }
+    return h;
+}
+
+/* Runs `expr` without the GIL with the model marked busy; NULL on failure. */
+#define INVNET_CALL(h, expr)                                    \
+    do {                                                        \
+        ubd_status s_;                                          \
+        (h)->busy = 1;                                          \
+        Py_BEGIN_ALLOW_THREADS s_ = (expr);                     \
+        Py_END_ALLOW_THREADS(h)->busy = 0;                      \
+        if (s_ != UBD_OK) return ubd_py_raise(s_);              \
+    } while (0)
+
+static int parse_config(PyObject *obj, ubd_invnet_config *c) {
+    memset(c, 0, sizeof *c);
+    if (!PyTuple_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "InversionNet config must be a tuple "
+                                         "((dim1..dim5), in_channels, nt, nx, max_batch, slope, bn_momentum, bn_eps)");
+        return -1;
+    }
+    return PyArg_ParseTuple(obj, "(iiiii)iiiifff;InversionNet config", &c->dim[0], &c->dim[1], &c->dim[2],
+                            &c->dim[3], &c->dim[4], &c->in_channels, &c->nt, &c->nx, &c->max_batch, &c->slope,
+                            &c->bn_momentum, &c->bn_eps)
+               ? 0
+               : -1;
+}
+
+static PyObject *spec_list(const ubd_params *p) {
+    PyObject *list = PyList_New(p->nviews);
+    if (!list) return NULL;
+    for (int i = 0; i < p->nviews; i++) {
+        const ubd_view *v = &p->views[i];
+        PyObject *shape = PyTuple_New(v->ndim);
+        if (!shape) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        for (int d = 0; d < v->ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(v->shape[d]));
+        PyList_SET_ITEM(list, i, Py_BuildValue("(sN)", v->name, shape));
+    }
+    return list;
+}
+
+/* invnet_layout(config) -> (params [(name, shape)], stats [(name, shape)],
+ *   blocks [(name, transposed, C, OC, H, W, KH, KW, SH, SW, PH, PW, OH, OW, act, crop_before)])
+ * The model's tables, computed without allocating the model. */
+static PyObject *invnet_layout(PyObject *self, PyObject *args) {
+    PyObject *cfg_obj;
+    if (!PyArg_ParseTuple(args, "O", &cfg_obj)) return NULL;
+    ubd_invnet_config cfg;
+    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    ubd_invnet_block blocks[UBD_INVNET_BLOCKS];
+    ubd_status s = ubd_invnet_layout(blocks, &cfg);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    ubd_params params, stats;
+    ubd_params_init(&params);
+    ubd_params_init(&stats);
+    s = ubd_invnet_tables(&params, &stats, &cfg);
+    if (s != UBD_OK) {
+        ubd_params_free(&params);
+        ubd_params_free(&stats);
+        return ubd_py_raise(s);
+    }
+    PyObject *pl = spec_list(&params), *sl = spec_list(&stats), *bl = PyList_New(UBD_INVNET_BLOCKS);
+    ubd_params_free(&params);
+    ubd_params_free(&stats);
+    if (!pl || !sl || !bl) {
+        Py_XDECREF(pl);
+        Py_XDECREF(sl);
+        Py_XDECREF(bl);
+        return NULL;
+    }
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &blocks[l].k;
+        PyList_SET_ITEM(bl, l,
+                        Py_BuildValue("(siiiiiiiiiiiiisi)", blocks[l].name, k->transposed, k->C, k->OC, k->H, k->W,
+                                      k->KH, k->KW, k->SH, k->SW, k->PH, k->PW, k->OH, k->OW,
+                                      k->act == UBD_ACT_TANH ? "tanh" : "leaky_relu", blocks[l].crop_before));
+    }
+    return Py_BuildValue("(NNN)", pl, sl, bl);
+}
+
+/* invnet_create(config, seed) -> model handle, initialised as torch does by default */
+static PyObject *invnet_create(PyObject *self, PyObject *args) {
+    PyObject *cfg_obj;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OK", &cfg_obj, &seed)) return NULL;
+    ubd_invnet_config cfg;
+    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    ubd_invnet *m = NULL;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_invnet_create(&m, &cfg);
+    if (s == UBD_OK) s = ubd_invnet_init(m, seed);
+    Py_END_ALLOW_THREADS if (s != UBD_OK) {
+        ubd_invnet_free(m);
+        return ubd_py_raise(s);
+    }
+    handle *h = PyMem_Malloc(sizeof *h);
+    if (!h) {
+        ubd_invnet_free(m);
+        return PyErr_NoMemory();
+    }
+    h->m = m;
+    h->busy = 0;
+    PyObject *cap = PyCapsule_New(h, CAPSULE_NAME, capsule_free);
+    if (!cap) {
+        ubd_invnet_free(m);
+        PyMem_Free(h);
+    }
+    return cap;
+}
+
+/* invnet_init(model, seed): re-initialise parameters, statistics, Adam state, step */
+static PyObject *invnet_init(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    INVNET_CALL(h, ubd_invnet_init(h->m, seed));
+    Py_RETURN_NONE;
+}
+
+/* invnet_view(model, kind, name=None) -> zero-copy view of one tensor (or the
+ * whole flat buffer when name is None). kind: param | grad | m | v | stats. */
+static PyObject *invnet_view(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
+    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
+    if (!h) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "expected an InversionNet model handle");
+        return NULL;
+    }
+    ubd_params *p = &h->m->params;
+    float *base = NULL;
+    if (strcmp(kind, "stats") == 0) {
+        p = &h->m->stats;
+        base = p->buf[UBD_BUF_PARAM];
+    } else if (strcmp(kind, "param") == 0) {
+        base = p->buf[UBD_BUF_PARAM];
+    } else if (strcmp(kind, "grad") == 0) {
+        base = p->buf[UBD_BUF_GRAD];
+    } else if (strcmp(kind, "m") == 0) {
+        base = p->buf[UBD_BUF_M];
+    } else if (strcmp(kind, "v") == 0) {
+        base = p->buf[UBD_BUF_V];
+    } else {
+        PyErr_Format(PyExc_ValueError, "invnet_view: kind must be param, grad, m, v or stats; got '%s'", kind);
+        return NULL;
+    }
+    npy_intp dims[UBD_MAX_DIMS];
+    int nd;
+    if (name_obj == Py_None) {
+        nd = 1;
+        dims[0] = (npy_intp)p->n;
+    } else {
+        const char *name = PyUnicode_AsUTF8(name_obj);
+        if (!name) return NULL;
+        int i = ubd_params_find(p, name);
+        if (i < 0) {
+            PyErr_Format(PyExc_KeyError, "InversionNet has no %s tensor named '%s'",
+                         strcmp(kind, "stats") == 0 ? "statistics" : "parameter", name);
+            return NULL;
+        }
+        const ubd_view *v = &p->views[i];
+        nd = v->ndim;
+        for (int d = 0; d < nd; d++) dims[d] = (npy_intp)v->shape[d];
+        base += v->offset;
+    }
+    PyObject *arr = PyArray_SimpleNewFromData(nd, dims, NPY_FLOAT32, base);
+    if (!arr) return NULL;
+    Py_INCREF(cap);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* Checks seis (B, in_channels, nt, nx) against the model; returns B or -1. */
+static int check_seis(const ubd_f32 *seis, const ubd_invnet *m, const char *fn) {
+    const ubd_invnet_config *c = &m->cfg;
+    if (ubd_py_expect(seis, fn, "seis", 4, -1LL, (long long)c->in_channels, (long long)c->nt, (long long)c->nx) < 0)
+        return -1;
+    if (seis->shape[0] < 1 || seis->shape[0] > c->max_batch) {
+        PyErr_Format(PyExc_ValueError, "%s: batch of %zd samples, the model takes 1..%d (max_batch) per call", fn,
+                     (Py_ssize_t)seis->shape[0], c->max_batch);
+        return -1;
+    }
+    return (int)seis->shape[0];
+}
+
+/* invnet_forward(model, out (B,1,70,70), seis (B,C,nt,nx), train) */
+static PyObject *invnet_forward(PyObject *self, PyObject *args) {
+    PyObject *cap, *o, *x;
+    int train;
+    if (!PyArg_ParseTuple(args, "OOOp", &cap, &o, &x, &train)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    UBD_PY_OUT(out, o);
+    UBD_PY_IN(seis, x);
+    int B = check_seis(&seis, h->m, __func__);
+    if (B < 0) return NULL;
+    UBD_PY_EXPECT(out, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    INVNET_CALL(h, ubd_invnet_forward(h->m, out.data, seis.data, B, train));
+    Py_RETURN_NONE;
+}
+
+/* invnet_backward(model, dout (B,1,70,70), seis): grads += (after a training forward) */
+static PyObject *invnet_backward(PyObject *self, PyObject *args) {
+    PyObject *cap, *d, *x;
+    if (!PyArg_ParseTuple(args, "OOO", &cap, &d, &x)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    UBD_PY_IN(dout, d);
+    UBD_PY_IN(seis, x);
+    int B = check_seis(&seis, h->m, __func__);
+    if (B < 0) return NULL;
+    UBD_PY_EXPECT(dout, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    INVNET_CALL(h, ubd_invnet_backward(h->m, dout.data, seis.data, B));
+    Py_RETURN_NONE;
+}
+
+/* invnet_train_step(model, losses (3), seis, vel (B,1,70,70),
+ *                   lr, beta1, beta2, eps, weight_decay, w_l1, w_mse) */
+static PyObject *invnet_train_step(PyObject *self, PyObject *args) {
+    PyObject *cap, *l, *x, *v;
+    ubd_invnet_hparams hp;
+    if (!PyArg_ParseTuple(args, "OOOOfffffff", &cap, &l, &x, &v, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
+                          &hp.weight_decay, &hp.w_l1, &hp.w_mse))
+        return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    UBD_PY_OUT(losses, l);
+    UBD_PY_IN(seis, x);
+    UBD_PY_IN(vel, v);
+    UBD_PY_EXPECT(losses, 1, 3LL);
+    int B = check_seis(&seis, h->m, __func__);
+    if (B < 0) return NULL;
+    UBD_PY_EXPECT(vel, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    INVNET_CALL(h, ubd_invnet_train_step(h->m, losses.data, seis.data, vel.data, B, hp));
+    Py_RETURN_NONE;
+}
+
+/* invnet_reserve(model, max_batch): re-size the activation buffers (parameter
+ * views stay valid: only activations move) */
+static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    int max_batch;
+    if (!PyArg_ParseTuple(args, "Oi", &cap, &max_batch)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    INVNET_CALL(h, ubd_invnet_reserve(h->m, max_batch));
+    Py_RETURN_NONE;
+}
+
+/* invnet_step(model[, new_step]) -> AdamW step counter (set when given) */
+static PyObject *invnet_step(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    long long step = -1;
+    if (!PyArg_ParseTuple(args, "O|L", &cap, &step)) return NULL;
+    handle *h = get_handle(cap);
+    if (!h) return NULL;
+    if (PyTuple_GET_SIZE(args) > 1) {
+        if (step < 0) {
+            PyErr_Format(PyExc_ValueError, "invnet_step: step must be >= 0, got %lld", step);
+            return NULL;
+        }
+        h->m->step = step;
+    }
+    return PyLong_FromLongLong(h->m->step);
+}
+
+PyMethodDef ubd_py_invnet_methods[] = {
+    {"invnet_layout", invnet_layout, METH_VARARGS,
+     "invnet_layout(config) -> (params, stats, blocks): InversionNet tables without allocating."},
+    {"invnet_create", invnet_create, METH_VARARGS, "invnet_create(config, seed) -> model handle."},
+    {"invnet_init", invnet_init, METH_VARARGS, "invnet_init(model, seed): re-initialise."},
+    {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view."},
+    {"invnet_forward", invnet_forward, METH_VARARGS, "invnet_forward(model, out, seis, train)."},
+    {"invnet_backward", invnet_backward, METH_VARARGS, "invnet_backward(model, dout, seis): grads +=."},
+    {"invnet_train_step", invnet_train_step, METH_VARARGS,
+     "invnet_train_step(model, losses, seis, vel, lr, beta1, beta2, eps, weight_decay, w_l1, w_mse)."},
+    {"invnet_reserve", invnet_reserve, METH_VARARGS, "invnet_reserve(model, max_batch): re-size activations."},
+    {"invnet_step", invnet_step, METH_VARARGS, "invnet_step(model[, step]) -> AdamW step counter."},
+    {NULL, NULL, 0, NULL}};

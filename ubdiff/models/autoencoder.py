@@ -1,0 +1,271 @@
+"""The co-latent autoencoder of UB-Diff (the authors' VSNet), NumPy in and out.
+
+All computation is in the C core (csrc/models/); one C call per training step.
+Parameters live in flat buffers owned by the model; ``parameter(name)`` and
+``named_parameters()`` are zero-copy NumPy views carrying the authors'
+PyTorch state_dict names (see ubdiff/models/ae_spec.py).
+
+Training modes (paper Eqs. 2-4; loss of a modality = g_l1 L1 + g_mse MSE):
+
+``"step1"``   E + velocity head + D_v on the velocity loss (all velocity maps);
+``"step2"``   (1 - F) l_v + l_s on the pairs; ``freeze=True`` (F = 1) keeps E,
+              the velocity head and D_v fixed (BatchNorm in eval mode, parameters
+              and running statistics bit-identical) and trains the seismic head
+              and D_s; ``freeze=False`` trains everything;
+``"wo_opt"``  "UB-Diff w/o opt": everything on both losses, from scratch (the
+              same computation as step2 with F = 0).
+
+Memory: parameters, gradients and Adam m, v are 4 x 4 bytes a parameter
+(3.9 GB for the paper model), plus activations and scratch for ``max_batch``
+samples allocated at creation (about 25 MB a sample for the paper model,
+measured: 5.6 GB resident at max_batch 64); no allocation per step.
+
+AdamW state (m, v and one step counter per parameter group for the bias
+correction) lives in the model; call ``reset_optimizer()`` to start a stage
+with a fresh optimiser as the authors' scripts do.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from .. import checkpoint
+from .._native import lib
+from ..ops import f32
+from . import ae_spec
+
+KIND = "co_latent_autoencoder"
+MODES = {"step1": 1, "step2": 2, "wo_opt": 3}
+LOSS_KEYS = ("total", "velocity", "seismic", "l1_v", "mse_v", "l1_s", "mse_s")
+
+
+class CoLatentAutoencoder:
+    """Co-latent autoencoder: encoder E, velocity/seismic heads, decoders D_v, D_s.
+
+    config: "paper" | "small" | dict of ints (missing keys from the paper's),
+    overrides: individual keys, e.g. ``max_batch=8``. seed: Philox seed of the
+    PyTorch-default initialisation (tensor i draws from stream i). device:
+    "auto" | "cpu" (no CUDA implementation of this model yet: "cuda" raises).
+    """
+
+    def __init__(self, config="paper", seed: int = 0, device: str = "auto", **overrides):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            raise NotImplementedError("CoLatentAutoencoder runs on the CPU only so far; use device='cpu' or 'auto'")
+        self.device = "cpu"
+        self.config = ae_spec.make_config(config, **overrides)
+        self._h = lib.ae_create(self.config, int(seed))
+        self._spec = lib.ae_spec_of(self._h)
+
+    # ---- structure ----------------------------------------------------------
+    def _handle(self):
+        if self._h is None:
+            raise RuntimeError("CoLatentAutoencoder: the model was freed")
+        return self._h
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config["latent"]
+
+    @property
+    def seismic_shape(self) -> tuple:
+        c = self.config
+        return (c["shots"], c["nt"], c["nr"])
+
+    def num_parameters(self, group: str | None = None) -> int:
+        """Trainable parameters, of one group ('encoder', 'head_v', 'decoder_v',
+        'head_s', 'decoder_s') or all."""
+        sizes = {g: n for g, _, n in self._spec["groups"]}
+        if group is None:
+            return sum(sizes.values())
+        if group not in sizes:
+            raise ValueError(f"unknown group {group!r}; choose from {list(sizes)}")
+        return sizes[group]
+
+    def parameter_names(self) -> list:
+        return [n for n, *_ in self._spec["params"]]
+
+    def buffer_names(self) -> list:
+        return [n for n, *_ in self._spec["buffers"]]
+
+    def parameter(self, name: str, kind: str = "param") -> np.ndarray:
+        """Zero-copy view of one tensor; kind 'param' | 'grad' | 'm' | 'v'."""
+        return lib.ae_view(self._handle(), name, kind)
+
+    def buffer(self, name: str) -> np.ndarray:
+        """Zero-copy view of a BatchNorm buffer (running_mean, running_var, num_batches_tracked)."""
+        return lib.ae_view(self._handle(), name, "buf")
+
+    def named_parameters(self, kind: str = "param") -> dict:
+        return {n: lib.ae_view(self._handle(), n, kind) for n in self.parameter_names()}
+
+    def named_buffers(self) -> dict:
+        return {n: lib.ae_view(self._handle(), n, "buf") for n in self.buffer_names()}
+
+    def flat(self, kind: str = "param") -> np.ndarray:
+        """The whole buffer (param | grad | m | v | buf) as one zero-copy 1-D view."""
+        return lib.ae_flat(self._handle(), kind)
+
+    def group_slice(self, group: str) -> slice:
+        """Where a group's parameters lie in the flat buffers."""
+        for g, off, n in self._spec["groups"]:
+            if g == group:
+                return slice(off, off + n)
+        raise ValueError(f"unknown group {group!r}")
+
+    def state_dict(self) -> dict:
+        """Copies of every parameter and buffer under the authors' names
+        (num_batches_tracked as an int64 scalar, as PyTorch stores it)."""
+        out = {n: v.copy() for n, v in self.named_parameters().items()}
+        for n, v in self.named_buffers().items():
+            out[n] = np.int64(v[0]) if n.endswith("num_batches_tracked") else v.copy()
+        return out
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Loads tensors by name; the authors' alias keys (module_list1.i, ...)
+        and their unused classifier head are accepted and skipped when the
+        canonical key is present."""
+        aliases = ae_spec.torch_aliases(self.config)
+        params, bufs = set(self.parameter_names()), set(self.buffer_names())
+        seen = set()
+        for key, value in state.items():
+            name = key if key in params or key in bufs else aliases.get(key)
+            if name is None:
+                if key.startswith("decoder_s.decoder.head."):
+                    continue
+                if strict:
+                    raise KeyError(f"load_state_dict: unexpected key {key!r}")
+                continue
+            if name in seen and name != key:
+                continue
+            dst = self.parameter(name) if name in params else self.buffer(name)
+            src = np.asarray(value, dtype=np.float32).reshape(-1) if name.endswith("num_batches_tracked") \
+                else np.asarray(value, dtype=np.float32)
+            if src.shape != dst.shape:
+                raise ValueError(f"load_state_dict: {key!r} has shape {src.shape}, model expects {dst.shape}")
+            dst[...] = src
+            seen.add(name)
+        missing = (params | bufs) - seen
+        if strict and missing:
+            raise KeyError(f"load_state_dict: missing keys {sorted(missing)[:5]}{'...' if len(missing) > 5 else ''}")
+
+    # ---- checkpoints ----------------------------------------------------------
+    def save(self, path: str, optimizer: bool = True, meta: dict | None = None) -> None:
+        """Writes a safetensors checkpoint (ubdiff.checkpoint): parameters and
+        BatchNorm buffers under their names, with ``optimizer`` also Adam's m and
+        v (as the flat buffers ``optimizer.m`` / ``optimizer.v``) and the step
+        counters; ``meta`` (JSON-able) is stored alongside."""
+        tensors = dict(self.named_parameters())
+        tensors.update(self.named_buffers())
+        if optimizer:
+            tensors["optimizer.m"] = self.flat("m")
+            tensors["optimizer.v"] = self.flat("v")
+        info = {"kind": KIND, "config": self.config, "optimizer": bool(optimizer),
+                "steps": self.optimizer_steps() if optimizer else None, "user": dict(meta or {})}
+        checkpoint.save(path, tensors, info)
+
+    @classmethod
+    def load(cls, path: str, **overrides) -> "CoLatentAutoencoder":
+        """A model restored from ``save`` (overrides, e.g. ``max_batch``, may
+        change sizes that hold no parameters). The saved ``meta`` is in ``.meta``."""
+        info = checkpoint.read_meta(path)
+        if info.get("kind") != KIND:
+            raise checkpoint.CheckpointError(f"{path}: holds a {info.get('kind')!r} checkpoint, expected {KIND!r}")
+        model = cls(info["config"], **overrides)
+        expected = {n: tuple(s) for n, s, _, _ in model._spec["params"]}
+        expected.update({n: tuple(s) for n, s, _ in model._spec["buffers"]})
+        if info.get("optimizer"):
+            n = model.num_parameters()
+            expected.update({"optimizer.m": (n,), "optimizer.v": (n,)})
+        tensors, info = checkpoint.load(path, expected=expected, kind=KIND)
+        for name, view in {**model.named_parameters(), **model.named_buffers()}.items():
+            view[...] = tensors[name]
+        if info.get("optimizer"):
+            model.flat("m")[:] = tensors["optimizer.m"]
+            model.flat("v")[:] = tensors["optimizer.v"]
+            lib.ae_set_steps(model._handle(), {k: int(v) for k, v in info["steps"].items()})
+        model.meta = info.get("user", {})
+        return model
+
+    # ---- computation -----------------------------------------------------------
+    def _vel(self, vel) -> np.ndarray:
+        v = f32(vel, "vel")
+        if v.ndim == 3:
+            v = v[:, None]
+        if v.ndim != 4 or v.shape[1:] != (1, 70, 70):
+            raise ValueError(f"vel must be (B, 1, 70, 70), got {v.shape}")
+        return v
+
+    def _seis(self, seis, B) -> np.ndarray | None:
+        if seis is None:
+            return None
+        s = f32(seis, "seis")
+        want = (B,) + self.seismic_shape
+        if s.shape != want:
+            raise ValueError(f"seis must be {want} (batch, shots, nt, nr), got {s.shape}")
+        return s
+
+    def encode(self, vel, training: bool = False) -> np.ndarray:
+        """z (B, latent) of normalised velocity maps (B, 1, 70, 70).
+        training=True uses batch statistics and updates the running ones."""
+        v = self._vel(vel)
+        z = np.empty((v.shape[0], self.latent_dim), np.float32)
+        lib.ae_encode(self._handle(), z, v, bool(training))
+        return z
+
+    def decode(self, z, velocity: bool = True, seismic: bool = True):
+        """(velocity (B,1,70,70) | None, seismic (B, shots, nt, nr) | None) of z, eval mode."""
+        z = f32(z, "z")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be (B, {self.latent_dim}), got {z.shape}")
+        B = z.shape[0]
+        vel = np.empty((B, 1, 70, 70), np.float32) if velocity else None
+        seis = np.empty((B,) + self.seismic_shape, np.float32) if seismic else None
+        lib.ae_decode(self._handle(), vel, seis, z)
+        return vel, seis
+
+    def _step(self, fn, vel, seis, mode, freeze, lr, betas, eps, weight_decay, gammas) -> dict:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        v = self._vel(vel)
+        s = self._seis(seis, v.shape[0])
+        if s is None and mode != "step1":
+            raise ValueError(f"mode {mode!r} needs seismic records (seis)")
+        if len(gammas) != 4:
+            raise ValueError("gammas must be (l1_v, mse_v, l1_s, mse_s)")
+        losses = np.empty(len(LOSS_KEYS), np.float32)
+        fn(self._handle(), losses, v, s, MODES[mode], bool(freeze),
+           (float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay)),
+           tuple(float(g) for g in gammas))
+        return {k: float(x) for k, x in zip(LOSS_KEYS, losses)}
+
+    def train_step(self, vel, seis=None, mode: str = "step1", freeze: bool = False, lr: float = 1e-4,
+                   betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4,
+                   gammas=(1.0, 1.0, 1.0, 1.0)) -> dict:
+        """One AdamW step on a batch; returns the losses (NaN where a mode does not compute one)."""
+        return self._step(lib.ae_train_step, vel, seis, mode, freeze, lr, betas, eps, weight_decay, gammas)
+
+    def forward_backward(self, vel, seis=None, mode: str = "step1", freeze: bool = False,
+                         gammas=(1.0, 1.0, 1.0, 1.0)) -> dict:
+        """Losses and gradients (``parameter(name, 'grad')``) of a training step, without the update.
+        BatchNorm runs in training mode (running statistics are updated)."""
+        return self._step(lib.ae_forward_backward, vel, seis, mode, freeze, 0.0, (0.9, 0.999), 1e-8, 0.0, gammas)
+
+    def reset_optimizer(self) -> None:
+        lib.ae_reset_optimizer(self._handle())
+
+    def optimizer_steps(self) -> dict:
+        """Adam steps taken per parameter group."""
+        return lib.ae_steps(self._handle())
+
+    def init(self, seed: int = 0) -> None:
+        """Re-initialise (PyTorch defaults, Philox seed) and reset the optimiser."""
+        lib.ae_init(self._handle(), int(seed))
+
+    def free(self) -> None:
+        """Drops the model; its memory is released once no views of it remain."""
+        self._h = None
+
+    def __repr__(self):
+        return f"CoLatentAutoencoder({self.config}, {self.num_parameters():,} parameters)"

@@ -1,0 +1,322 @@
+"""InversionNet (Wu & Lin 2019; OpenFWI's network.py), the paper's evaluator.
+
+Maps normalised seismic records (N, 5, nt, nx) to normalised velocity maps
+(N, 1, 70, 70) in [-1, 1]. The network runs in the C core (one C call per
+training step: forward, L1 + MSE loss, backward, AdamW); this class holds the
+model, batches and shuffles the data, shows progress and saves checkpoints.
+
+Configurations (``InversionNet(config=...)``):
+
+* ``"paper"`` — OpenFWI's InversionNet: channel widths dim1..dim5 =
+  32, 64, 128, 256, 512, input (5, 1000, 70); 24,409,123 parameters.
+* ``"small"`` — the same 25 blocks with widths 8, 16, 32, 64, 128 and a
+  time axis subsampled 4x (nt = 250), for quick experiments on a CPU.
+  Its encoder ends on a 2 x 9 map, so convblock8's kernel is (2, 9).
+* a dict of overrides on top of ``base`` ("paper" unless given), e.g.
+  ``{"base": "small", "nt": 500, "dims": (16, 32, 64, 128, 256)}``.
+  Keys: base, dims, in_channels, nt, nx, slope, bn_momentum, bn_eps.
+
+convblock8's kernel is the size of the map it receives (computed from nt and
+nx), so any nt/nx that survives the encoder gives a 1 x 1 code; network.py
+hard-codes (8, ceil(70 sample_spatial / 8)), the same (8, 9) for the paper.
+
+Parameter and statistics names are the keys of network.py's state_dict
+(``convblock1.layers.0.weight``, ``convblock1.layers.1.running_mean``, ...),
+so OpenFWI weights load with :meth:`InversionNet.from_state_dict`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import checkpoint
+from .._native import lib
+from ..ops import f32
+
+__all__ = ["InversionNet", "PRESETS"]
+
+KIND = "inversionnet"
+OUT = 70  # output maps are 70 x 70
+
+PRESETS = {
+    "paper": {"dims": (32, 64, 128, 256, 512), "in_channels": 5, "nt": 1000, "nx": 70},
+    "small": {"dims": (8, 16, 32, 64, 128), "in_channels": 5, "nt": 250, "nx": 70},
+}
+_DEFAULTS = {"slope": 0.2, "bn_momentum": 0.1, "bn_eps": 1e-5}
+_KEYS = ("dims", "in_channels", "nt", "nx", "slope", "bn_momentum", "bn_eps")
+
+
+def resolve_config(config="paper") -> dict:
+    """The full config dict of a preset name or an override dict."""
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"InversionNet: unknown config {config!r}; choose from {sorted(PRESETS)} or pass a dict")
+        return {**PRESETS[config], **_DEFAULTS, "dims": tuple(PRESETS[config]["dims"])}
+    if not isinstance(config, dict):
+        raise TypeError(f"InversionNet: config must be a preset name or a dict, got {type(config).__name__}")
+    extra = set(config) - set(_KEYS) - {"base"}
+    if extra:
+        raise ValueError(f"InversionNet: unknown config keys {sorted(extra)}; allowed: base, {', '.join(_KEYS)}")
+    cfg = resolve_config(config.get("base", "paper"))
+    cfg.update({k: v for k, v in config.items() if k != "base"})
+    dims = tuple(cfg["dims"])
+    if len(dims) != 5 or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                                 for d in dims):
+        raise ValueError(f"InversionNet: dims must be 5 positive ints (dim1..dim5), got {cfg['dims']!r}")
+    cfg["dims"] = tuple(int(d) for d in dims)
+    for k in ("in_channels", "nt", "nx"):
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"InversionNet: {k} must be a positive int, got {v!r}")
+        cfg[k] = int(v)
+    for k in ("slope", "bn_momentum", "bn_eps"):
+        cfg[k] = float(cfg[k])
+    return cfg
+
+
+def _c_config(cfg: dict, max_batch: int) -> tuple:
+    return (tuple(cfg["dims"]), cfg["in_channels"], cfg["nt"], cfg["nx"], int(max_batch), cfg["slope"],
+            cfg["bn_momentum"], cfg["bn_eps"])
+
+
+def layout(config="paper"):
+    """(params, stats, blocks) tables of a config, computed by the C core
+    without allocating a model: params/stats are [(name, shape)] in
+    state_dict order; blocks [(name, transposed, C, OC, H, W, KH, KW, SH, SW,
+    PH, PW, OH, OW, activation, crop_before)]."""
+    return lib.invnet_layout(_c_config(resolve_config(config), 1))
+
+
+def count_parameters(config="paper") -> int:
+    """Number of trainable parameters of a config (no model is allocated)."""
+    params, _, _ = layout(config)
+    return sum(math.prod(shape) for _, shape in params)
+
+
+def _progress(iterable, total, desc, enabled):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+class InversionNet:
+    """InversionNet on the C core. ``seed`` draws PyTorch's default
+    initialisation from Philox streams; ``max_batch`` sizes the activation
+    buffers (they grow on demand when fit() is given a larger batch_size)."""
+
+    def __init__(self, config="paper", seed: int = 0, max_batch: int = 8):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"InversionNet: seed must be a non-negative int, got {seed!r}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
+            raise ValueError(f"InversionNet: max_batch must be a positive int, got {max_batch!r}")
+        self.config = resolve_config(config)
+        self.max_batch = int(max_batch)
+        self._h = lib.invnet_create(_c_config(self.config, self.max_batch), int(seed))
+        self._names, self._stat_names = self._tables()
+
+    def _tables(self):
+        params, stats, _ = lib.invnet_layout(_c_config(self.config, 1))
+        return [n for n, _ in params], [n for n, _ in stats]
+
+    # ---- tensors -----------------------------------------------------------
+    def num_parameters(self) -> int:
+        return int(lib.invnet_view(self._h, "param").size)
+
+    def parameters(self) -> dict:
+        """name -> zero-copy float32 view of each parameter (writes go to the model)."""
+        return {n: lib.invnet_view(self._h, "param", n) for n in self._names}
+
+    def gradients(self) -> dict:
+        """name -> view of each parameter's gradient from the last backward."""
+        return {n: lib.invnet_view(self._h, "grad", n) for n in self._names}
+
+    def buffers(self) -> dict:
+        """name -> zero-copy view of each BatchNorm running mean / variance."""
+        return {n: lib.invnet_view(self._h, "stats", n) for n in self._stat_names}
+
+    def state_dict(self) -> dict:
+        """Copies of parameters and BatchNorm statistics under OpenFWI's names."""
+        return {n: np.array(v) for n, v in {**self.parameters(), **self.buffers()}.items()}
+
+    @property
+    def step(self) -> int:
+        """AdamW steps taken so far."""
+        return lib.invnet_step(self._h)
+
+    # ---- input checks ------------------------------------------------------
+    def _seis(self, seismic, name="seismic"):
+        x = f32(seismic, name)
+        c = self.config
+        want = (c["in_channels"], c["nt"], c["nx"])
+        if x.ndim != 4 or x.shape[1:] != want:
+            raise ValueError(f"InversionNet: {name} must have shape (N, {want[0]}, {want[1]}, {want[2]}), "
+                             f"got {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"InversionNet: {name} holds no samples")
+        return x
+
+    def _grow(self, batch: int):
+        """Makes room for `batch` samples (only activation buffers move;
+        parameter views stay valid)."""
+        if batch > self.max_batch:
+            lib.invnet_reserve(self._h, int(batch))
+            self.max_batch = int(batch)
+
+    # ---- inference -----------------------------------------------------------
+    def forward(self, seismic, train: bool = False) -> np.ndarray:
+        """One C forward pass over a batch of at most max_batch samples
+        (train=True: batch statistics, running statistics updated)."""
+        x = self._seis(seismic)
+        self._grow(x.shape[0])
+        out = np.empty((x.shape[0], 1, OUT, OUT), np.float32)
+        lib.invnet_forward(self._h, out, x, bool(train))
+        return out
+
+    def backward(self, dout, seismic) -> None:
+        """Accumulates parameter gradients of sum(output * dout) after a
+        forward(seismic, train=True) of the same batch (see gradients())."""
+        x = self._seis(seismic)
+        lib.invnet_backward(self._h, f32(dout, "dout"), x)
+
+    def zero_grad(self) -> None:
+        lib.invnet_view(self._h, "grad")[...] = 0.0
+
+    def predict(self, seismic, batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
+        """Normalised velocity (N, 1, 70, 70) of normalised seismic (N, C, nt, nx),
+        in eval mode, in batches of batch_size (default max_batch). A progress
+        bar shows for more than one batch unless progress=False."""
+        x = np.asarray(seismic)
+        if x.ndim != 4:
+            raise ValueError(f"InversionNet.predict: seismic must be 4-D (N, C, nt, nx), got shape {x.shape}")
+        bs = self.max_batch if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"InversionNet.predict: batch_size must be positive, got {batch_size}")
+        self._grow(bs)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("InversionNet.predict: seismic holds no samples")
+        out = np.empty((n, 1, OUT, OUT), np.float32)
+        starts = range(0, n, bs)
+        show = (len(starts) > 1) if progress is None else bool(progress)
+        for s in _progress(starts, len(starts), "InversionNet predict", show):
+            xb = self._seis(x[s:s + bs])
+            lib.invnet_forward(self._h, out[s:s + bs], xb, False)
+        return out
+
+    # ---- training ------------------------------------------------------------
+    def train_step(self, seismic, velocity, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4,
+                   l1_weight=1.0, mse_weight=1.0) -> tuple:
+        """One step on one batch: returns (loss, l1, mse) before the update."""
+        x = self._seis(seismic)
+        v = f32(velocity, "velocity")
+        if v.shape != (x.shape[0], 1, OUT, OUT):
+            raise ValueError(f"InversionNet: velocity must have shape ({x.shape[0]}, 1, {OUT}, {OUT}), got {v.shape}")
+        self._grow(x.shape[0])
+        losses = np.zeros(3, np.float32)
+        b1, b2 = betas
+        lib.invnet_train_step(self._h, losses, x, v, float(lr), float(b1), float(b2), float(eps),
+                              float(weight_decay), float(l1_weight), float(mse_weight))
+        return tuple(float(t) for t in losses)
+
+    def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
+            betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4, l1_weight: float = 1.0,
+            mse_weight: float = 1.0, seed: int = 0, progress: bool = True) -> list:
+        """Trains on (seismic, velocity) pairs (normalised; arrays or memmaps)
+        with L1 + MSE loss and AdamW (OpenFWI's defaults). Each epoch visits a
+        fresh permutation (numpy Generator seeded with seed + epoch) in batches
+        of batch_size; a final partial batch is dropped as in OpenFWI (BatchNorm
+        is unreliable on tiny batches) unless it is the only one. Returns the
+        mean loss of every epoch."""
+        n = len(seismic)
+        if len(velocity) != n:
+            raise ValueError(f"InversionNet.fit: {n} seismic records but {len(velocity)} velocity maps")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"InversionNet.fit: epochs must be a positive int, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"InversionNet.fit: batch_size must be a positive int, got {batch_size!r}")
+        bs = min(int(batch_size), n)
+        if bs < 2:
+            raise ValueError("InversionNet.fit: needs at least 2 samples per batch (BatchNorm batch statistics)")
+        nb = n // bs
+        history = []
+        for epoch in range(int(epochs)):
+            order = np.random.default_rng(seed + epoch).permutation(n)
+            total, bar = 0.0, _progress(range(nb), nb, f"InversionNet epoch {epoch + 1}/{epochs}", progress)
+            for i in bar:
+                idx = np.sort(order[i * bs:(i + 1) * bs])  # sorted: sequential reads from memmaps
+                loss, _, _ = self.train_step(np.asarray(seismic[idx]), np.asarray(velocity[idx]), lr, betas, eps,
+                                             weight_decay, l1_weight, mse_weight)
+                total += loss
+                if progress:
+                    bar.set_postfix(loss=f"{total / (i + 1):.4f}")
+            history.append(total / nb)
+        return history
+
+    # ---- checkpoints ---------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Parameters, BatchNorm statistics, AdamW moments and step to a
+        safetensors checkpoint (atomic)."""
+        tensors = self.state_dict()
+        for kind in ("m", "v"):
+            tensors.update({f"adam_{kind}.{n}": np.array(lib.invnet_view(self._h, kind, n)) for n in self._names})
+        meta = {"kind": KIND, "config": {**self.config, "dims": list(self.config["dims"])}, "step": self.step}
+        checkpoint.save(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str, max_batch: int = 8) -> "InversionNet":
+        """A model restored from save(): identical predictions and training state."""
+        meta = checkpoint.read_meta(path)
+        if meta.get("kind") != KIND:
+            raise checkpoint.CheckpointError(f"{path}: holds a {meta.get('kind')!r} checkpoint, expected {KIND!r}")
+        try:
+            model = cls(meta["config"], max_batch=max_batch)
+        except (KeyError, TypeError, ValueError) as e:
+            raise checkpoint.CheckpointError(f"{path}: bad InversionNet config in metadata ({e})") from None
+        params, stats, _ = lib.invnet_layout(_c_config(model.config, 1))
+        expected = dict(params + stats)
+        expected.update({f"adam_{k}.{n}": s for k in ("m", "v") for n, s in params})
+        tensors, _ = checkpoint.load(path, expected=expected, kind=KIND)
+        for n, v in model.parameters().items():
+            v[...] = tensors[n]
+            lib.invnet_view(model._h, "m", n)[...] = tensors[f"adam_m.{n}"]
+            lib.invnet_view(model._h, "v", n)[...] = tensors[f"adam_v.{n}"]
+        for n, v in model.buffers().items():
+            v[...] = tensors[n]
+        lib.invnet_step(model._h, int(meta.get("step", 0)))
+        return model
+
+    @classmethod
+    def from_state_dict(cls, state_dict, config="paper", max_batch: int = 8) -> "InversionNet":
+        """A model holding OpenFWI weights: `state_dict` maps network.py's
+        state_dict keys to arrays (NumPy, or anything np.asarray accepts).
+        num_batches_tracked entries are ignored; missing, unknown or
+        mis-shaped entries raise ValueError naming them."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"from_state_dict: expected a dict of arrays, got {type(state_dict).__name__}")
+        model = cls(config, max_batch=max_batch)
+        targets = {**model.parameters(), **model.buffers()}
+        given = {k for k in state_dict.keys() if not str(k).endswith("num_batches_tracked")}
+        missing = sorted(set(targets) - given)
+        extra = sorted(given - set(targets))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} keys (first: {missing[:3]})")
+            if extra:
+                parts.append(f"unexpected {len(extra)} keys (first: {extra[:3]})")
+            raise ValueError(f"from_state_dict: state_dict does not fit InversionNet config: {'; '.join(parts)}")
+        for name, view in targets.items():
+            a = np.asarray(state_dict[name])
+            if a.shape != view.shape:
+                raise ValueError(f"from_state_dict: {name!r} has shape {a.shape}, the model expects {view.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"from_state_dict: {name!r} holds non-finite values")
+            view[...] = a
+        return model
+
+    def __repr__(self):
+        c = self.config
+        return (f"InversionNet(dims={c['dims']}, input=({c['in_channels']}, {c['nt']}, {c['nx']}), "
+                f"parameters={self.num_parameters():,}, step={self.step})")
