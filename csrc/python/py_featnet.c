@@ -7,7 +7,7 @@
  *    bn_momentum, bn_eps).
  * Labels are integer arrays (converted to int32, a small copy). Compute calls
  * release the GIL; a model used by two threads at once raises RuntimeError. */
-#include "pyutil.h" /* first: Python.h must precede system headers */
+#include "handle.h" /* first: Python.h must precede system headers */
 #include <limits.h>
 #include <string.h>
 
@@ -16,40 +16,9 @@
 
 #define CAPSULE_NAME "ubdiff.FeatureNet"
 
-typedef struct {
-    ubd_featnet *m;
-    int busy; /* set and cleared with the GIL held */
-} handle;
-
-static void capsule_free(PyObject *cap) {
-    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!h) return;
-    ubd_featnet_free(h->m);
-    PyMem_Free(h);
-}
-
-static handle *get_handle(PyObject *cap) {
-    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!h) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "expected a FeatureNet model handle");
-        return NULL;
-    }
-    if (h->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "FeatureNet: the model is in use by another thread");
-        return NULL;
-    }
-    return h;
-}
-
-#define FEATNET_CALL(h, expr)                      \
-    do {                                           \
-        ubd_status s_;                             \
-        (h)->busy = 1;                             \
-        Py_BEGIN_ALLOW_THREADS s_ = (expr);        \
-        Py_END_ALLOW_THREADS(h)->busy = 0;         \
-        if (s_ != UBD_OK) return ubd_py_raise(s_); \
-    } while (0)
+static void featnet_destroy(void *m) { ubd_featnet_free(m); }
+#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define FEATNET_CALL UBD_HANDLE_CALL
 
 static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     memset(c, 0, sizeof *c);
@@ -138,28 +107,16 @@ static PyObject *featnet_create(PyObject *self, PyObject *args) {
         ubd_featnet_free(m);
         return ubd_py_raise(s);
     }
-    handle *h = PyMem_Malloc(sizeof *h);
-    if (!h) {
-        ubd_featnet_free(m);
-        return PyErr_NoMemory();
-    }
-    h->m = m;
-    h->busy = 0;
-    PyObject *cap = PyCapsule_New(h, CAPSULE_NAME, capsule_free);
-    if (!cap) {
-        ubd_featnet_free(m);
-        PyMem_Free(h);
-    }
-    return cap;
+    return ubd_handle_new(m, featnet_destroy, CAPSULE_NAME, "FeatureNet");
 }
 
 /* featnet_info(h) -> (params spec, stats spec, feature_dim, [(OH, OW) per block], step) */
 static PyObject *featnet_info(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    const ubd_featnet *m = h->m;
+    const ubd_featnet *m = h->obj;
     PyObject *sizes = PyList_New(m->cfg.nblocks);
     if (!sizes) return NULL;
     for (int l = 0; l < m->cfg.nblocks; l++) PyList_SET_ITEM(sizes, l, Py_BuildValue("(ii)", m->OH[l], m->OW[l]));
@@ -171,13 +128,13 @@ static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os", &cap, &kind)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     float *buf;
     size_t n;
     if (strcmp(kind, "stats") == 0) {
-        buf = h->m->stats.buf[UBD_BUF_PARAM];
-        n = h->m->stats.n;
+        buf = ((ubd_featnet *)h->obj)->stats.buf[UBD_BUF_PARAM];
+        n = ((ubd_featnet *)h->obj)->stats.n;
     } else {
         int k = -1;
         for (int i = UBD_BUF_PARAM; i <= UBD_BUF_V; i++)
@@ -186,8 +143,8 @@ static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "featnet_buffer: kind must be param, grad, m, v or stats; got '%s'", kind);
             return NULL;
         }
-        buf = h->m->params.buf[k];
-        n = h->m->params.n;
+        buf = ((ubd_featnet *)h->obj)->params.buf[k];
+        n = ((ubd_featnet *)h->obj)->params.n;
     }
     npy_intp dim = (npy_intp)n;
     PyObject *arr = PyArray_SimpleNewFromData(1, &dim, NPY_FLOAT32, buf);
@@ -205,13 +162,13 @@ static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step;
     if (!PyArg_ParseTuple(args, "OL", &cap, &step)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     if (step < 0) {
         PyErr_Format(PyExc_ValueError, "featnet_set_step: step must be >= 0, got %lld", step);
         return NULL;
     }
-    h->m->step = step;
+    ((ubd_featnet *)h->obj)->step = step;
     Py_RETURN_NONE;
 }
 
@@ -232,9 +189,9 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     int train;
     if (!PyArg_ParseTuple(args, "OOOOOp", &cap, &xo, &fo, &lo, &ro, &train)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    ubd_featnet *m = h->m;
+    ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_OUT(feat, fo);
     UBD_PY_OPT_OUT(logits, lo);
@@ -256,9 +213,9 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
 static PyObject *featnet_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     if (!PyArg_ParseTuple(args, "OOOOO", &cap, &xo, &fo, &lo, &ro)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    ubd_featnet *m = h->m;
+    ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_IN(dfeat, fo);
     UBD_PY_OPT_IN(dlogits, lo);
@@ -319,9 +276,9 @@ static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOffffff", &cap, &xo, &lo, &ro, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay, &hp.w_reg))
         return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    ubd_featnet *m = h->m;
+    ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_IN(reg_target, ro);
     if (check_input(m, &x, __func__) < 0) return NULL;
