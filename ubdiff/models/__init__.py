@@ -1,4 +1,5 @@
-"""Models of ubdiff (co-latent autoencoder, 1-D U-Net diffusion, InversionNet), C core + thin Python."""
+"""Models of ubdiff (co-latent autoencoder, 1-D U-Net latent diffusion, InversionNet).
+C core; these classes own the C objects and expose NumPy views."""
 from .autoencoder import CoLatentAutoencoder  # noqa: F401
 from .diffusion import LatentDiffusion  # noqa: F401
 from .inversionnet import InversionNet  # noqa: F401
