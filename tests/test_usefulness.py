@@ -61,6 +61,7 @@ def test_keys_and_metrics_equal_predict():
     for key, n in (("generated", 12), ("real", 8)):
         assert r["summary"][key]["n_train"] == n
         assert r[key]["train_steps"] == 2 * (n // 4)   # partial batches dropped, as in InversionNet.fit
+        assert len(r[key]["train_loss"]) == 2 and all(np.isfinite(r[key]["train_loss"]))
         pred = r["models"][key].predict(test[0], batch_size=6, progress=False)
         # eval-mode predictions do not depend on the batch split beyond float32 rounding
         np.testing.assert_allclose(r[key]["ssim"], ssim(pred, test[1]), rtol=1e-5)
@@ -80,7 +81,8 @@ def test_training_equals_inversionnet_fit():
     gen, test = pairs(10, 1), pairs(4, 2)
     r = run(gen, test, epochs=2, batch_size=4, seed=3, return_models=True)
     ref = InversionNet(TINY, seed=3, max_batch=4)
-    ref.fit(gen[0], gen[1], epochs=2, batch_size=4, lr=1e-3, seed=3, progress=False)
+    hist = ref.fit(gen[0], gen[1], epochs=2, batch_size=4, lr=1e-3, seed=3, progress=False)
+    assert r["generated"]["train_loss"] == hist
     got = r["models"]["generated"].state_dict()
     for name, want in ref.state_dict().items():
         np.testing.assert_array_equal(got[name], want, err_msg=name)
@@ -201,7 +203,8 @@ def test_cli_inversionnet_small(tmp_path):
     assert set(inv["summary"]) == {"trained on generated", "trained on real (reference)"}
     assert inv["summary"]["trained on generated"]["n_train"] == 8
     assert inv["summary"]["trained on real (reference)"]["n_train"] == 6
-    assert inv["protocol"]["config"] == "small" and inv["protocol"]["time_subsample"]["generated"] == 4
+    assert inv["protocol"]["config"] == "small" and inv["protocol"]["time_subsample_generated"] == 4
+    assert inv["protocol"]["data_min"] == pytest.approx(-26.95)   # --dataset flatvel-a
     assert 0 < inv["summary"]["trained on generated"]["mae"] < 2
     assert len(inv["trained on generated"]["ssim_per_sample"]) == 4
     assert os.path.exists(os.path.join(out, "inversionnet_examples.png"))

@@ -209,9 +209,13 @@ def _inversionnet(args, gen, real, srange):
                              progress=True)
     fig = plot_inversion_examples(r)
     labels = {"generated": "trained on generated", "real": "trained on real (reference)"}
-    section = {"summary": {labels[k]: v for k, v in r["summary"].items()}, "protocol": r["protocol"]}
-    if args.real_train is not None:
-        section["protocol"] = {**r["protocol"], "real_train_folder": args.real_train}
+    # flat protocol table in report.md: nested settings become prefixed scalars
+    protocol = dict(r["protocol"])
+    protocol.update({f"time_subsample_{k}": v for k, v in protocol.pop("time_subsample").items()})
+    inputs = protocol.pop("inputs")
+    protocol.update(inputs if isinstance(inputs, dict) else {"inputs": inputs})
+    protocol["real_train_folder"] = args.real_train
+    section = {"summary": {labels[k]: v for k, v in r["summary"].items()}, "protocol": protocol}
     for k in ("generated", "real"):
         if k in r:
             section[labels[k]] = r[k]

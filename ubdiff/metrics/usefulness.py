@@ -214,7 +214,7 @@ def _train(pairs, config, epochs, batch_size, lr, seed, opt, progress, desc):
             if progress:
                 bar.set_postfix(loss=f"{total / (i + 1):.4f}")
         history.append(total / nb)
-    return model
+    return model, history
 
 
 def _test(model, test, batch_size, progress, desc):
@@ -314,10 +314,11 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     for key in [k_ for k_ in ("generated", "real") if k_ in sources]:
         t0 = time.perf_counter()
         label = "generated pairs" if key == "generated" else "real pairs"
-        model = _train(sources[key], cfg, epochs, batch_size, lr, seed, opt, progress, f"InversionNet on {label}")
+        model, history = _train(sources[key], cfg, epochs, batch_size, lr, seed, opt, progress,
+                                f"InversionNet on {label}")
         per, pred = _test(model, test, eval_bs, progress, f"testing InversionNet ({label})")
         means = {m: float(v.mean()) for m, v in per.items()}
-        out[key] = {"n_train": len(sources[key]), **means, "train_steps": model.step,
+        out[key] = {"n_train": len(sources[key]), **means, "train_steps": model.step, "train_loss": history,
                     "seconds": time.perf_counter() - t0,
                     **{f"{m}_per_sample": v for m, v in per.items()}}
         out["summary"][key] = {"n_train": len(sources[key]), **means}
