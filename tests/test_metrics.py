@@ -115,10 +115,11 @@ def test_kid_detects_shift_and_is_seeded(rng):
     assert abs(M.kid_from_features(x, x, subsets=20, subset_size=100).mean) < 0.1 * r1.mean
 
 
-def test_fid_kid_require_features(rng):
+def test_fid_kid_default_features_check_the_input_shape(rng):
+    # features=None means the reference network (tests/test_featnet.py), which takes 70 x 70 maps only
     v = rng.uniform(1500, 4500, (4, 1, 8, 8)).astype(np.float32)
     for fn in (M.fid, M.kid):
-        with pytest.raises(ValueError, match="no default feature network"):
+        with pytest.raises(ValueError, match="1, 70, 70"):
             fn(v, v)
 
 
@@ -353,7 +354,7 @@ def test_write_report(tmp_path, rng):
     results = {
         "physics": {"summary": M.summarize(rng.uniform(size=50)), "rel_l2": rng.uniform(size=5),
                     "n": 5, "nan_value": float("nan")},
-        "fid_kid": {"skipped": M.NO_FEATURES_MSG},
+        "fid_kid": {"skipped": "no default feature network here"},
         "big": {"array": np.zeros((400, 400))},
     }
     figs = {"grid": M.plot_velocity_grid(_velocity(rng, n=5)),
@@ -426,14 +427,14 @@ def test_cli_evaluate_end_to_end(tmp_path, rng, monkeypatch):
         assert (tmp_path / "rep" / f).exists(), f
 
 
-def test_cli_evaluate_skips_without_features_or_pairs(tmp_path, rng):
+def test_cli_evaluate_skips_without_pairs_and_on_request(tmp_path, rng):
     v = _velocity(rng, n=4, h=70, w=70)
     _write_set(tmp_path / "gen", v, None)
     _write_set(tmp_path / "real", v[::-1].copy(), None)
     assert _run_cli(["evaluate", "--generated", str(tmp_path / "gen"), "--real", str(tmp_path / "real"),
-                     "--out", str(tmp_path / "rep"), "--skip-physics"]) == 0
+                     "--out", str(tmp_path / "rep"), "--skip-physics", "--skip-fid"]) == 0
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert "no default feature network" in rep["fid_kid"]["skipped"]
+    assert "--skip-fid" in rep["fid_kid"]["skipped"]
     assert "not paired" in rep["pairwise"]["skipped"]
     assert "--skip-physics" in rep["physics"]["skipped"]
 

@@ -1,12 +1,14 @@
 """`ubdiff evaluate`: metrics of a generated set against a real set, written as a report.
 
-Computes what needs no trained evaluator: value statistics and figures, physics
-consistency of the generated pairs (forward model), pairwise SSIM/MAE/MSE when the
-two sets are paired (--paired), FID/KID only with a feature callable (--features),
-since no reference feature network ships yet. With --inversionnet small|paper it
-also runs the paper's Table 3 protocol (ubdiff.metrics.usefulness): InversionNet
-trained on the generated pairs (and on --real-train pairs as reference), tested on
-the real set.
+Computes value statistics and figures, physics consistency of the generated
+pairs (forward model), pairwise SSIM/MAE/MSE when the two sets are paired
+(--paired), and FID/KID through ubdiff's reference feature networks (or a
+feature callable given with --features). The report names the feature network
+and its version: FID/KID from ubdiff's networks are not comparable with the
+paper's Inception-based values. With --inversionnet small|paper it also runs
+the paper's Table 3 protocol (ubdiff.metrics.usefulness): InversionNet trained
+on the generated pairs (and on --real-train pairs as the reference point),
+tested on the real set. The lead wires register() into ubdiff.__main__.
 """
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="OpenFWI family (e.g. FlatVel-A) giving the seismic data_min/data_max for normalisation; "
                         "default: the real data's own min/max")
     p.add_argument("--features", default=None, metavar="MODULE:FUNC",
-                   help="feature callable for FID/KID (normalised batch -> (B, d)); without it FID/KID are skipped")
+                   help="feature callable for FID/KID (normalised batch -> (B, d)); default: ubdiff's reference "
+                        "feature network of each modality (seismic needs nt a multiple of 250, e.g. 1000)")
+    p.add_argument("--skip-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of the KID subsets and of the InversionNet training")
     g = p.add_argument_group("InversionNet usefulness (paper Table 3)")
@@ -127,10 +131,10 @@ def run_evaluate(args) -> int:
             "note": "MAE/MSE on velocity normalised to [-1, 1]; SSIM on [0, 1] maps (OpenFWI convention)"}
 
     # ---- FID / KID ----
-    if args.features is None:
-        results["fid_kid"] = {"skipped": M.NO_FEATURES_MSG.replace("Pass features=", "Pass --features MODULE:FUNC or features=")}
+    if args.skip_fid:
+        results["fid_kid"] = {"skipped": "--skip-fid given"}
     else:
-        fn = _load_callable(args.features)
+        fn = None if args.features is None else _load_callable(args.features)
         fk = {}
         for kind in ("velocity", "seismic"):
             a, b = real[kind], gen[kind]
@@ -142,11 +146,18 @@ def run_evaluate(args) -> int:
                 continue
             kw = dict(modality=kind, batch_size=args.batch_size, progress=True,
                       data_range=srange if kind == "seismic" else None)
-            fr = M.extract_features(a, fn, desc=f"real {kind} features", **kw)
-            fg = M.extract_features(b, fn, desc=f"generated {kind} features", **kw)
+            try:
+                net = M.feature_network_info(kind, fn)
+                fr = M.extract_features(a, fn, desc=f"real {kind} features", **kw)
+                fg = M.extract_features(b, fn, desc=f"generated {kind} features", **kw)
+            except (ValueError, FileNotFoundError) as e:  # e.g. an nt the reference network cannot take
+                fk[kind] = {"skipped": str(e)}
+                continue
             kr = M.kid_from_features(fr, fg, subsets=100, subset_size=min(1000, len(fr), len(fg)), seed=args.seed)
             fk[kind] = {"fid": M.fid_from_features(fr, fg), "kid_mean": kr.mean, "kid_std": kr.std,
-                        "feature_dim": int(fr.shape[1]), "features": args.features}
+                        "feature_dim": int(fr.shape[1]),
+                        "features": args.features if args.features else net["name"],
+                        "feature_network": net}
         results["fid_kid"] = fk
 
     # ---- InversionNet usefulness (Table 3) ----

@@ -4,7 +4,7 @@
  * alive. ubdiff/models/diffusion.py wraps these into LatentDiffusion.
  * A model runs one call at a time: a call made while another thread is
  * inside one on the same model raises RuntimeError instead of racing. */
-#include "pyutil.h" /* first: Python.h must precede system headers */
+#include "handle.h" /* first: Python.h must precede system headers */
 #include <math.h>
 #include <string.h>
 
@@ -12,49 +12,9 @@
 
 #define CAPSULE_NAME "ubdiff.LatentDiffusionCore"
 
-typedef struct {
-    ubd_diffusion *d;
-    int busy;
-} dm_box;
-
-static void dm_destroy(PyObject *cap) {
-    dm_box *b = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (b) {
-        ubd_diffusion_free(b->d);
-        PyMem_Free(b);
-    }
-}
-
-static dm_box *get_box(PyObject *cap) {
-    dm_box *b = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!b) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "expected a latent-diffusion model handle (from diffusion_create)");
-    }
-    return b;
-}
-
-/* Marks the model busy (under the GIL) for the length of one core call. */
-static int acquire(dm_box *b) {
-    if (b->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "this diffusion model is already running a call in another thread");
-        return -1;
-    }
-    b->busy = 1;
-    return 0;
-}
-
-/* Like UBD_PY_CALL, with the busy flag held. */
-#define DM_CALL(box, expr)                         \
-    do {                                           \
-        if (acquire(box) < 0) return NULL;         \
-        ubd_status s_;                             \
-        Py_BEGIN_ALLOW_THREADS                     \
-        s_ = (expr);                               \
-        Py_END_ALLOW_THREADS                       \
-        (box)->busy = 0;                           \
-        if (s_ != UBD_OK) return ubd_py_raise(s_); \
-    } while (0)
+static void dm_destroy(void *d) { ubd_diffusion_free(d); }
+#define get_box(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define DM_CALL UBD_HANDLE_CALL
 
 /* diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head,
  *                  max_batch, timesteps, seed) -> handle */
@@ -89,18 +49,7 @@ static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     ubd_status s;
     Py_BEGIN_ALLOW_THREADS s = ubd_diffusion_create(&d, c, max_batch, T, (uint64_t)seed);
     Py_END_ALLOW_THREADS if (s != UBD_OK) return ubd_py_raise(s);
-    dm_box *b = PyMem_Malloc(sizeof *b);
-    if (!b) {
-        ubd_diffusion_free(d);
-        return PyErr_NoMemory();
-    }
-    b->d = d, b->busy = 0;
-    PyObject *cap = PyCapsule_New(b, CAPSULE_NAME, dm_destroy);
-    if (!cap) {
-        ubd_diffusion_free(d);
-        PyMem_Free(b);
-    }
-    return cap;
+    return ubd_handle_new(d, dm_destroy, CAPSULE_NAME, "latent diffusion");
 }
 
 /* diffusion_init(h, seed): re-initialise the parameters (EMA := params, m = v = 0). */
@@ -108,9 +57,9 @@ static PyObject *diffusion_init(PyObject *self, PyObject *args) {
     PyObject *h;
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OK", &h, &seed)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
-    DM_CALL(b, ubd_unet1d_init(ubd_diffusion_net(b->d), (uint64_t)seed));
+    DM_CALL(b, ubd_unet1d_init(ubd_diffusion_net(b->obj), (uint64_t)seed));
     Py_RETURN_NONE;
 }
 
@@ -118,9 +67,9 @@ static PyObject *diffusion_init(PyObject *self, PyObject *args) {
 static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
-    const ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->d));
+    const ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->obj));
     PyObject *list = PyList_New(p->nviews);
     if (!list) return NULL;
     for (int i = 0; i < p->nviews; i++) {
@@ -141,13 +90,13 @@ static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
     PyObject *h;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os", &h, &kind)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     int k = -1;
     for (int i = 0; i < UBD_NUM_BUFS; i++)
         if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)i)) == 0) k = i;
     if (k < 0) return PyErr_Format(PyExc_ValueError, "buffer kind must be one of param, grad, m, v, ema; got '%s'", kind);
-    ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->d));
+    ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->obj));
     npy_intp n = (npy_intp)p->n;
     PyObject *arr = PyArray_SimpleNewFromData(1, &n, NPY_FLOAT32, p->buf[k]);
     if (!arr) return NULL;
@@ -163,9 +112,9 @@ static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
 static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
-    npy_intp T = ubd_diffusion_timesteps(b->d);
+    npy_intp T = ubd_diffusion_timesteps(b->obj);
     PyObject *dict = PyDict_New();
     if (!dict) return NULL;
     for (int k = 0; k < UBD_SCHED_NUM; k++) {
@@ -174,7 +123,7 @@ static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
             Py_DECREF(dict);
             return NULL;
         }
-        memcpy(PyArray_DATA((PyArrayObject *)arr), ubd_diffusion_schedule(b->d, (ubd_sched_array)k),
+        memcpy(PyArray_DATA((PyArrayObject *)arr), ubd_diffusion_schedule(b->obj, (ubd_sched_array)k),
                (size_t)T * sizeof(double));
         int rc = PyDict_SetItemString(dict, ubd_sched_name((ubd_sched_array)k), arr);
         Py_DECREF(arr);
@@ -190,19 +139,19 @@ static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
 static PyObject *diffusion_info(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
-    ubd_unet1d *net = ubd_diffusion_net(b->d);
-    return Py_BuildValue("{s:i,s:i,s:n,s:n}", "timesteps", ubd_diffusion_timesteps(b->d), "max_batch",
+    ubd_unet1d *net = ubd_diffusion_net(b->obj);
+    return Py_BuildValue("{s:i,s:i,s:n,s:n}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
                          ubd_unet1d_max_batch(net), "num_parameters", (Py_ssize_t)ubd_unet1d_params(net)->n,
                          "activation_floats", (Py_ssize_t)ubd_unet1d_activation_floats(net));
 }
 
 /* Checks x is (B, channels, seq_len) with 1 <= B <= max_batch; returns B or -1. */
-static int batch_of(dm_box *b, const ubd_f32 *x, const char *fn, const char *name, int limit) {
-    ubd_unet1d_config c = ubd_unet1d_get_config(ubd_diffusion_net(b->d));
+static int batch_of(ubd_handle *b, const ubd_f32 *x, const char *fn, const char *name, int limit) {
+    ubd_unet1d_config c = ubd_unet1d_get_config(ubd_diffusion_net(b->obj));
     if (ubd_py_expect(x, fn, name, 3, -1LL, (long long)c.channels, (long long)c.seq_len) < 0) return -1;
-    int mb = ubd_unet1d_max_batch(ubd_diffusion_net(b->d));
+    int mb = ubd_unet1d_max_batch(ubd_diffusion_net(b->obj));
     if (x->shape[0] < 1 || (limit && x->shape[0] > mb)) {
         PyErr_Format(PyExc_ValueError, "%s: %s has batch %zd; need 1..%d (max_batch)", fn, name,
                      (Py_ssize_t)x->shape[0], mb);
@@ -216,7 +165,7 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     PyObject *h, *o, *xo, *to;
     int use_ema;
     if (!PyArg_ParseTuple(args, "OOOOp", &h, &o, &xo, &to, &use_ema)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OUT(out, o);
     UBD_PY_IN(x, xo);
@@ -225,7 +174,7 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     if (B < 0) return NULL;
     UBD_PY_EXPECT(out, 3, (long long)B, x.shape[1], x.shape[2]);
     UBD_PY_EXPECT(t, 1, (long long)B);
-    DM_CALL(b, ubd_unet1d_forward(ubd_diffusion_net(b->d), out.data, x.data, t.data, B,
+    DM_CALL(b, ubd_unet1d_forward(ubd_diffusion_net(b->obj), out.data, x.data, t.data, B,
                                   use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
     Py_RETURN_NONE;
 }
@@ -234,14 +183,14 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
 static PyObject *unet_backward(PyObject *self, PyObject *args) {
     PyObject *h, *dxo, *dao;
     if (!PyArg_ParseTuple(args, "OOO", &h, &dxo, &dao)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OPT_OUT(dx, dxo);
     UBD_PY_IN(dout, dao);
     int B = batch_of(b, &dout, __func__, "dout", 1);
     if (B < 0) return NULL;
     UBD_PY_EXPECT_OPT(dx, 3, (long long)B, dout.shape[1], dout.shape[2]);
-    DM_CALL(b, ubd_unet1d_backward(ubd_diffusion_net(b->d), dx.data, dout.data, B));
+    DM_CALL(b, ubd_unet1d_backward(ubd_diffusion_net(b->obj), dx.data, dout.data, B));
     Py_RETURN_NONE;
 }
 
@@ -263,7 +212,7 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     PyObject *h, *po, *zo, *to, *no;
     float grad_scale;
     if (!PyArg_ParseTuple(args, "OOOOOf", &h, &po, &zo, &to, &no, &grad_scale)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OPT_OUT(per_sample, po);
     UBD_PY_IN(z0, zo);
@@ -279,7 +228,7 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     if (B > 4096) return PyErr_Format(PyExc_ValueError, "diffusion_loss: batch too large");
     if (times_of(&t, ti, B, __func__) < 0) return NULL;
     float loss = 0.0f;
-    DM_CALL(b, ubd_diffusion_loss(b->d, &loss, per_sample.data, z0.data, ti, noise.data, B, grad_scale));
+    DM_CALL(b, ubd_diffusion_loss(b->obj, &loss, per_sample.data, z0.data, ti, noise.data, B, grad_scale));
     return PyFloat_FromDouble(loss);
 }
 
@@ -298,7 +247,7 @@ static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
         return NULL;
     hp.ema_every = ema_every;
     hp.adam.decoupled = 0; /* torch.optim.Adam: L2 weight decay (0 in the paper) */
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_IN(z0, zo);
     if (batch_of(b, &z0, __func__, "z0", 0) < 0) return NULL;
@@ -307,12 +256,12 @@ static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
                             "diffusion_train_step: z0 has %zd samples, expected batch * accum = %d * %d",
                             (Py_ssize_t)z0.shape[0], B, accum);
     float loss = 0.0f, gnorm = 0.0f;
-    DM_CALL(b, ubd_diffusion_train_step(b->d, &loss, &gnorm, z0.data, B, accum, (uint64_t)seed, step, hp));
+    DM_CALL(b, ubd_diffusion_train_step(b->obj, &loss, &gnorm, z0.data, B, accum, (uint64_t)seed, step, hp));
     return Py_BuildValue("(dd)", (double)loss, (double)gnorm);
 }
 
-static int sampler_args(dm_box *b, int sampler, int steps, int *nsteps) {
-    ubd_status s = ubd_diffusion_sampler_steps(b->d, (ubd_sampler)sampler, steps, nsteps);
+static int sampler_args(ubd_handle *b, int sampler, int steps, int *nsteps) {
+    ubd_status s = ubd_diffusion_sampler_steps(b->obj, (ubd_sampler)sampler, steps, nsteps);
     if (s != UBD_OK) {
         ubd_py_raise(s);
         return -1;
@@ -325,7 +274,7 @@ static PyObject *diffusion_sampler_steps(PyObject *self, PyObject *args) {
     PyObject *h;
     int sampler, steps, n = 0;
     if (!PyArg_ParseTuple(args, "Oii", &h, &sampler, &steps)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b || sampler_args(b, sampler, steps, &n) < 0) return NULL;
     return PyLong_FromLong(n);
 }
@@ -337,12 +286,12 @@ static PyObject *diffusion_sample(PyObject *self, PyObject *args) {
     int sampler, steps, use_ema;
     float eta;
     if (!PyArg_ParseTuple(args, "OOKiifp", &h, &zo, &seed, &sampler, &steps, &eta, &use_ema)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OUT(z, zo);
     int N = batch_of(b, &z, __func__, "z", 0);
     if (N < 0) return NULL;
-    DM_CALL(b, ubd_diffusion_sample(b->d, z.data, N, (uint64_t)seed, (ubd_sampler)sampler, steps, eta, use_ema));
+    DM_CALL(b, ubd_diffusion_sample(b->obj, z.data, N, (uint64_t)seed, (ubd_sampler)sampler, steps, eta, use_ema));
     Py_RETURN_NONE;
 }
 
@@ -352,12 +301,12 @@ static PyObject *diffusion_sample_init(PyObject *self, PyObject *args) {
     long long first;
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OOLK", &h, &xo, &first, &seed)) return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OUT(x, xo);
     int n = batch_of(b, &x, __func__, "x", 1);
     if (n < 0) return NULL;
-    DM_CALL(b, ubd_diffusion_sample_init(b->d, x.data, n, first, (uint64_t)seed));
+    DM_CALL(b, ubd_diffusion_sample_init(b->obj, x.data, n, first, (uint64_t)seed));
     Py_RETURN_NONE;
 }
 
@@ -370,12 +319,12 @@ static PyObject *diffusion_sample_step(PyObject *self, PyObject *args) {
     float eta;
     if (!PyArg_ParseTuple(args, "OOLKiifip", &h, &xo, &first, &seed, &sampler, &steps, &eta, &k, &use_ema))
         return NULL;
-    dm_box *b = get_box(h);
+    ubd_handle *b = get_box(h);
     if (!b) return NULL;
     UBD_PY_OUT(x, xo);
     int n = batch_of(b, &x, __func__, "x", 1);
     if (n < 0) return NULL;
-    DM_CALL(b, ubd_diffusion_sample_step(b->d, x.data, n, first, (uint64_t)seed, (ubd_sampler)sampler, steps, eta,
+    DM_CALL(b, ubd_diffusion_sample_step(b->obj, x.data, n, first, (uint64_t)seed, (ubd_sampler)sampler, steps, eta,
                                          k, use_ema));
     Py_RETURN_NONE;
 }

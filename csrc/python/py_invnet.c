@@ -6,48 +6,16 @@
  *   ((dim1, ..., dim5), in_channels, nt, nx, max_batch, slope, bn_momentum, bn_eps).
  * Compute calls release the GIL; a model used by two threads at once raises
  * RuntimeError instead of racing. */
-#include "pyutil.h" /* first: Python.h must precede system headers */
+#include "handle.h" /* first: Python.h must precede system headers */
 #include <string.h>
 
 #include "models/inversionnet.h"
 
 #define CAPSULE_NAME "ubdiff.InversionNet"
 
-typedef struct {
-    ubd_invnet *m;
-    int busy; /* set and cleared with the GIL held */
-} handle;
-
-static void capsule_free(PyObject *cap) {
-    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!h) return;
-    ubd_invnet_free(h->m);
-    PyMem_Free(h);
-}
-
-static handle *get_handle(PyObject *cap) {
-    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!h) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "expected an InversionNet model handle");
-        return NULL;
-    }
-    if (h->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "InversionNet: the model is in use by another thread");
-        return NULL;
-    }
-    return h;
-}
-
-/* Runs `expr` without the GIL with the model marked busy; NULL on failure. */
-#define INVNET_CALL(h, expr)                                    \
-    do {                                                        \
-        ubd_status s_;                                          \
-        (h)->busy = 1;                                          \
-        Py_BEGIN_ALLOW_THREADS s_ = (expr);                     \
-        Py_END_ALLOW_THREADS(h)->busy = 0;                      \
-        if (s_ != UBD_OK) return ubd_py_raise(s_);              \
-    } while (0)
+static void invnet_destroy(void *m) { ubd_invnet_free(m); }
+#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define INVNET_CALL UBD_HANDLE_CALL
 
 static int parse_config(PyObject *obj, ubd_invnet_config *c) {
     memset(c, 0, sizeof *c);
@@ -133,19 +101,7 @@ static PyObject *invnet_create(PyObject *self, PyObject *args) {
         ubd_invnet_free(m);
         return ubd_py_raise(s);
     }
-    handle *h = PyMem_Malloc(sizeof *h);
-    if (!h) {
-        ubd_invnet_free(m);
-        return PyErr_NoMemory();
-    }
-    h->m = m;
-    h->busy = 0;
-    PyObject *cap = PyCapsule_New(h, CAPSULE_NAME, capsule_free);
-    if (!cap) {
-        ubd_invnet_free(m);
-        PyMem_Free(h);
-    }
-    return cap;
+    return ubd_handle_new(m, invnet_destroy, CAPSULE_NAME, "InversionNet");
 }
 
 /* invnet_init(model, seed): re-initialise parameters, statistics, Adam state, step */
@@ -153,9 +109,9 @@ static PyObject *invnet_init(PyObject *self, PyObject *args) {
     PyObject *cap;
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    INVNET_CALL(h, ubd_invnet_init(h->m, seed));
+    INVNET_CALL(h, ubd_invnet_init(h->obj, seed));
     Py_RETURN_NONE;
 }
 
@@ -165,16 +121,14 @@ static PyObject *invnet_view(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
-    if (!h) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "expected an InversionNet model handle");
-        return NULL;
-    }
-    ubd_params *p = &h->m->params;
+    /* views may be taken while the model runs: no busy check here */
+    if (!PyCapsule_IsValid(cap, CAPSULE_NAME))
+        return PyErr_Format(PyExc_TypeError, "expected an InversionNet model handle");
+    ubd_invnet *net = ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
+    ubd_params *p = &net->params;
     float *base = NULL;
     if (strcmp(kind, "stats") == 0) {
-        p = &h->m->stats;
+        p = &net->stats;
         base = p->buf[UBD_BUF_PARAM];
     } else if (strcmp(kind, "param") == 0) {
         base = p->buf[UBD_BUF_PARAM];
@@ -235,14 +189,14 @@ static PyObject *invnet_forward(PyObject *self, PyObject *args) {
     PyObject *cap, *o, *x;
     int train;
     if (!PyArg_ParseTuple(args, "OOOp", &cap, &o, &x, &train)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     UBD_PY_OUT(out, o);
     UBD_PY_IN(seis, x);
-    int B = check_seis(&seis, h->m, __func__);
+    int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(out, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
-    INVNET_CALL(h, ubd_invnet_forward(h->m, out.data, seis.data, B, train));
+    INVNET_CALL(h, ubd_invnet_forward(h->obj, out.data, seis.data, B, train));
     Py_RETURN_NONE;
 }
 
@@ -250,14 +204,14 @@ static PyObject *invnet_forward(PyObject *self, PyObject *args) {
 static PyObject *invnet_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *d, *x;
     if (!PyArg_ParseTuple(args, "OOO", &cap, &d, &x)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     UBD_PY_IN(dout, d);
     UBD_PY_IN(seis, x);
-    int B = check_seis(&seis, h->m, __func__);
+    int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(dout, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
-    INVNET_CALL(h, ubd_invnet_backward(h->m, dout.data, seis.data, B));
+    INVNET_CALL(h, ubd_invnet_backward(h->obj, dout.data, seis.data, B));
     Py_RETURN_NONE;
 }
 
@@ -269,16 +223,16 @@ static PyObject *invnet_train_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOfffffff", &cap, &l, &x, &v, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay, &hp.w_l1, &hp.w_mse))
         return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     UBD_PY_OUT(losses, l);
     UBD_PY_IN(seis, x);
     UBD_PY_IN(vel, v);
     UBD_PY_EXPECT(losses, 1, 3LL);
-    int B = check_seis(&seis, h->m, __func__);
+    int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(vel, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
-    INVNET_CALL(h, ubd_invnet_train_step(h->m, losses.data, seis.data, vel.data, B, hp));
+    INVNET_CALL(h, ubd_invnet_train_step(h->obj, losses.data, seis.data, vel.data, B, hp));
     Py_RETURN_NONE;
 }
 
@@ -288,9 +242,9 @@ static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
     PyObject *cap;
     int max_batch;
     if (!PyArg_ParseTuple(args, "Oi", &cap, &max_batch)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    INVNET_CALL(h, ubd_invnet_reserve(h->m, max_batch));
+    INVNET_CALL(h, ubd_invnet_reserve(h->obj, max_batch));
     Py_RETURN_NONE;
 }
 
@@ -299,16 +253,16 @@ static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step = -1;
     if (!PyArg_ParseTuple(args, "O|L", &cap, &step)) return NULL;
-    handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     if (PyTuple_GET_SIZE(args) > 1) {
         if (step < 0) {
             PyErr_Format(PyExc_ValueError, "invnet_step: step must be >= 0, got %lld", step);
             return NULL;
         }
-        h->m->step = step;
+        ((ubd_invnet *)h->obj)->step = step;
     }
-    return PyLong_FromLongLong(h->m->step);
+    return PyLong_FromLongLong(((ubd_invnet *)h->obj)->step);
 }
 
 PyMethodDef ubd_py_invnet_methods[] = {

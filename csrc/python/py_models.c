@@ -4,17 +4,13 @@
  * A model is a capsule; its tensors are zero-copy NumPy views whose base is
  * the capsule, so the model lives while any view does. Calls on one model
  * are serialised: a second call while one runs (GIL released) raises. */
-#include "pyutil.h" /* first: Python.h must precede system headers */
+#include "handle.h" /* first: Python.h must precede system headers */
 #include <string.h>
 
 #include "../models/autoencoder.h"
 
 #define AE_CAPSULE "ubdiff.CoLatentAutoencoder"
 
-typedef struct {
-    ubd_ae *m;
-    int busy;
-} ae_handle;
 
 static const char *AE_GROUP_NAMES[UBD_AE_NGROUPS] = {"encoder", "head_v", "decoder_v", "head_s", "decoder_s"};
 
@@ -136,36 +132,9 @@ static PyObject *ae_spec(PyObject *self, PyObject *args) {
 }
 
 /* ---- handle ------------------------------------------------------------- */
-static void ae_capsule_free(PyObject *cap) {
-    ae_handle *h = PyCapsule_GetPointer(cap, AE_CAPSULE);
-    if (!h) return;
-    ubd_ae_free(h->m);
-    PyMem_Free(h);
-}
-
-/* The model of a capsule; raises if it is not one or is in use. */
-static ae_handle *get_handle(PyObject *cap) {
-    if (!PyCapsule_IsValid(cap, AE_CAPSULE)) {
-        PyErr_SetString(PyExc_TypeError, "expected an autoencoder handle (from ae_create)");
-        return NULL;
-    }
-    ae_handle *h = PyCapsule_GetPointer(cap, AE_CAPSULE);
-    if (h->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "autoencoder: the model is in use by another call");
-        return NULL;
-    }
-    return h;
-}
-
-/* Runs a model call without the GIL, marking the model busy meanwhile. */
-#define AE_CALL(h, expr)                                   \
-    do {                                                   \
-        ubd_status s_;                                     \
-        (h)->busy = 1;                                     \
-        Py_BEGIN_ALLOW_THREADS s_ = (expr);                \
-        Py_END_ALLOW_THREADS(h)->busy = 0;                 \
-        if (s_ != UBD_OK) return ubd_py_raise(s_);         \
-    } while (0)
+static void ae_destroy(void *m) { ubd_ae_free(m); }
+#define get_handle(cap) ubd_handle_get((cap), AE_CAPSULE)
+#define AE_CALL UBD_HANDLE_CALL
 
 /* ae_create(config, seed) -> handle */
 static PyObject *ae_create(PyObject *self, PyObject *args) {
@@ -174,51 +143,42 @@ static PyObject *ae_create(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O|K", &d, &seed)) return NULL;
     ubd_ae_config c;
     if (dict_to_config(d, &c) < 0) return NULL;
-    ae_handle *h = PyMem_Calloc(1, sizeof *h);
-    if (!h) return PyErr_NoMemory();
+    ubd_ae *m = NULL;
     ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = ubd_ae_create(&h->m, &c, seed);
-    Py_END_ALLOW_THREADS if (s) {
-        PyMem_Free(h);
-        return ubd_py_raise(s);
-    }
-    PyObject *cap = PyCapsule_New(h, AE_CAPSULE, ae_capsule_free);
-    if (!cap) {
-        ubd_ae_free(h->m);
-        PyMem_Free(h);
-    }
-    return cap;
+    Py_BEGIN_ALLOW_THREADS s = ubd_ae_create(&m, &c, seed);
+    Py_END_ALLOW_THREADS if (s) return ubd_py_raise(s);
+    return ubd_handle_new(m, ae_destroy, AE_CAPSULE, "autoencoder");
 }
 
 static PyObject *ae_config(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    return config_to_dict(ubd_ae_get_config(h->m));
+    return config_to_dict(ubd_ae_get_config(h->obj));
 }
 
 static PyObject *ae_spec_of(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     size_t goff[UBD_AE_NGROUPS], gn[UBD_AE_NGROUPS];
-    for (int k = 0; k < UBD_AE_NGROUPS; k++) ubd_ae_group_range(h->m, k, &goff[k], &gn[k]);
-    return spec_dict(ubd_ae_params(h->m), ubd_ae_buffers(h->m), goff, gn);
+    for (int k = 0; k < UBD_AE_NGROUPS; k++) ubd_ae_group_range(h->obj, k, &goff[k], &gn[k]);
+    return spec_dict(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), goff, gn);
 }
 
 /* kind: param | grad | m | v (trainable tensors) or buf (BatchNorm statistics) */
-static int view_target(ae_handle *h, const char *kind, ubd_params **P, float **base) {
+static int view_target(ubd_handle *h, const char *kind, ubd_params **P, float **base) {
     if (strcmp(kind, "buf") == 0) {
-        *P = ubd_ae_buffers(h->m);
+        *P = ubd_ae_buffers(h->obj);
         *base = (*P)->buf[UBD_BUF_PARAM];
         return 0;
     }
     const char *kinds[4] = {"param", "grad", "m", "v"};
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0) {
-            *P = ubd_ae_params(h->m);
+            *P = ubd_ae_params(h->obj);
             *base = (*P)->buf[k];
             return 0;
         }
@@ -242,7 +202,7 @@ static PyObject *ae_view(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *name, *kind = "param";
     if (!PyArg_ParseTuple(args, "Os|s", &cap, &name, &kind)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     ubd_params *P;
     float *base;
@@ -264,7 +224,7 @@ static PyObject *ae_flat(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind = "param";
     if (!PyArg_ParseTuple(args, "O|s", &cap, &kind)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     ubd_params *P;
     float *base;
@@ -277,18 +237,18 @@ static PyObject *ae_init(PyObject *self, PyObject *args) {
     PyObject *cap;
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    AE_CALL(h, ubd_ae_init(h->m, seed));
+    AE_CALL(h, ubd_ae_init(h->obj, seed));
     Py_RETURN_NONE;
 }
 
 static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    ubd_ae_reset_optimizer(h->m);
+    ubd_ae_reset_optimizer(h->obj);
     Py_RETURN_NONE;
 }
 
@@ -296,11 +256,11 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
 static PyObject *ae_steps(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     PyObject *d = PyDict_New();
     for (int k = 0; d && k < UBD_AE_NGROUPS; k++) {
-        PyObject *v = PyLong_FromLongLong(ubd_ae_group_steps(h->m, k));
+        PyObject *v = PyLong_FromLongLong(ubd_ae_group_steps(h->obj, k));
         if (!v || PyDict_SetItemString(d, AE_GROUP_NAMES[k], v) < 0) {
             Py_XDECREF(v);
             Py_DECREF(d);
@@ -315,7 +275,7 @@ static PyObject *ae_steps(PyObject *self, PyObject *args) {
 static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
     PyObject *cap, *d;
     if (!PyArg_ParseTuple(args, "OO!", &cap, &PyDict_Type, &d)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
     PyObject *key, *val;
     Py_ssize_t pos = 0;
@@ -330,7 +290,7 @@ static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
         }
         long long v = PyLong_AsLongLong(val);
         if (v == -1 && PyErr_Occurred()) return NULL;
-        ubd_status s = ubd_ae_set_group_steps(h->m, g, v);
+        ubd_status s = ubd_ae_set_group_steps(h->obj, g, v);
         if (s) return ubd_py_raise(s);
     }
     Py_RETURN_NONE;
@@ -341,15 +301,15 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
     PyObject *cap, *zo, *vo;
     int training = 0;
     if (!PyArg_ParseTuple(args, "OOO|p", &cap, &zo, &vo, &training)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    const ubd_ae_config *c = ubd_ae_get_config(h->m);
+    const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(z_out, zo);
     UBD_PY_IN(vel, vo);
     UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
     long long B = vel.shape[0];
     UBD_PY_EXPECT(z_out, 2, B, (long long)c->latent);
-    AE_CALL(h, ubd_ae_encode(h->m, z_out.data, vel.data, (int)B, training));
+    AE_CALL(h, ubd_ae_encode(h->obj, z_out.data, vel.data, (int)B, training));
     Py_RETURN_NONE;
 }
 
@@ -357,9 +317,9 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
 static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     PyObject *cap, *vo, *so, *zo;
     if (!PyArg_ParseTuple(args, "OOOO", &cap, &vo, &so, &zo)) return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    const ubd_ae_config *c = ubd_ae_get_config(h->m);
+    const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OPT_OUT(vel_out, vo);
     UBD_PY_OPT_OUT(seis_out, so);
     UBD_PY_IN(z, zo);
@@ -367,7 +327,7 @@ static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     long long B = z.shape[0];
     UBD_PY_EXPECT_OPT(vel_out, 4, B, 1LL, 70LL, 70LL);
     UBD_PY_EXPECT_OPT(seis_out, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
-    AE_CALL(h, ubd_ae_decode(h->m, vel_out.data, seis_out.data, z.data, (int)B));
+    AE_CALL(h, ubd_ae_decode(h->obj, vel_out.data, seis_out.data, z.data, (int)B));
     Py_RETURN_NONE;
 }
 
@@ -384,9 +344,9 @@ static PyObject *ae_step_common(PyObject *args, int update) {
                           &hp.adam.beta1, &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &hp.l1_v, &hp.mse_v,
                           &hp.l1_s, &hp.mse_s))
         return NULL;
-    ae_handle *h = get_handle(cap);
+    ubd_handle *h = get_handle(cap);
     if (!h) return NULL;
-    const ubd_ae_config *c = ubd_ae_get_config(h->m);
+    const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(losses_out, lo);
     UBD_PY_IN(vel, vo);
     UBD_PY_OPT_IN(seis, so);
@@ -395,10 +355,10 @@ static PyObject *ae_step_common(PyObject *args, int update) {
     long long B = vel.shape[0];
     UBD_PY_EXPECT_OPT(seis, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
     if (update)
-        AE_CALL(h, ubd_ae_train_step(h->m, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode, freeze,
+        AE_CALL(h, ubd_ae_train_step(h->obj, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode, freeze,
                                      &hp));
     else
-        AE_CALL(h, ubd_ae_forward_backward(h->m, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode,
+        AE_CALL(h, ubd_ae_forward_backward(h->obj, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode,
                                            freeze, &hp));
     Py_RETURN_NONE;
 }

@@ -1,8 +1,13 @@
 """FID / KID on velocity maps or seismic records through a feature network.
 
-The reference feature networks (small CNNs shipped with the package, built on
-the C layer library) do not exist yet, so `features` is required: a callable
-mapping a normalised batch (B, C, H, W) float32 in [-1, 1] to (B, d) features.
+`features` is a callable mapping a normalised batch (B, C, H, W) float32 in
+[-1, 1] to (B, d) features. Left as None, the reference network ubdiff ships
+for the modality is used (ubdiff.metrics.featnet, loaded once per process):
+a small CNN trained by scripts/train_feature_nets.py, NOT the paper's
+Inception network, so values are comparable only with values computed with
+the same network version (feature_network_info() names it). Seismic records
+go to it subsampled in time to its nt = 250 (records of 1000 samples ::4);
+an nt that is not an integer multiple of 250 is a ValueError.
 """
 from __future__ import annotations
 
@@ -13,12 +18,31 @@ import numpy as np
 from . import _norm
 from .distance import KIDResult, fid_from_features, kid_from_features
 
-NO_FEATURES_MSG = (
-    "no default feature network is installed yet: the reference FID/KID feature CNNs "
-    "are a later step of ubdiff. Pass features=<callable mapping a normalised batch "
-    "(B, C, H, W) to (B, d) features>.")
+# Kept for callers that imported it; no longer raised (features=None means the reference network).
+NO_FEATURES_MSG = ("features=None uses ubdiff's reference feature network of the modality; pass "
+                   "features=<callable mapping a normalised batch (B, C, H, W) to (B, d) features> to use another.")
 
 MODALITIES = ("velocity", "seismic")
+
+
+def default_features(modality: str) -> Callable:
+    """The features callable of the shipped reference network of `modality`."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    from . import featnet
+    net = featnet.load_reference(modality)
+    return net.features if modality == "velocity" else featnet.seismic_adapter(net)
+
+
+def feature_network_info(modality: str, features: Callable | None = None) -> dict:
+    """What a report should say about the features used: the reference network's
+    name, version and held-out accuracy, or the callable's name."""
+    if features is None:
+        from . import featnet
+        return featnet.reference_info(modality)
+    name = getattr(features, "__qualname__", None) or type(features).__name__
+    return {"name": f"{getattr(features, '__module__', '?')}.{name}", "version": None,
+            "note": "user-supplied feature callable"}
 
 
 def normalize(x, modality: str, normalized: bool, dataset: str | None = None, data_range=None):
@@ -33,12 +57,13 @@ def normalize(x, modality: str, normalized: bool, dataset: str | None = None, da
     return _norm.normalize_seismic(x, *_norm.seismic_range(dataset, data_range))
 
 
-def extract_features(x, features: Callable, modality: str = "velocity", normalized: bool = False,
+def extract_features(x, features: Callable | None = None, modality: str = "velocity", normalized: bool = False,
                      batch_size: int = 64, dataset: str | None = None, data_range=None,
                      progress: bool = False, desc: str = "features") -> np.ndarray:
-    """Run `features` over `x` (N, C, H, W) in batches (memory-mapped input is fine)."""
+    """Run `features` (None: the reference network of `modality`) over `x` (N, C, H, W) in
+    batches (memory-mapped input is fine)."""
     if features is None:
-        raise ValueError(NO_FEATURES_MSG)
+        features = default_features(modality)
     if not callable(features):
         raise TypeError(f"features must be callable, got {type(features).__name__}")
     if batch_size < 1:
@@ -67,10 +92,10 @@ def fid(real, generated, modality: str = "velocity", normalized: bool = False,
 
     Inputs are (N, C, H, W) in physical units (m/s, or raw seismic amplitude; the
     seismic range comes from `dataset` or `data_range`) or, with normalized=True,
-    already in [-1, 1].
+    already in [-1, 1]. features=None: the reference network of `modality`.
     """
     if features is None:
-        raise ValueError(NO_FEATURES_MSG)
+        features = default_features(modality)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
     return fid_from_features(extract_features(real, desc="real features", **kw),
@@ -83,7 +108,7 @@ def kid(real, generated, modality: str = "velocity", normalized: bool = False,
         progress: bool = False) -> KIDResult:
     """Kernel Inception Distance (mean, std over subsets); inputs as for fid()."""
     if features is None:
-        raise ValueError(NO_FEATURES_MSG)
+        features = default_features(modality)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
     return kid_from_features(extract_features(real, desc="real features", **kw),

@@ -1,0 +1,356 @@
+/* py_featnet.c — bindings of the feature CNN (csrc/models/featnet.h) and of
+ * the softmax cross-entropy op (csrc/xent.h).
+ *
+ * A model is a PyCapsule owning a ubd_featnet; its flat buffers are exposed as
+ * zero-copy NumPy views that keep the capsule alive. A config travels as
+ *   (C, H, W, ((OC, KH, KW, SH, SW, PH, PW), ...), n_classes, n_reg, max_batch,
+ *    bn_momentum, bn_eps).
+ * Labels are integer arrays (converted to int32, a small copy). Compute calls
+ * release the GIL; a model used by two threads at once raises RuntimeError. */
+#include "handle.h" /* first: Python.h must precede system headers */
+#include <limits.h>
+#include <string.h>
+
+#include "models/featnet.h"
+#include "xent.h"
+
+#define CAPSULE_NAME "ubdiff.FeatureNet"
+
+static void featnet_destroy(void *m) { ubd_featnet_free(m); }
+#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define FEATNET_CALL UBD_HANDLE_CALL
+
+static int parse_config(PyObject *obj, ubd_featnet_config *c) {
+    memset(c, 0, sizeof *c);
+    PyObject *blocks;
+    if (!PyTuple_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "FeatureNet config must be a tuple (C, H, W, blocks, n_classes, n_reg, "
+                                         "max_batch, bn_momentum, bn_eps)");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(obj, "iiiOiiiff;FeatureNet config", &c->C, &c->H, &c->W, &blocks, &c->n_classes,
+                          &c->n_reg, &c->max_batch, &c->bn_momentum, &c->bn_eps))
+        return -1;
+    PyObject *seq = PySequence_Fast(blocks, "FeatureNet config: blocks must be a sequence of 7-tuples");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > UBD_FEATNET_MAX_BLOCKS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "FeatureNet config: 1..%d blocks, got %zd", UBD_FEATNET_MAX_BLOCKS, n);
+        return -1;
+    }
+    c->nblocks = (int)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ubd_featnet_block *k = &c->blocks[i];
+        PyObject *t = PySequence_Tuple(PySequence_Fast_GET_ITEM(seq, i));
+        int ok = t && PyArg_ParseTuple(t, "iiiiiii;FeatureNet block (OC, KH, KW, SH, SW, PH, PW)", &k->OC, &k->KH,
+                                       &k->KW, &k->SH, &k->SW, &k->PH, &k->PW);
+        Py_XDECREF(t);
+        if (!ok) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static PyObject *spec_list(const ubd_params *p) {
+    PyObject *list = PyList_New(p->nviews);
+    if (!list) return NULL;
+    for (int i = 0; i < p->nviews; i++) {
+        const ubd_view *v = &p->views[i];
+        PyObject *shape = PyTuple_New(v->ndim);
+        if (!shape) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        for (int d = 0; d < v->ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(v->shape[d]));
+        PyList_SET_ITEM(list, i, Py_BuildValue("(sNn)", v->name, shape, (Py_ssize_t)v->offset));
+    }
+    return list;
+}
+
+/* featnet_layout(config) -> (params [(name, shape, offset)], stats [(name, shape, offset)])
+ * The tables of a config, computed without creating the model. */
+static PyObject *featnet_layout(PyObject *self, PyObject *args) {
+    PyObject *cfg_obj;
+    if (!PyArg_ParseTuple(args, "O", &cfg_obj)) return NULL;
+    ubd_featnet_config cfg;
+    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    ubd_params params, stats;
+    ubd_params_init(&params);
+    ubd_params_init(&stats);
+    ubd_status s = ubd_featnet_tables(&params, &stats, &cfg);
+    PyObject *res = NULL;
+    if (s != UBD_OK)
+        ubd_py_raise(s);
+    else
+        res = Py_BuildValue("(NN)", spec_list(&params), spec_list(&stats));
+    ubd_params_free(&params);
+    ubd_params_free(&stats);
+    return res;
+}
+
+/* featnet_create(config, seed) -> model handle (initialised) */
+static PyObject *featnet_create(PyObject *self, PyObject *args) {
+    PyObject *cfg_obj;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OK", &cfg_obj, &seed)) return NULL;
+    ubd_featnet_config cfg;
+    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    ubd_featnet *m = NULL;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_featnet_create(&m, &cfg);
+    if (s == UBD_OK) s = ubd_featnet_init(m, seed);
+    Py_END_ALLOW_THREADS if (s != UBD_OK) {
+        ubd_featnet_free(m);
+        return ubd_py_raise(s);
+    }
+    return ubd_handle_new(m, featnet_destroy, CAPSULE_NAME, "FeatureNet");
+}
+
+/* featnet_info(h) -> (params spec, stats spec, feature_dim, [(OH, OW) per block], step) */
+static PyObject *featnet_info(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    const ubd_featnet *m = h->obj;
+    PyObject *sizes = PyList_New(m->cfg.nblocks);
+    if (!sizes) return NULL;
+    for (int l = 0; l < m->cfg.nblocks; l++) PyList_SET_ITEM(sizes, l, Py_BuildValue("(ii)", m->OH[l], m->OW[l]));
+    return Py_BuildValue("(NNiNL)", spec_list(&m->params), spec_list(&m->stats), m->F, sizes, m->step);
+}
+
+/* featnet_buffer(h, kind) -> zero-copy 1-D view; kind: param | grad | m | v | stats */
+static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os", &cap, &kind)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    float *buf;
+    size_t n;
+    if (strcmp(kind, "stats") == 0) {
+        buf = ((ubd_featnet *)h->obj)->stats.buf[UBD_BUF_PARAM];
+        n = ((ubd_featnet *)h->obj)->stats.n;
+    } else {
+        int k = -1;
+        for (int i = UBD_BUF_PARAM; i <= UBD_BUF_V; i++)
+            if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)i)) == 0) k = i;
+        if (k < 0) {
+            PyErr_Format(PyExc_ValueError, "featnet_buffer: kind must be param, grad, m, v or stats; got '%s'", kind);
+            return NULL;
+        }
+        buf = ((ubd_featnet *)h->obj)->params.buf[k];
+        n = ((ubd_featnet *)h->obj)->params.n;
+    }
+    npy_intp dim = (npy_intp)n;
+    PyObject *arr = PyArray_SimpleNewFromData(1, &dim, NPY_FLOAT32, buf);
+    if (!arr) return NULL;
+    Py_INCREF(cap);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* featnet_set_step(h, step): the AdamW step count (restored from a checkpoint) */
+static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    long long step;
+    if (!PyArg_ParseTuple(args, "OL", &cap, &step)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    if (step < 0) {
+        PyErr_Format(PyExc_ValueError, "featnet_set_step: step must be >= 0, got %lld", step);
+        return NULL;
+    }
+    ((ubd_featnet *)h->obj)->step = step;
+    Py_RETURN_NONE;
+}
+
+/* Checks x against the model: (B, C, H, W) with 1 <= B <= max_batch. */
+static int check_input(const ubd_featnet *m, const ubd_f32 *x, const char *fn) {
+    const ubd_featnet_config *c = &m->cfg;
+    if (ubd_py_expect(x, fn, "x", 4, -1LL, (long long)c->C, (long long)c->H, (long long)c->W) < 0) return -1;
+    if (x->shape[0] < 1 || x->shape[0] > c->max_batch) {
+        PyErr_Format(PyExc_ValueError, "%s: batch of %zd outside [1, max_batch = %d]", fn, (Py_ssize_t)x->shape[0],
+                     c->max_batch);
+        return -1;
+    }
+    return 0;
+}
+
+/* featnet_forward(h, x (B,C,H,W), feat (B,F)|None, logits (B,K)|None, reg (B,R)|None, train) */
+static PyObject *featnet_forward(PyObject *self, PyObject *args) {
+    PyObject *cap, *xo, *fo, *lo, *ro;
+    int train;
+    if (!PyArg_ParseTuple(args, "OOOOOp", &cap, &xo, &fo, &lo, &ro, &train)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_featnet *m = h->obj;
+    UBD_PY_IN(x, xo);
+    UBD_PY_OPT_OUT(feat, fo);
+    UBD_PY_OPT_OUT(logits, lo);
+    UBD_PY_OPT_OUT(reg, ro);
+    if (check_input(m, &x, __func__) < 0) return NULL;
+    long long B = x.shape[0];
+    UBD_PY_EXPECT_OPT(feat, 2, B, (long long)m->F);
+    UBD_PY_EXPECT_OPT(logits, 2, B, (long long)m->cfg.n_classes);
+    if (reg.data && m->cfg.n_reg == 0) {
+        PyErr_SetString(PyExc_ValueError, "featnet_forward: reg given but the model has no regression head");
+        return NULL;
+    }
+    UBD_PY_EXPECT_OPT(reg, 2, B, (long long)m->cfg.n_reg);
+    FEATNET_CALL(h, ubd_featnet_forward(m, feat.data, logits.data, reg.data, x.data, (int)B, train));
+    Py_RETURN_NONE;
+}
+
+/* featnet_backward(h, x, dfeat|None, dlogits|None, dreg|None): grads += */
+static PyObject *featnet_backward(PyObject *self, PyObject *args) {
+    PyObject *cap, *xo, *fo, *lo, *ro;
+    if (!PyArg_ParseTuple(args, "OOOOO", &cap, &xo, &fo, &lo, &ro)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_featnet *m = h->obj;
+    UBD_PY_IN(x, xo);
+    UBD_PY_OPT_IN(dfeat, fo);
+    UBD_PY_OPT_IN(dlogits, lo);
+    UBD_PY_OPT_IN(dreg, ro);
+    if (check_input(m, &x, __func__) < 0) return NULL;
+    long long B = x.shape[0];
+    UBD_PY_EXPECT_OPT(dfeat, 2, B, (long long)m->F);
+    UBD_PY_EXPECT_OPT(dlogits, 2, B, (long long)m->cfg.n_classes);
+    if (dreg.data && m->cfg.n_reg == 0) {
+        PyErr_SetString(PyExc_ValueError, "featnet_backward: dreg given but the model has no regression head");
+        return NULL;
+    }
+    UBD_PY_EXPECT_OPT(dreg, 2, B, (long long)m->cfg.n_reg);
+    FEATNET_CALL(h, ubd_featnet_backward(m, dfeat.data, dlogits.data, dreg.data, x.data, (int)B));
+    Py_RETURN_NONE;
+}
+
+/* An integer array of `n` labels as a new int32 C array object (or NULL with TypeError/ValueError). */
+static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
+    PyArrayObject *src = (PyArrayObject *)PyArray_FROM_O(obj);
+    if (!src) return NULL;
+    if (!PyArray_ISINTEGER(src) && !PyArray_ISBOOL(src)) {
+        PyErr_Format(PyExc_TypeError, "%s: labels must be an integer array, got dtype %s", fn,
+                     PyArray_DESCR(src)->typeobj->tp_name);
+        Py_DECREF(src);
+        return NULL;
+    }
+    if (PyArray_NDIM(src) != 1 || PyArray_DIM(src, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s: labels must have shape (%zd,), got %d dims", fn, (Py_ssize_t)n,
+                     PyArray_NDIM(src));
+        Py_DECREF(src);
+        return NULL;
+    }
+    /* via int64 so that a label too large for int32 is an error, not a wrapped value */
+    PyArrayObject *wide = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)src, NPY_INT64,
+                                                            NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(src);
+    if (!wide) return NULL;
+    const long long *w = PyArray_DATA(wide);
+    for (npy_intp i = 0; i < n; i++)
+        if (w[i] < INT_MIN || w[i] > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: label %lld of sample %zd does not fit an int32", fn, w[i],
+                         (Py_ssize_t)i);
+            Py_DECREF(wide);
+            return NULL;
+        }
+    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)wide, NPY_INT32,
+                                                           NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(wide);
+    return out;
+}
+
+/* featnet_train_step(h, x, labels (B) int, reg_target (B,R)|None, lr, beta1, beta2, eps, weight_decay, w_reg)
+ * -> (loss, xent, mse, accuracy) */
+static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
+    PyObject *cap, *xo, *lo, *ro;
+    ubd_featnet_hparams hp;
+    if (!PyArg_ParseTuple(args, "OOOOffffff", &cap, &xo, &lo, &ro, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
+                          &hp.weight_decay, &hp.w_reg))
+        return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_featnet *m = h->obj;
+    UBD_PY_IN(x, xo);
+    UBD_PY_OPT_IN(reg_target, ro);
+    if (check_input(m, &x, __func__) < 0) return NULL;
+    long long B = x.shape[0];
+    UBD_PY_EXPECT_OPT(reg_target, 2, B, (long long)m->cfg.n_reg);
+    PyArrayObject *lab = labels_i32(lo, __func__, (npy_intp)B);
+    if (!lab) return NULL;
+    float out[4];
+    ubd_status s;
+    h->busy = 1;
+    Py_BEGIN_ALLOW_THREADS s = ubd_featnet_train_step(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
+                                                      (int)B, hp);
+    Py_END_ALLOW_THREADS h->busy = 0;
+    Py_DECREF(lab);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
+}
+
+/* xent_forward(loss (1), probs (B,K), logits (B,K), labels (B) int) -> number of correct arg-maxes */
+static PyObject *xent_forward(PyObject *self, PyObject *args) {
+    PyObject *lo, *po, *go, *bo;
+    if (!PyArg_ParseTuple(args, "OOOO", &lo, &po, &go, &bo)) return NULL;
+    UBD_PY_OUT(loss, lo);
+    UBD_PY_OUT(probs, po);
+    UBD_PY_IN(logits, go);
+    UBD_PY_EXPECT(logits, 2, -1LL, -1LL);
+    long long B = logits.shape[0], K = logits.shape[1];
+    UBD_PY_EXPECT(probs, 2, B, K);
+    UBD_PY_EXPECT(loss, 1, 1LL);
+    PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
+    if (!lab) return NULL;
+    int correct = 0;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_cpu_xent_forward(loss.data, probs.data, &correct, logits.data,
+                                                    (const int *)PyArray_DATA(lab), (int)B, (int)K);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    return PyLong_FromLong(correct);
+}
+
+/* xent_backward(dlogits (B,K) +=, probs (B,K), labels (B) int, scale) */
+static PyObject *xent_backward(PyObject *self, PyObject *args) {
+    PyObject *dlo, *po, *bo;
+    float scale = 1.0f;
+    if (!PyArg_ParseTuple(args, "OOO|f", &dlo, &po, &bo, &scale)) return NULL;
+    UBD_PY_OUT(dlogits, dlo);
+    UBD_PY_IN(probs, po);
+    UBD_PY_EXPECT(probs, 2, -1LL, -1LL);
+    long long B = probs.shape[0], K = probs.shape[1];
+    UBD_PY_EXPECT(dlogits, 2, B, K);
+    PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
+    if (!lab) return NULL;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_cpu_xent_backward(dlogits.data, probs.data, (const int *)PyArray_DATA(lab), (int)B,
+                                                     (int)K, scale);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef ubd_py_featnet_methods[] = {
+    {"featnet_layout", featnet_layout, METH_VARARGS, "featnet_layout(config) -> (param spec, stats spec)"},
+    {"featnet_create", featnet_create, METH_VARARGS, "featnet_create(config, seed) -> FeatureNet handle"},
+    {"featnet_info", featnet_info, METH_VARARGS,
+     "featnet_info(h) -> (param spec, stats spec, feature_dim, [(OH, OW)], step)"},
+    {"featnet_buffer", featnet_buffer, METH_VARARGS, "featnet_buffer(h, kind) -> zero-copy flat view"},
+    {"featnet_set_step", featnet_set_step, METH_VARARGS, "featnet_set_step(h, step)"},
+    {"featnet_forward", featnet_forward, METH_VARARGS, "featnet_forward(h, x, feat, logits, reg, train)"},
+    {"featnet_backward", featnet_backward, METH_VARARGS, "featnet_backward(h, x, dfeat, dlogits, dreg)"},
+    {"featnet_train_step", featnet_train_step, METH_VARARGS,
+     "featnet_train_step(h, x, labels, reg_target, lr, beta1, beta2, eps, weight_decay, w_reg) -> "
+     "(loss, xent, mse, accuracy)"},
+    {"xent_forward", xent_forward, METH_VARARGS, "xent_forward(loss, probs, logits, labels) -> correct"},
+    {"xent_backward", xent_backward, METH_VARARGS, "xent_backward(dlogits, probs, labels, scale=1)"},
+    {NULL, NULL, 0, NULL}};
