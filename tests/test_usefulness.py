@@ -170,6 +170,8 @@ def test_bad_inputs_raise_clear_errors():
         run((gen[0][:1], gen[1][:1]), test)
     with pytest.raises(ValueError, match="epochs"):
         run(gen, test, epochs=0)
+    with pytest.raises(ValueError, match="lr must be"):
+        run(gen, test, lr="fast")
     with pytest.raises(ValueError, match="optimizer keys"):
         run(gen, test, optimizer={"momentum": 0.9})
     with pytest.raises(TypeError, match="expected a"):
@@ -216,3 +218,15 @@ def test_cli_inversionnet_small(tmp_path):
                  "--skip-physics"]) == 0
     rep2 = json.load(open(os.path.join(out2, "report.json")))
     assert "skipped" in rep2["inversionnet"] and "value_statistics" in rep2
+
+
+def test_open_pairs_folder_is_lazy_and_bounded(tmp_path):
+    from ubdiff.metrics.usefulness import open_pairs_folder
+    s, v = physical(pairs(6, 1, nt=2 * NT))
+    _write_folder(str(tmp_path / "f"), s, v)
+    ds = open_pairs_folder(str(tmp_path / "f"))
+    assert len(ds) == 6 and ds.seismic([0]).shape == (1, 5, 2 * NT, 70)   # shape taken from the file
+    np.testing.assert_array_equal(ds.velocity([5]), v[5:6])
+    sub = open_pairs_folder(str(tmp_path / "f"), max_samples=4)
+    assert len(sub) == 4
+    np.testing.assert_array_equal(sub.seismic([3]), s[3:4])

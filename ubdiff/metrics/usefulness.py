@@ -280,7 +280,11 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     batch_size = _check_int(batch_size, "batch_size", 2)
     seed = _check_int(seed, "seed", 0)
     eval_bs = batch_size if eval_batch_size is None else _check_int(eval_batch_size, "eval_batch_size")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError):
+        lr = math.nan
+    if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"inversion_usefulness: lr must be a positive number, got {lr!r}")
     if subsample != "auto":
         _check_int(subsample, "subsample")
