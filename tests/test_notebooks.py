@@ -19,8 +19,9 @@ def _run_notebook(name, tmp_path, monkeypatch, timeout=300):
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_evaluation_notebook_runs(tmp_path, monkeypatch):
-    # ~40 s on the shared 2-core machine (30 wave simulations dominate)
+    # 40-60 s on the shared 2-core machine (about 40 wave simulations dominate)
     out = _run_notebook("evaluation.ipynb", tmp_path, monkeypatch)
     assert "notebook ran in" in out
     assert "trained on generated" in out and "trained on real" in out
