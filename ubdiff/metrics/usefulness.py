@@ -281,11 +281,12 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     seed = _check_int(seed, "seed", 0)
     eval_bs = batch_size if eval_batch_size is None else _check_int(eval_batch_size, "eval_batch_size")
     try:
-        lr = float(lr)
+        lr_f = float(lr)
     except (TypeError, ValueError):
-        lr = math.nan
-    if not (math.isfinite(lr) and lr > 0):
+        lr_f = math.nan
+    if not (math.isfinite(lr_f) and lr_f > 0):
         raise ValueError(f"inversion_usefulness: lr must be a positive number, got {lr!r}")
+    lr = lr_f
     if subsample != "auto":
         _check_int(subsample, "subsample")
     opt = dict(optimizer or {})
