@@ -18,8 +18,13 @@ def test_build_info_reports_everything():
     assert info["gpu_present"] == (ubdiff.gpu_count() > 0)
 
 
-def test_default_threads_is_available_cores():
-    assert ubdiff.get_num_threads() == ubdiff.available_cores()
+def test_default_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert ubdiff._default_threads() == ubdiff.available_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert ubdiff._default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert ubdiff._default_threads() == ubdiff.available_cores()
 
 
 def test_set_num_threads_roundtrip_and_errors():

@@ -14,8 +14,17 @@ from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
 from .pipeline import UBDiff  # noqa: E402
 
-# Default: as many threads as this process may use.
-set_num_threads(available_cores())
+def _default_threads() -> int:
+    """OMP_NUM_THREADS when set to a positive int, else the cores this process may use."""
+    import os
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        n = 0
+    return n if n > 0 else available_cores()
+
+
+set_num_threads(_default_threads())
 
 __all__ = [
     "__version__",

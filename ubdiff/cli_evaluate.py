@@ -5,7 +5,10 @@ pairs (forward model), pairwise SSIM/MAE/MSE when the two sets are paired
 (--paired), and FID/KID through ubdiff's reference feature networks (or a
 feature callable given with --features). The report names the feature network
 and its version: FID/KID from ubdiff's networks are not comparable with the
-paper's Inception-based values. The lead wires register() into ubdiff.__main__.
+paper's Inception-based values. With --inversionnet small|paper it also runs
+the paper's Table 3 protocol (ubdiff.metrics.usefulness): InversionNet trained
+on the generated pairs (and on --real-train pairs as the reference point),
+tested on the real set. The lead wires register() into ubdiff.__main__.
 """
 from __future__ import annotations
 
@@ -38,7 +41,18 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "feature network of each modality (seismic needs nt a multiple of 250, e.g. 1000)")
     p.add_argument("--skip-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed of the KID subsets")
+    p.add_argument("--seed", type=int, default=0, help="seed of the KID subsets and of the InversionNet training")
+    g = p.add_argument_group("InversionNet usefulness (paper Table 3)")
+    g.add_argument("--inversionnet", choices=("off", "small", "paper"), default="off",
+                   help="train InversionNet of this config on the generated pairs and test it on the real set "
+                        "(default off; 'small' is CPU-sized, 'paper' is the paper's 24M-parameter network)")
+    g.add_argument("--inv-epochs", type=int, default=2, metavar="N", help="InversionNet training epochs (default 2)")
+    g.add_argument("--inv-batch-size", type=int, default=16, metavar="B",
+                   help="InversionNet training batch size (default 16)")
+    g.add_argument("--inv-lr", type=float, default=1e-4, help="InversionNet AdamW learning rate (default 1e-4)")
+    g.add_argument("--real-train", default=None, metavar="DIR",
+                   help="real training pairs (same layout): the same InversionNet trained on them is the "
+                        "reference point, reported side by side (read batch by batch; --max-samples applies)")
     p.set_defaults(func=run_evaluate)
     return p
 
@@ -146,6 +160,20 @@ def run_evaluate(args) -> int:
                         "feature_network": net}
         results["fid_kid"] = fk
 
+    # ---- InversionNet usefulness (Table 3) ----
+    if args.inversionnet == "off":
+        results["inversionnet"] = {"skipped": "--inversionnet off (pass small or paper to train InversionNet on "
+                                              "the generated pairs and test it on the real set)"}
+    elif not (gen["paired"] and real["paired"]):
+        results["inversionnet"] = {"skipped": "needs velocity/seismic pairs in both the generated and the real folder"}
+    elif srange is None:
+        results["inversionnet"] = {"skipped": "no seismic data range (pass --dataset)"}
+    else:
+        inv, fig = _inversionnet(args, gen, real, srange)
+        results["inversionnet"] = inv
+        if fig is not None:
+            figures["inversionnet_examples"] = fig
+
     # ---- physics consistency ----
     if args.skip_physics:
         results["physics"] = {"skipped": "--skip-physics given"}
@@ -173,6 +201,36 @@ def run_evaluate(args) -> int:
     written = M.write_report(args.out, results, figures)
     print(f"report written to {written['markdown']} ({len(written['figures'])} figures)")
     return 0
+
+
+def _inversionnet(args, gen, real, srange):
+    """Runs inversion_usefulness on the loaded sets (+ --real-train, memmapped):
+    (report section, figure)."""
+    from .metrics import _norm
+    from .metrics.usefulness import inversion_usefulness, open_pairs_folder, plot_inversion_examples
+    vrange = _norm.VELOCITY_RANGE
+    if args.dataset:
+        from .data import openfwi
+        inf = openfwi.info(args.dataset)
+        vrange = (inf.label_min, inf.label_max)
+    real_train = None if args.real_train is None else open_pairs_folder(args.real_train, args.max_samples)
+    r = inversion_usefulness((gen["seismic"], gen["velocity"]), (real["seismic"], real["velocity"]), real_train,
+                             config=args.inversionnet, epochs=args.inv_epochs, batch_size=args.inv_batch_size,
+                             lr=args.inv_lr, seed=args.seed, data_range=srange, velocity_range=vrange,
+                             progress=True)
+    fig = plot_inversion_examples(r)
+    labels = {"generated": "trained on generated", "real": "trained on real (reference)"}
+    # flat protocol table in report.md: nested settings become prefixed scalars
+    protocol = dict(r["protocol"])
+    protocol.update({f"time_subsample_{k}": v for k, v in protocol.pop("time_subsample").items()})
+    inputs = protocol.pop("inputs")
+    protocol.update(inputs if isinstance(inputs, dict) else {"inputs": inputs})
+    protocol["real_train_folder"] = args.real_train
+    section = {"summary": {labels[k]: v for k, v in r["summary"].items()}, "protocol": protocol}
+    for k in ("generated", "real"):
+        if k in r:
+            section[labels[k]] = r[k]
+    return section, fig
 
 
 def main(argv=None) -> int:

@@ -37,14 +37,14 @@ def run_demo(out_dir: str = "demo_out", seed: int = 0, scale: float = 1.0, threa
 
     if threads:
         ubdiff.set_num_threads(threads)
-    else:
+    elif not os.environ.get("OMP_NUM_THREADS"):
         # On an oversubscribed machine OpenMP threads spend most of their time waiting at
         # barriers for a descheduled sibling (measured here: 2 threads 10-25x slower than 1
         # at load 5 on 2 cores); one thread degrades gracefully.
         load, cores = os.getloadavg()[0], ubdiff.available_cores()
         if cores > 1 and load > cores:
             ubdiff.set_num_threads(1)
-            print(f"machine busy (load {load:.1f} on {cores} cores): using 1 thread (--threads N to override)")
+            print(f"machine busy (load {load:.1f} on {cores} cores): using 1 thread (--threads N or OMP_NUM_THREADS to override)")
     info = build_info()
     print(f"ubdiff {info['version']} | BLAS: {info['blas'].split(' DYNAMIC')[0]} | threads: {info['num_threads']} | "
           f"CUDA compiled: {info['cuda_compiled']} | GPU: {info['gpu_present']}")
