@@ -25,7 +25,7 @@ def test_help(cmd, capsys):
 
 
 def test_commands_end_to_end(tmp_path, capsys):
-    from ubdiff.data.make_dataset import make_dataset
+    from ubdiff.data import make_dataset
     rng = np.random.default_rng(0)
     make_dataset("flatvel-a", 24, 8, str(tmp_path / "data"), nt=100, progress=False, preview=False,
                  simulate=lambda v, freq, nt, dt: rng.normal(0, 1, (len(v), 5, nt, 70)).astype(np.float32))

@@ -8,7 +8,7 @@ import pytest
 
 from ubdiff.cli_data import register
 from ubdiff.data import DataError, OpenFWIDataset, generate_velocity, load_info, unbalanced_split
-from ubdiff.data.make_dataset import make_dataset
+from ubdiff.data import make_dataset
 
 NT = 16
 

@@ -7,7 +7,7 @@ import pytest
 import ubdiff
 from ubdiff import UBDiff, official
 from ubdiff.data import OpenFWIDataset, generate_velocity, unbalanced_split
-from ubdiff.data.make_dataset import make_dataset
+from ubdiff.data import make_dataset
 from ubdiff.models import ae_spec
 
 AE = dict(dim1=4, dim2=4, dim3=8, dim4=8, latent=16, head_width=4, heads=2, mlp_hidden=16, nt=50, max_batch=8)

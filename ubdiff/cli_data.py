@@ -5,7 +5,7 @@ import argparse
 
 
 def _cmd_make_dataset(args) -> int:
-    from .data.make_dataset import make_dataset
+    from .data import make_dataset
     meta = make_dataset(args.family, args.maps, args.paired, args.out, seed=args.seed,
                         freq=args.freq, nt=args.nt, dt=args.dt, progress=not args.quiet,
                         preview=not args.no_preview)

@@ -33,7 +33,7 @@ def _stage(name, t0, losses, key="total"):
 def run_demo(out_dir: str = "demo_out", seed: int = 0, scale: float = 1.0, threads: int | None = None) -> int:
     import ubdiff
     from .data import unbalanced_split
-    from .data.make_dataset import make_dataset   # the function (ubdiff.data.make_dataset may be the submodule)
+    from .data import make_dataset
     from .pipeline_figure import save_pairs_figure
 
     if threads:

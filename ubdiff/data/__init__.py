@@ -5,7 +5,7 @@
 - :mod:`.normalize` OpenFWI normalisation to [-1, 1] and inverses
 - :mod:`.npyio`     validated memmap reads, chunked NaN/Inf scans, atomic writes
 - :mod:`.families`  seeded generators of the ten 2-D families
-- :mod:`.make_dataset` writing a simulated OpenFWI-layout dataset (resumable)
+- :mod:`.builder`   writing a simulated OpenFWI-layout dataset (resumable)
 """
 from .errors import DataError
 from .openfwi import FAMILIES, OPENFWI, DatasetInfo, info, load_info
@@ -26,6 +26,6 @@ __all__ = [
 
 
 def make_dataset(*args, **kwargs):
-    """See :func:`ubdiff.data.make_dataset.make_dataset` (imported lazily: matplotlib)."""
-    from .make_dataset import make_dataset as _md
+    """See :func:`ubdiff.data.builder.make_dataset` (imported lazily: matplotlib)."""
+    from .builder import make_dataset as _md
     return _md(*args, **kwargs)
