@@ -64,7 +64,6 @@ def test_convert_official_without_torch(tmp_path):
     assert r.returncode != 0 and "needs PyTorch" in r.stderr
 
 
-@pytest.mark.slow   # ~25 s on one quiet core
 def test_demo_smoke(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--scale", "0.1", "--threads", "1"]) == 0
     out = capsys.readouterr().out

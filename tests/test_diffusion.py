@@ -164,7 +164,6 @@ def test_loss_decreases_reduced_config():
     _loss_decreases(REDUCED, 30, 8, 2e-3)
 
 
-@pytest.mark.slow
 def test_loss_decreases_small_config():
     _loss_decreases(dict(LatentDiffusion("small", max_batch=1).config), 40, 8, 1e-3)
 

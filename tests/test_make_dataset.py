@@ -198,7 +198,6 @@ def test_with_the_real_simulator(tmp_path):
     assert meta["simulator"].startswith("ubdiff.physics")
 
 
-@pytest.mark.slow
 def test_real_seismic_range_near_published_constants(tmp_path):
     """Spec check: forward-modelled FlatVel-A maps span about OpenFWI's data_min/data_max.
 

@@ -119,7 +119,6 @@ def test_matches_numpy_reference(rng, H, W, nbc, nt, src_x, src_z, rec_z):
     assert err < REF_RTOL, f"max error {err:.3g} of the peak"
 
 
-@pytest.mark.slow
 def test_matches_numpy_reference_openfwi_size(rng):
     # The full OpenFWI setup (nbc 120, 1000 steps) for one shot: ~4 s of NumPy.
     # Measured error 3e-6 of the peak, inside the same tolerance.

@@ -172,7 +172,6 @@ def test_generate_openfwi_layout(data, tmp_path):
     assert np.isfinite(s).all() and np.array_equal(np.sign(s0), np.sign(norm.seismic_inverse(sn)))
 
 
-@pytest.mark.slow
 def test_generate_500_per_file(data, tmp_path):
     m = trained(data)
     meta = m.generate(501, tmp_path, sampler="ddim", steps=1, progress=False)

@@ -125,7 +125,6 @@ def test_reproducible_with_seed():
     assert c["summary"]["generated"]["mae"] != a["summary"]["generated"]["mae"]
 
 
-@pytest.mark.slow
 def test_true_pairs_beat_shuffled_pairs():
     # 320 AdamW steps of the tiny net per training (~6-11 s on the shared machine). Measured
     # (seed 0/1): test SSIM 0.65/0.67 on true pairs vs 0.53/0.56 on shuffled
