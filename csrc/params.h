@@ -23,7 +23,7 @@ typedef struct {
 
 typedef enum { UBD_BUF_PARAM = 0, UBD_BUF_GRAD, UBD_BUF_M, UBD_BUF_V, UBD_BUF_EMA, UBD_NUM_BUFS } ubd_buf_kind;
 
-typedef struct {
+typedef struct ubd_params_s {
     ubd_view *views;
     int nviews, cap;
     size_t n;                 /* total floats (= number of parameters) */

@@ -69,20 +69,7 @@ static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
     ubd_handle *b = get_box(h);
     if (!b) return NULL;
-    const ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->obj));
-    PyObject *list = PyList_New(p->nviews);
-    if (!list) return NULL;
-    for (int i = 0; i < p->nviews; i++) {
-        const ubd_view *v = &p->views[i];
-        PyObject *shape = PyTuple_New(v->ndim);
-        if (!shape) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        for (int k = 0; k < v->ndim; k++) PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong(v->shape[k]));
-        PyList_SET_ITEM(list, i, Py_BuildValue("(sNn)", v->name, shape, (Py_ssize_t)v->offset));
-    }
-    return list;
+    return ubd_py_params_spec(ubd_unet1d_params(ubd_diffusion_net(b->obj)));
 }
 
 /* diffusion_buffer(h, kind) -> zero-copy 1-D float32 view of param|grad|m|v|ema */

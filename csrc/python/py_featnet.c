@@ -55,21 +55,7 @@ static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     return 0;
 }
 
-static PyObject *spec_list(const ubd_params *p) {
-    PyObject *list = PyList_New(p->nviews);
-    if (!list) return NULL;
-    for (int i = 0; i < p->nviews; i++) {
-        const ubd_view *v = &p->views[i];
-        PyObject *shape = PyTuple_New(v->ndim);
-        if (!shape) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        for (int d = 0; d < v->ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(v->shape[d]));
-        PyList_SET_ITEM(list, i, Py_BuildValue("(sNn)", v->name, shape, (Py_ssize_t)v->offset));
-    }
-    return list;
-}
+#define spec_list ubd_py_params_spec
 
 /* featnet_layout(config) -> (params [(name, shape, offset)], stats [(name, shape, offset)])
  * The tables of a config, computed without creating the model. */

@@ -106,18 +106,25 @@ static PyObject *pb_view(ParamBufferObject *self, PyObject *args) {
     return make_view(self, k, v->offset, v->ndim, dims);
 }
 
-/* [(name, shape tuple, offset), ...] in insertion order. */
-static PyObject *pb_spec(ParamBufferObject *self, PyObject *args) {
-    PyObject *list = PyList_New(self->p.nviews);
+/* [(name, shape tuple, offset), ...] of `p` in insertion order (shared by the
+ * model bindings, whose tensors live in ubd_params tables too). */
+PyObject *ubd_py_params_spec(const ubd_params *p) {
+    PyObject *list = PyList_New(p->nviews);
     if (!list) return NULL;
-    for (int i = 0; i < self->p.nviews; i++) {
-        const ubd_view *v = &self->p.views[i];
+    for (int i = 0; i < p->nviews; i++) {
+        const ubd_view *v = &p->views[i];
         PyObject *shape = PyTuple_New(v->ndim);
+        if (!shape) {
+            Py_DECREF(list);
+            return NULL;
+        }
         for (int d = 0; d < v->ndim; d++) PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(v->shape[d]));
         PyList_SET_ITEM(list, i, Py_BuildValue("(sNn)", v->name, shape, (Py_ssize_t)v->offset));
     }
     return list;
 }
+
+static PyObject *pb_spec(ParamBufferObject *self, PyObject *args) { return ubd_py_params_spec(&self->p); }
 
 static PyObject *pb_size(ParamBufferObject *self, void *closure) { return PyLong_FromSize_t(self->p.n); }
 

@@ -82,5 +82,8 @@ extern PyMethodDef ubd_py_invnet_methods[];  /* py_invnet.c: InversionNet */
 extern PyMethodDef ubd_py_diffusion_methods[]; /* py_diffusion.c: latent diffusion + 1-D U-Net */
 extern PyMethodDef ubd_py_featnet_methods[]; /* py_featnet.c: FID/KID feature CNN, cross-entropy */
 int ubd_py_add_params_type(PyObject *module);
+struct ubd_params_s;
+/* [(name, shape, offset)] of a parameter table (py_params.c). */
+PyObject *ubd_py_params_spec(const struct ubd_params_s *p);
 
 #endif
