@@ -85,14 +85,7 @@ static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
     if (k < 0) return PyErr_Format(PyExc_ValueError, "buffer kind must be one of param, grad, m, v, ema; got '%s'", kind);
     ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->obj));
     npy_intp n = (npy_intp)p->n;
-    PyObject *arr = PyArray_SimpleNewFromData(1, &n, NPY_FLOAT32, p->buf[k]);
-    if (!arr) return NULL;
-    Py_INCREF(h);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, h) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+    return ubd_py_view(h, p->buf[k], 1, &n);
 }
 
 /* diffusion_schedule(h) -> {name: float64 array (T,)} (copies) */

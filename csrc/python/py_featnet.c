@@ -133,14 +133,7 @@ static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
         n = ((ubd_featnet *)h->obj)->params.n;
     }
     npy_intp dim = (npy_intp)n;
-    PyObject *arr = PyArray_SimpleNewFromData(1, &dim, NPY_FLOAT32, buf);
-    if (!arr) return NULL;
-    Py_INCREF(cap);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+    return ubd_py_view(cap, buf, 1, &dim);
 }
 
 /* featnet_set_step(h, step): the AdamW step count (restored from a checkpoint) */

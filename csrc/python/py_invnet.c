@@ -161,14 +161,7 @@ static PyObject *invnet_view(PyObject *self, PyObject *args) {
         for (int d = 0; d < nd; d++) dims[d] = (npy_intp)v->shape[d];
         base += v->offset;
     }
-    PyObject *arr = PyArray_SimpleNewFromData(nd, dims, NPY_FLOAT32, base);
-    if (!arr) return NULL;
-    Py_INCREF(cap);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+    return ubd_py_view(cap, base, nd, dims);
 }
 
 /* Checks seis (B, in_channels, nt, nx) against the model; returns B or -1. */

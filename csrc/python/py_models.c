@@ -186,17 +186,6 @@ static int view_target(ubd_handle *h, const char *kind, ubd_params **P, float **
     return -1;
 }
 
-static PyObject *view_of(PyObject *cap, float *data, int nd, npy_intp *dims) {
-    PyObject *arr = PyArray_SimpleNewFromData(nd, dims, NPY_FLOAT32, data);
-    if (!arr) return NULL;
-    Py_INCREF(cap);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
-}
-
 /* ae_view(handle, name, kind="param") -> zero-copy view */
 static PyObject *ae_view(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -216,7 +205,7 @@ static PyObject *ae_view(PyObject *self, PyObject *args) {
     const ubd_view *v = &P->views[i];
     npy_intp dims[UBD_MAX_DIMS];
     for (int d = 0; d < v->ndim; d++) dims[d] = (npy_intp)v->shape[d];
-    return view_of(cap, base + v->offset, v->ndim, dims);
+    return ubd_py_view(cap, base + v->offset, v->ndim, dims);
 }
 
 /* ae_flat(handle, kind="param") -> the whole buffer, 1-D */
@@ -230,7 +219,7 @@ static PyObject *ae_flat(PyObject *self, PyObject *args) {
     float *base;
     if (view_target(h, kind, &P, &base) < 0) return NULL;
     npy_intp n = (npy_intp)P->n;
-    return view_of(cap, base, 1, &n);
+    return ubd_py_view(cap, base, 1, &n);
 }
 
 static PyObject *ae_init(PyObject *self, PyObject *args) {

@@ -71,14 +71,7 @@ static PyObject *make_view(ParamBufferObject *self, int k, size_t offset, int nd
                      ubd_buf_kind_name((ubd_buf_kind)k));
         return NULL;
     }
-    PyObject *arr = PyArray_SimpleNewFromData(nd, dims, NPY_FLOAT32, self->p.buf[k] + offset);
-    if (!arr) return NULL;
-    Py_INCREF(self);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+    return ubd_py_view((PyObject *)self, self->p.buf[k] + offset, nd, dims);
 }
 
 static PyObject *pb_flat(ParamBufferObject *self, PyObject *args) {

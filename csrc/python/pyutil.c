@@ -79,3 +79,14 @@ PyObject *ubd_py_raise(ubd_status s) {
     PyErr_SetString(type, msg && msg[0] ? msg : "ubdiff core error (no message)");
     return NULL;
 }
+
+PyObject *ubd_py_view(PyObject *owner, float *data, int nd, const npy_intp *dims) {
+    PyObject *arr = PyArray_SimpleNewFromData(nd, (npy_intp *)dims, NPY_FLOAT32, data);
+    if (!arr) return NULL;
+    Py_INCREF(owner);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, owner) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}

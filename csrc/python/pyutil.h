@@ -29,6 +29,9 @@ int ubd_py_f32_opt(PyObject *obj, const char *name, int writable, ubd_f32 *out);
 /* Requires ndim and each dim (a value < 0 matches anything). ValueError names
  * the function, argument, expected and received shapes. 0 ok / -1 raised. */
 int ubd_py_expect(const ubd_f32 *a, const char *fn, const char *name, int ndim, ...);
+/* A zero-copy float32 view of `data` shaped (dims[0..nd)) whose base is
+ * `owner` (a new reference is taken), so the memory lives while the view does. */
+PyObject *ubd_py_view(PyObject *owner, float *data, int nd, const npy_intp *dims);
 /* Raises the exception that matches `s` with ubd_last_error(); returns NULL. */
 PyObject *ubd_py_raise(ubd_status s);
 
