@@ -207,7 +207,17 @@ def _all_ops(qkv_tok, qkv_cf, nh, rng):
 # (B, NH, HD, L): the first runs (batch, head) pairs in parallel; the second
 # (L*L*HD > 262144) loops pairs serially and lets OpenBLAS thread each product.
 @pytest.mark.parametrize("B,NH,HD,L", [(3, 4, 8, 16), (1, 2, 32, 128)])
-def test_one_vs_two_threads_identical(rng, B, NH, HD, L):
+def test_thread_count_changes_only_rounding(rng, B, NH, HD, L):
+    """Reproducibility rule (README "Reproducibility"): the same thread count gives the
+    same bits; another thread count may change the summation order inside OpenBLAS's
+    sgemm (its K- and M-blocking depend on the thread count and the CPU kernel), so
+    1 vs 2 threads agree within float32 rounding only.
+
+    Tolerance: a length-K dot product summed in another order differs by at most
+    ~K * eps32 * sum|terms|; here K <= 128 and the terms are O(1) products of
+    N(0, 1) values scaled by HD^-0.5, so 1e-5 relative plus 1e-5 of the largest
+    magnitude of each result covers it with margin (measured under the Haswell
+    kernel: 2.4e-7 absolute) while any indexing or race bug gives O(1) errors."""
     qkv_tok = _rand(rng, B, L, 3 * NH * HD)
     qkv_cf = _rand(rng, B, 3 * NH * HD, L)
     before = ubdiff.get_num_threads()
@@ -216,10 +226,12 @@ def test_one_vs_two_threads_identical(rng, B, NH, HD, L):
         one = _all_ops(qkv_tok, qkv_cf, NH, rng)
         ubdiff.set_num_threads(2)
         two = _all_ops(qkv_tok, qkv_cf, NH, rng)
+        two_again = _all_ops(qkv_tok, qkv_cf, NH, rng)
     finally:
         ubdiff.set_num_threads(before)
-    for k, (a, b) in enumerate(zip(one, two)):
-        np.testing.assert_array_equal(a, b, err_msg=f"result {k} depends on the thread count")
+    for k, (a, b, c) in enumerate(zip(one, two, two_again)):
+        np.testing.assert_array_equal(b, c, err_msg=f"result {k}: same threads, same shapes, other bits")
+        assert_close(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()), what=f"result {k}, 1 vs 2 threads")
 
 
 # ---- error paths ----------------------------------------------------------------------

@@ -331,7 +331,10 @@ class UBDiff:
     def sample_latents(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                        eta: float = 0.0, first: int = 0, use_ema: bool = True, progress: bool = False) -> np.ndarray:
         """z (n, 1, latent) by reverse diffusion. Sample j's randomness is keyed by (seed, first + j),
-        so drawing 1000 latents in one call or as [0, 500) + [500, 1000) gives the same latents."""
+        so drawing 1000 latents in one call or as [0, 500) + [500, 1000) uses the same noise and gives
+        the same latents up to float rounding (the U-Net's sgemm rounds differently for another batch
+        size); the same call on the same machine and thread count gives the same bits (README,
+        "Reproducibility")."""
         from ._native import lib
 
         d = self.diffusion
@@ -396,8 +399,9 @@ class UBDiff:
         """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
         data{i}.npy (<=500,shots,nt,nr), each written atomically, plus ubdiff_dataset.json
         (constants, generation settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
-        Pair j has the same latent whatever ``file_size`` (decoded values may differ
-        in float rounding with the decoding batch). Returns the metadata."""
+        Pair j has the same noise whatever ``file_size``; its latent and decoded values agree
+        across file sizes up to float rounding (the batch size changes sgemm's blocking), and
+        bit for bit for the same file_size, machine and thread count. Returns the metadata."""
         from .data import write_npy
 
         self._norm(need_seismic=True)

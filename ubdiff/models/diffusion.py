@@ -18,8 +18,11 @@ Configurations:
   a dict: overrides of the paper configuration.
 
 Randomness (Philox) is keyed by (seed, step) in training and by (seed,
-global sample index) in sampling, so runs are reproducible, resumable, and
-independent of the chunking into batches (see csrc/models/diffusion.h).
+global sample index) in sampling, so runs are reproducible and resumable and
+every sample draws the same noise whatever the chunking into batches (see
+csrc/models/diffusion.h). The numbers themselves are bit-identical only for
+the same chunking, thread count and machine; across chunkings they agree up
+to float rounding (README, "Reproducibility").
 
 Not replicated from ema_pytorch: its warm-up (EMA := weights for the first
 100 steps, then a decay ramp). Here the EMA starts as a copy of the
@@ -265,8 +268,8 @@ class LatentDiffusion:
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
                use_ema: bool = True, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
         """n latents (n, C, L): ancestral DDPM over all T steps (the paper) or DDIM with
-        `steps` (default T) steps and eta (0 = deterministic). Same seed -> same samples,
-        whatever max_batch. progress: True for a tqdm bar, or a callable(done, total)."""
+        `steps` (default T) steps and eta (0 = deterministic). Same seed -> the same noise per
+        sample whatever max_batch (equal results up to float rounding). progress: True for a tqdm bar, or a callable(done, total)."""
         n = _int(n, "n", 1)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
