@@ -68,7 +68,7 @@ typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
 /* clang-format off */
 #define UBD_BACKEND_OPS(X) \
     /* ---- memory ------------------------------------------------------------------------------------- */ \
-    X(alloc, (void **p, size_t bytes))                     /* *p: bytes of backend memory, 64-byte aligned (contents undefined) */ \
+    X(alloc, (void **p, size_t bytes))                     /* *p: backend memory, 64-byte aligned, not zeroed */ \
     X(free, (void *p))                                     /* p from alloc, or NULL */ \
     X(zero, (float *p, size_t n))                          /* p (n) = 0 */ \
     X(copy, (void *dst, const void *src, size_t bytes, ubd_copy_dir dir)) /* host <-> backend memory */ \

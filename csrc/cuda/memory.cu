@@ -4,7 +4,8 @@
 #include "../backend.h"
 #include "common.cuh"
 
-#define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 extern "C" ubd_status ubd_cuda_alloc(void **p, size_t bytes) {
     UBD_REQUIRE_PTR(p);

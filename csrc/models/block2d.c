@@ -32,15 +32,15 @@ size_t ubd_block2d_workspace(const ubd_block2d *k, int B) {
 
 size_t ubd_block2d_weight_size(const ubd_block2d *k) { return (size_t)k->C * k->OC * k->KH * k->KW; }
 
-static ubd_status conv_forward(const ubd_backend *be, float *z, const float *x, ubd_block2d_weights w, float *work, const ubd_block2d *k,
-                               int B) {
+static ubd_status conv_forward(const ubd_backend *be, float *z, const float *x, ubd_block2d_weights w, float *work,
+                               const ubd_block2d *k, int B) {
     if (k->transposed) return be->convt2d_forward(z, x, w.weight, w.bias, work, convt_shape(k, B));
     return be->conv2d_forward(z, x, w.weight, w.bias, work, conv_shape(k, B));
 }
 
-ubd_status ubd_block2d_forward_train(const ubd_backend *be, float *a, float *z, float *y, float *mean, float *rstd, float *running_mean,
-                                     float *running_var, const float *x, ubd_block2d_weights w, float *work,
-                                     const ubd_block2d *k, int B) {
+ubd_status ubd_block2d_forward_train(const ubd_backend *be, float *a, float *z, float *y, float *mean, float *rstd,
+                                     float *running_mean, float *running_var, const float *x, ubd_block2d_weights w,
+                                     float *work, const ubd_block2d *k, int B) {
     UBD_REQUIRE_POSITIVE(B);
     UBD_REQUIRE(a && z && mean && rstd && x, UBD_ERR_VALUE, "block2d_forward_train: NULL buffer");
     UBD_REQUIRE(y || act_from_output(k), UBD_ERR_VALUE,
@@ -65,9 +65,9 @@ ubd_status ubd_block2d_forward_eval(const ubd_backend *be, float *a, float *z, c
     return be->act_forward(a, a, (size_t)B * k->OC * S, k->act, k->act_param);
 }
 
-ubd_status ubd_block2d_backward(const ubd_backend *be, float *dx, ubd_block2d_grads g, float *da, float *dy, const float *x, const float *z,
-                                const float *y, const float *a, const float *mean, const float *rstd,
-                                ubd_block2d_weights w, float *work, const ubd_block2d *k, int B) {
+ubd_status ubd_block2d_backward(const ubd_backend *be, float *dx, ubd_block2d_grads g, float *da, float *dy,
+                                const float *x, const float *z, const float *y, const float *a, const float *mean,
+                                const float *rstd, ubd_block2d_weights w, float *work, const ubd_block2d *k, int B) {
     UBD_REQUIRE_POSITIVE(B);
     UBD_REQUIRE(da && dy && x && z && a && mean && rstd, UBD_ERR_VALUE, "block2d_backward: NULL buffer");
     UBD_REQUIRE(y || act_from_output(k), UBD_ERR_VALUE,

@@ -128,7 +128,8 @@ static PyObject *invnet_init(PyObject *self, PyObject *args) {
 /* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
 static int find_tensor(ubd_py_tensor *t, ubd_invnet *net, const char *kind, PyObject *name) {
     static const char *kinds[] = {"param", "grad", "m", "v"};
-    if (strcmp(kind, "stats") == 0) return ubd_py_tensor_find(t, &net->stats, UBD_BUF_PARAM, name, "InversionNet", "statistics");
+    if (strcmp(kind, "stats") == 0)
+        return ubd_py_tensor_find(t, &net->stats, UBD_BUF_PARAM, name, "InversionNet", "statistics");
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0)
             return ubd_py_tensor_find(t, &net->params, (ubd_buf_kind)k, name, "InversionNet", "parameter");

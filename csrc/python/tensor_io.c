@@ -61,7 +61,8 @@ PyObject *ubd_py_tensor_get(const ubd_py_tensor *t) {
 
 static void shape_str(char *buf, size_t len, int nd, const npy_intp *dims) {
     size_t k = (size_t)snprintf(buf, len, "(");
-    for (int d = 0; d < nd && k < len; d++) k += (size_t)snprintf(buf + k, len - k, d ? ", %zd" : "%zd", (Py_ssize_t)dims[d]);
+    for (int d = 0; d < nd && k < len; d++)
+        k += (size_t)snprintf(buf + k, len - k, d ? ", %zd" : "%zd", (Py_ssize_t)dims[d]);
     if (k < len) snprintf(buf + k, len - k, nd == 1 ? ",)" : ")");
 }
 
