@@ -396,11 +396,6 @@ ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *
     const float *pred = m->st[UBD_INVNET_BLOCKS - 1].a; /* (B,1,70,70) */
     UBD_TRY(be->l1_forward(&m->loss[0], pred, target, n));
     UBD_TRY(be->mse_forward(&m->loss[1], pred, target, n));
-    float l[2];
-    UBD_TRY(be->copy(l, m->loss, sizeof l, UBD_D2H));
-    losses_out[0] = hp.w_l1 * l[0] + hp.w_mse * l[1];
-    losses_out[1] = l[0];
-    losses_out[2] = l[1];
     UBD_TRY(be->zero(m->g[0], n));
     if (hp.w_l1 > 0.0f) UBD_TRY(be->l1_backward(m->g[0], pred, target, n, hp.w_l1));
     if (hp.w_mse > 0.0f) UBD_TRY(be->mse_backward(m->g[0], pred, target, n, hp.w_mse));
@@ -409,5 +404,11 @@ ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *
     UBD_TRY(be->adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
                             m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
     m->step++;
+    /* the losses of the forward above, read back once at the end so a GPU never waits mid-step */
+    float l[2];
+    UBD_TRY(be->copy(l, m->loss, sizeof l, UBD_D2H));
+    losses_out[0] = hp.w_l1 * l[0] + hp.w_mse * l[1];
+    losses_out[1] = l[0];
+    losses_out[2] = l[1];
     return UBD_OK;
 }
