@@ -62,6 +62,14 @@ void ubd_arena_stage(ubd_arena *a, float **dst, size_t n, const char *label) {
     ubd_arena_take(a, dst, n, label);
 }
 
+void ubd_arena_stage_int(ubd_arena *a, int **dst, size_t n, const char *label) {
+    if (a->be->host_memory) {
+        if (a->base) *dst = NULL;
+        return;
+    }
+    ubd_arena_take_int(a, dst, n, label);
+}
+
 ubd_status ubd_arena_commit(ubd_arena *a, const char *owner) {
     if (a->err != UBD_OK) {
         ubd_status s = a->err;

@@ -22,7 +22,8 @@
  * on a backend whose memory is not host memory (a GPU) and leaves ptr NULL on
  * the CPU, where ubd_stage_in (backend.h) uses the caller's host array in
  * place. Inputs and outputs thus cross the bus once per call, through these
- * slices, and cost nothing on the CPU.
+ * slices, and cost nothing on the CPU (ubd_stage_out gives an op the host
+ * output array itself there).
  */
 #ifndef UBD_ARENA_H
 #define UBD_ARENA_H
@@ -58,6 +59,7 @@ void ubd_arena_take_int(ubd_arena *a, int **dst, size_t n, const char *label);
 /* A staging slice for n floats crossing host <-> device: taken only when the
  * backend's memory is not host memory; otherwise *dst = NULL when binding. */
 void ubd_arena_stage(ubd_arena *a, float **dst, size_t n, const char *label);
+void ubd_arena_stage_int(ubd_arena *a, int **dst, size_t n, const char *label);
 /* Ends planning: one be->alloc of everything planned, zeroed; `owner` names
  * the model in the out-of-memory message. On failure nothing stays allocated. */
 ubd_status ubd_arena_commit(ubd_arena *a, const char *owner);

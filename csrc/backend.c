@@ -58,3 +58,18 @@ ubd_status ubd_stage_in(const ubd_backend *be, const float **dev, float *stage, 
     *dev = stage;
     return UBD_OK;
 }
+
+ubd_status ubd_stage_in_int(const ubd_backend *be, const int **dev, int *stage, const int *host, size_t n) {
+    UBD_REQUIRE(be && dev, UBD_ERR_VALUE, "stage_in_int: NULL backend or destination");
+    UBD_REQUIRE(host != NULL || n == 0, UBD_ERR_VALUE, "stage_in_int: NULL host array");
+    if (be->host_memory) {
+        *dev = host;
+        return UBD_OK;
+    }
+    UBD_REQUIRE(stage != NULL || n == 0, UBD_ERR_RUNTIME, "stage_in_int: no staging buffer on %s", be->name);
+    if (n) UBD_TRY(be->copy(stage, host, n * sizeof(int), UBD_H2D));
+    *dev = stage;
+    return UBD_OK;
+}
+
+float *ubd_stage_out(const ubd_backend *be, float *stage, float *host) { return be->host_memory ? host : stage; }

@@ -223,6 +223,12 @@ const ubd_backend *ubd_backend_cpu(void);
  * *dev = host (no copy, `stage` unused and may be NULL); otherwise host (n
  * floats) is copied into `stage` (n floats of backend memory) and *dev = stage. */
 ubd_status ubd_stage_in(const ubd_backend *be, const float **dev, float *stage, const float *host, size_t n);
+/* The same for n ints (class labels). */
+ubd_status ubd_stage_in_int(const ubd_backend *be, const int **dev, int *stage, const int *host, size_t n);
+/* Where an op should write an output bound for host memory: `host` itself on
+ * a host-memory backend, `stage` otherwise. Then be->copy(host, ptr, bytes,
+ * UBD_D2H) brings it over (on the CPU a no-op: the same address). */
+float *ubd_stage_out(const ubd_backend *be, float *stage, float *host);
 
 #ifdef __cplusplus
 }
