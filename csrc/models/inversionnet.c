@@ -224,7 +224,9 @@ ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
     ubd_arena a;
     ubd_arena_begin(&a, m->be);
     lay_out(m, &a, B, gmax, wmax);
-    UBD_TRY(ubd_arena_commit(&a, "inversionnet"));
+    char owner[64];
+    snprintf(owner, sizeof owner, "inversionnet (max_batch %d)", max_batch);
+    UBD_TRY(ubd_arena_commit(&a, owner));
     lay_out(m, &a, B, gmax, wmax);
     ubd_status s = ubd_arena_end(&a);
     ubd_arena_release(&m->arena); /* only activations lived there: parameters and statistics stay put */
