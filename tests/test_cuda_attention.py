@@ -92,9 +92,12 @@ def test_linear_attention_cuda_vs_cpu(rng, B, NH, HD, L):
     out, qs, ks, ctx = A.linear_attention_forward(qkv, NH, scale)
     g = [np.empty_like(out), np.empty_like(qs), np.empty_like(ks), np.empty_like(ctx)]
     lib.cuda_linear_attention_forward(*g, qkv, scale)
-    # qs, ks: one softmax each (expf within 2 ulp on the GPU); context, out: sums of O(1) terms
-    assert_gpu_matches_cpu(g[1], qs, atol=1e-7, rtol=1e-5, what="qs")
-    assert_gpu_matches_cpu(g[2], ks, atol=1e-7, rtol=1e-5, what="ks")
+    # qs, ks: one softmax each (expf within 2 ulp on the GPU; the normaliser a float
+    # sum of up to L = 300 terms, in order on the CPU, as a tree on the GPU: the
+    # CPU's worst-case rounding is (L-1) * 6e-8 = 2e-5 relative); context, out:
+    # sums of O(1) terms
+    assert_gpu_matches_cpu(g[1], qs, atol=1e-7, rtol=3e-5, what="qs")
+    assert_gpu_matches_cpu(g[2], ks, atol=1e-7, rtol=3e-5, what="ks")
     assert_gpu_matches_cpu(g[3], ctx, atol=1e-5, rtol=1e-4, what="context")
     assert_gpu_matches_cpu(g[0], out, atol=1e-5, rtol=1e-4, what="out")
     dout = rng.standard_normal(out.shape).astype(np.float32)

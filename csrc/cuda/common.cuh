@@ -79,8 +79,9 @@ static inline ubd_status ubd_rm_sgemm_pairs(cublasHandle_t h, int ta, int tb, in
             h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B + o * oB, ldb, bB,
             A + o * oA, lda, bA, &beta, C + o * oC, ldc, bC, batch);
         if (s != CUBLAS_STATUS_SUCCESS)
-            return ubd_fail(UBD_ERR_CUDA, "cublasSgemmStridedBatched (M=%d N=%d K=%d, batch %d) failed with cuBLAS status %d",
-                            M, N, K, batch, (int)s);
+            return ubd_fail(UBD_ERR_CUDA,
+                            "cublasSgemmStridedBatched (M=%d N=%d K=%d, batch %d) failed with cuBLAS status %d", M, N,
+                            K, batch, (int)s);
     }
     return UBD_OK;
 }

@@ -11,6 +11,8 @@
 // differs from the CPU's OpenMP order only by double rounding.
 #include <math.h>
 
+#include <mutex>
+
 #include "../ops.h"
 #include "common.cuh"
 #include "reduce.cuh"
@@ -20,9 +22,13 @@
 #define SUM_PER_THREAD 8  // about this many elements per thread before more blocks are used
 
 // The partial sums of pass 1. Static device memory, so the ops need no
-// scratch argument; it is safe because every op runs on the legacy default
-// stream (common.cuh), which serialises them, whichever host thread calls.
+// scratch argument. Safe because every op runs on the legacy default stream
+// (common.cuh), which executes launches in the order they were issued, and
+// g_partial_lock makes the two launches of one sum a unit in that order when
+// several host threads call at once. (Ops moved to other streams would need a
+// scratch argument instead.)
 __device__ double g_partial[SUM_MAX_BLOCKS];
+static std::mutex g_partial_lock;
 
 enum sum_term { TERM_ABS_DIFF = 0, TERM_SQ_DIFF = 1, TERM_SQ = 2 };
 
@@ -60,6 +66,7 @@ static unsigned sum_blocks(size_t n) {
 template <int TERM>
 static ubd_status sum_to(float *out, const float *a, const float *b, size_t n, int root) {
     const unsigned g = sum_blocks(n);
+    std::lock_guard<std::mutex> lock(g_partial_lock);
     partial_k<TERM><<<g, SUM_BLOCK>>>(a, b, n);
     UBD_CUDA_LAUNCHED();
     finish_k<<<1, SUM_BLOCK>>>(out, (int)g, n, root);

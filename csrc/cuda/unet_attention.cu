@@ -48,7 +48,8 @@ extern "C" ubd_status ubd_cuda_full_attention_forward(float *out, float *att, co
     cublasHandle_t h;
     UBD_TRY(ubd_cuda_blas_handle(&h));
     const size_t chunk = (size_t)NH * HD * L;
-    const ubd_pair_strides sq = in_qkv(NH, HD, L), sa = packed(NH, (long long)L * L), so = packed(NH, (long long)HD * L);
+    const ubd_pair_strides sq = in_qkv(NH, HD, L), sa = packed(NH, (long long)L * L);
+    const ubd_pair_strides so = packed(NH, (long long)HD * L);
     const float *q = qkv, *k = q + chunk, *v = q + 2 * chunk;
     // a[i, j] = scale * sum_d q[d, i] k[d, j], softmax over j
     UBD_TRY(ubd_rm_sgemm_pairs(h, 1, 0, L, L, HD, scale, q, L, sq, k, L, sq, 0.0f, att, L, sa, B, NH));
@@ -69,7 +70,8 @@ extern "C" ubd_status ubd_cuda_full_attention_backward(float *dqkv, float *datt,
     cublasHandle_t h;
     UBD_TRY(ubd_cuda_blas_handle(&h));
     const size_t chunk = (size_t)NH * HD * L;
-    const ubd_pair_strides sq = in_qkv(NH, HD, L), sa = packed(NH, (long long)L * L), so = packed(NH, (long long)HD * L);
+    const ubd_pair_strides sq = in_qkv(NH, HD, L), sa = packed(NH, (long long)L * L);
+    const ubd_pair_strides so = packed(NH, (long long)HD * L);
     const float *q = qkv, *k = q + chunk, *v = q + 2 * chunk;
     float *dq = dqkv, *dk = dq + chunk, *dv = dq + 2 * chunk;
     const float *go = dout;
@@ -98,7 +100,8 @@ extern "C" ubd_status ubd_cuda_linear_attention_forward(float *out, float *qs, f
     UBD_TRY(ubd_cuda_blas_handle(&h));
     const size_t chunk = (size_t)NH * HD * L;
     const long long pairs = (long long)B * NH;
-    const ubd_pair_strides sq = in_qkv(NH, HD, L), sh = packed(NH, (long long)HD * L), sc = packed(NH, (long long)HD * HD);
+    const ubd_pair_strides sq = in_qkv(NH, HD, L), sh = packed(NH, (long long)HD * L);
+    const ubd_pair_strides sc = packed(NH, (long long)HD * HD);
     const float *q = qkv, *k = q + chunk, *v = q + 2 * chunk;
     // qs: softmax over the feature axis d (the columns of each (HD, L) q), times scale
     UBD_TRY(ubd_cuda_softmax_cols(qs, q, heads_in_qkv(NH, HD, L), pairs, HD, L, scale));
@@ -129,7 +132,8 @@ extern "C" ubd_status ubd_cuda_linear_attention_backward(float *dqkv, float *wor
     UBD_TRY(ubd_cuda_blas_handle(&h));
     const size_t head = (size_t)HD * L, chunk = (size_t)NH * head;
     const long long pairs = (long long)B * NH;
-    const ubd_pair_strides sq = in_qkv(NH, HD, L), sh = packed(NH, (long long)head), sc = packed(NH, (long long)HD * HD);
+    const ubd_pair_strides sq = in_qkv(NH, HD, L), sh = packed(NH, (long long)head);
+    const ubd_pair_strides sc = packed(NH, (long long)HD * HD);
     const float *v = qkv + 2 * chunk;
     float *dq = dqkv, *dk = dq + chunk, *dv = dq + 2 * chunk;
     const float *go = dout;

@@ -11,13 +11,19 @@
 #include <limits.h>
 #include <math.h>
 
+#include <mutex>
+
 #include "../xent.h"
 #include "common.cuh"
 #include "reduce.cuh"
 
 #define XENT_BLOCK UBD_NORM_BLOCK
 
-__device__ int g_bad_row;  // first row with a label outside [0, K) (INT_MAX: none); see sums.cu on static memory
+// First row with a label outside [0, K) (INT_MAX: none). Static device memory
+// as in sums.cu; the lock keeps one check's reset-launch-read sequence whole
+// when several host threads call at once.
+__device__ int g_bad_row;
+static std::mutex g_bad_row_lock;
 
 __global__ void find_bad_label_k(const int *labels, int B, int K) {
     UBD_GRID_STRIDE(b, (size_t)B) {
@@ -27,6 +33,7 @@ __global__ void find_bad_label_k(const int *labels, int B, int K) {
 
 static ubd_status check_labels(const char *who, const int *labels, int B, int K) {
     const int none = INT_MAX;
+    std::lock_guard<std::mutex> lock(g_bad_row_lock);
     UBD_CUDA_TRY(cudaMemcpyToSymbol(g_bad_row, &none, sizeof none));
     find_bad_label_k<<<ubd_grid((size_t)B, 256), 256>>>(labels, B, K);
     UBD_CUDA_LAUNCHED();

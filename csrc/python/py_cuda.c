@@ -115,7 +115,8 @@ static PyObject *cuda_linear_forward(PyObject *self, PyObject *args) {
     return ubd_rt_done(&rt, ubd_cuda_linear_forward(rt.dev[0], rt.dev[1], rt.dev[2], rt.dev[3], (int)B, (int)C, (int)OC));
 }
 
-/* cuda_linear_backward(dinp|None, dweight|None, dbias|None, dout (B,OC), inp (B,C), weight (OC,C)); gradients += */
+/* cuda_linear_backward(dinp|None, dweight|None, dbias|None, dout (B,OC), inp (B,C), weight (OC,C));
+ * gradients += */
 static PyObject *cuda_linear_backward(PyObject *self, PyObject *args) {
     PyObject *di, *dw, *db, *d, *i, *w;
     if (!PyArg_ParseTuple(args, "OOOOOO", &di, &dw, &db, &d, &i, &w)) return NULL;
@@ -185,7 +186,9 @@ static PyObject *loss_backward(PyObject *args, loss_bwd_fn fn) {
 
 static PyObject *cuda_l1_forward(PyObject *self, PyObject *args) { return loss_forward(args, ubd_cuda_l1_forward); }
 static PyObject *cuda_mse_forward(PyObject *self, PyObject *args) { return loss_forward(args, ubd_cuda_mse_forward); }
-static PyObject *cuda_l1_backward(PyObject *self, PyObject *args) { return loss_backward(args, ubd_cuda_l1_backward); }
+static PyObject *cuda_l1_backward(PyObject *self, PyObject *args) {
+    return loss_backward(args, ubd_cuda_l1_backward);
+}
 static PyObject *cuda_mse_backward(PyObject *self, PyObject *args) {
     return loss_backward(args, ubd_cuda_mse_backward);
 }
