@@ -11,7 +11,6 @@ NumPy / plain-Python reference written from the authors' code:
 - PyTorch BatchNorm's running-statistics update (momentum 0.1, unbiased variance).
 """
 import json
-import math
 import os
 from bisect import bisect_right
 

@@ -273,9 +273,12 @@ class UBDiff:
         if given.get("lr_rule", saved["lr_rule"]) != saved["lr_rule"]:   # another rule: its own defaults
             saved = {"lr_milestones": None, "lr_warmup_epochs": 0, "lr_epoch_batches": None}
         cfg = dict(saved, **given)
-        if isinstance(cfg["lr_milestones"], (list, tuple)):
-            cfg["lr_milestones"] = [int(m) for m in cfg["lr_milestones"]]
         _check_lr_settings(cfg["lr_rule"], cfg["lr_milestones"], cfg["lr_warmup_epochs"], cfg["lr_epoch_batches"])
+        ms = cfg["lr_milestones"]   # plain ints for ubdiff.json
+        cfg["lr_milestones"] = None if ms is None else int(ms) if isinstance(ms, (int, np.integer)) else \
+            [int(m) for m in ms]
+        for k in ("lr_warmup_epochs", "lr_epoch_batches"):
+            cfg[k] = None if cfg[k] is None else int(cfg[k])
         return cfg
 
     def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, step,
@@ -298,6 +301,7 @@ class UBDiff:
             sums, k = {}, 0
             bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
             bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress)
+
             def lr_at(j, nb=len(bl), e=e):   # stepped per batch, as the authors' scheduler
                 return autoencoder_lr(lr, lr_decay, e, j, nb, sched["lr_rule"], sched["lr_milestones"],
                                       sched["lr_warmup_epochs"], sched["lr_epoch_batches"])
@@ -425,11 +429,11 @@ class UBDiff:
         """
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-        if ema is not None or ema_every is not None or ema_decay is not None:
-            self.diffusion.set_ema(ema, update_every=ema_every, beta=ema_decay)
         if not 1 <= int(batch_size) <= self.diffusion.max_batch:
             raise ValueError(f"batch_size must be in 1..{self.diffusion.max_batch} (diffusion_max_batch), "
                              f"got {batch_size}; use accum for larger effective batches")
+        if ema is not None or ema_every is not None or ema_decay is not None:
+            self.diffusion.set_ema(ema, update_every=ema_every, beta=ema_decay)
         z = self.encode(velocity, progress=progress)
         n, per = len(z), int(batch_size) * int(accum)
         out = []
