@@ -1,7 +1,8 @@
 /* attention.h — softmax and the three attention variants of UB-Diff.
  * Gradients accumulate (+=); NULL gradients are skipped. Scratch buffers are
  * caller-owned. Semantics here; prototypes and shapes in backend.h (included
- * at the end).
+ * at the end). CUDA twins: cuda/softmax.cu, mhsa.cu, unet_attention.cu (scratch
+ * on the device too).
  *
  * softmax_forward: numerically stable softmax over the last axis of (N, D).
  *   Backward uses out: dinp += out * (dout - sum(dout * out)).

@@ -9,6 +9,9 @@
  * xent_backward: dlogits (B, K) += scale * (probs - onehot(labels)) / B.
  * Labels are int32 class indices in [0, K); an out-of-range label is a
  * UBD_ERR_VALUE (checked before any parallel work).
+ * CUDA (cuda/xent.cu): every pointer on the device (loss, correct and labels
+ * included); the label check reads one int back, so each call synchronises
+ * with the host once.
  */
 #ifndef UBD_XENT_H
 #define UBD_XENT_H
