@@ -30,6 +30,7 @@ with NumPy arrays. ``trust=True`` unpickles anything (PyTorch required).
 """
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import collections
 import math
@@ -103,6 +104,11 @@ class _Unpickler(pickle.Unpickler):
         self._storages = {}
 
     def find_class(self, module, name):
+        # protocol 2 writes Python 2 names (__builtin__.set); pickle's own find_class
+        # maps them back, so this one must too before looking them up
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             return SAFE_GLOBALS[(module, name)]
         except KeyError:
