@@ -61,6 +61,7 @@ def test_trainer1d_checkpoint_ema_by_default_online_on_request():
     ck = ref.trainer1d(m, step=150)
     got = official.load(ck, config=CFG)
     assert same(got, m) and got.diffusion.step == 150
+    assert same(UBDiff.from_official(ck, config=CFG), m)
     online = official.load(ck, weights="online", config=CFG)
     assert np.array_equal(online.diffusion.flat("ema"), m.diffusion.flat("param"))   # samples with online weights
     assert np.array_equal(online.diffusion.flat("param"), m.diffusion.flat("param"))
@@ -256,6 +257,10 @@ def test_errors_name_the_problem(tmp_path):
 # ---- command line ---------------------------------------------------------------------
 def test_cli_convert_and_export_official(tmp_path, capsys):
     from ubdiff.__main__ import main
+    for cmd in ("convert-official", "export-official"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0 and "usage:" in capsys.readouterr().out
     m = model()
     ema_file = save_st(tmp_path / "ema.safetensors", ref.ema(ref.ub_diff(m), ref.ub_diff(m, "ema"), 150))
     run = str(tmp_path / "run")

@@ -38,6 +38,8 @@ def test_reads_what_pytorch_wrote():
         got = obj["tensors"][k]
         assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), k
         assert got.flags.c_contiguous and got.flags.writeable
+    # one storage under two keys stays one array, as after torch.load
+    assert np.shares_memory(obj["tensors"]["shared_a"], obj["tensors"]["shared_b"])
     sd = obj["model"]
     assert isinstance(sd, collections.OrderedDict) and list(sd) == [
         "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"]

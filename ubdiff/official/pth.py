@@ -56,20 +56,34 @@ class _StorageType:
         self.name, self.dtype = name, STORAGE_DTYPES[name]
 
 
+def _c_strides(size):
+    out, step = [], 1
+    for n in reversed(size):
+        out.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(out))
+
+
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
-    """torch._utils._rebuild_tensor_v2 -> a C-contiguous NumPy copy (bounds checked)."""
+    """torch._utils._rebuild_tensor_v2 -> a NumPy array (bounds checked). A tensor
+    that is its whole storage, in C order (the usual case), is a view of it --
+    tensors sharing a storage share memory, as after torch.load; others are copies."""
     if not isinstance(storage, np.ndarray) or storage.ndim != 1:
         raise pickle.UnpicklingError("tensor without a storage from the archive")
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     offset = int(offset)
     if len(size) != len(stride) or min(size + stride + (offset,), default=0) < 0:
         raise pickle.UnpicklingError(f"bad tensor geometry: size {size}, stride {stride}, offset {offset}")
-    if math.prod(size) == 0:
+    numel = math.prod(size)
+    if numel == 0:
         return np.zeros(size, storage.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= storage.size:
         raise pickle.UnpicklingError(f"tensor (size {size}, stride {stride}, offset {offset}) reaches past its "
                                      f"storage of {storage.size} elements")
+    if offset == 0 and numel == storage.size and all(n == 1 or s == c for n, s, c in
+                                                     zip(size, stride, _c_strides(size))):
+        return storage.reshape(size)
     item = storage.itemsize
     view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=tuple(s * item for s in stride),
                                            writeable=False)
@@ -137,8 +151,12 @@ class _Unpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"storage {key!r} is missing from the archive") from None
         if size != nbytes:   # checked before reading: a forged entry cannot make us inflate more
             raise pickle.UnpicklingError(f"storage {key!r}: {size} bytes in the archive, expected {nbytes}")
-        raw = self._zf.read(name)
-        a = np.frombuffer(raw, dt).astype(dt.newbyteorder("="), copy=False)
+        a = np.empty(nbytes // dt.itemsize, dt)   # read straight into an array we own (writable)
+        with self._zf.open(name) as f:
+            if nbytes and f.readinto(a.view(np.uint8)) != nbytes:
+                raise pickle.UnpicklingError(f"storage {key!r} is truncated")
+        if self._big:
+            a = a.astype(dt.newbyteorder("="))
         if bf16:   # bfloat16 is the upper half of a float32
             a = (a.astype(np.uint32) << 16).view(np.float32)
         return a
