@@ -281,6 +281,10 @@ def test_cli_convert_and_export_official(tmp_path, capsys):
     out = str(tmp_path / "inv_ubdiff.safetensors")
     assert main(["convert-official", "--inversionnet", inv_file, "--out", out, "--config", json.dumps(INV)]) == 0
     assert all(np.array_equal(InversionNet.load(out).state_dict()[k], v) for k, v in inv.state_dict().items())
+    theirs = str(tmp_path / "openfwi.safetensors")
+    assert main(["export-official", "--inversionnet", out, "--out", theirs]) == 0
+    from safetensors.numpy import load_file
+    assert set(load_file(theirs)) == set(ref.inversionnet(inv))
     with pytest.raises(SystemExit, match="--diffusion or --inversionnet"):
         main(["convert-official", "--out", run])
     with pytest.raises(SystemExit, match="no such checkpoint"):

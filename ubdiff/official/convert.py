@@ -251,19 +251,23 @@ def trainer_checkpoint(model) -> dict:
 
 
 def _save(obj, path: str, layout: str) -> None:
-    """.safetensors: a flat state_dict; .pth / .pt: torch.save (needs PyTorch)."""
+    """.safetensors: a flat state_dict; .pth / .pt: torch.save (needs PyTorch). Atomic:
+    written to a temporary file beside ``path``, then renamed."""
+    from ..data.npyio import atomic_path
     if path.endswith(".safetensors"):
         from safetensors.numpy import save_file
         if not L.is_state_dict(obj):
             raise ValueError(f"{path}: safetensors holds one flat state_dict")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         arrays = {k: np.asarray(v) for k, v in obj.items()}   # 0-d stays 0-d (num_batches_tracked)
         arrays = {k: a if a.flags.c_contiguous else a.copy(order="C") for k, a in arrays.items()}
-        save_file(arrays, path, metadata={"format": "pt", "layout": layout})
+        write = lambda tmp: save_file(arrays, tmp, metadata={"format": "pt", "layout": layout})  # noqa: E731
     elif path.endswith((".pth", ".pt")):
-        save_pth(obj, path)
+        write = lambda tmp: save_pth(obj, tmp)  # noqa: E731
     else:
         raise ValueError(f"{path}: choose the format by the extension: .safetensors, .pth or .pt")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def export_files(model, autoencoder: str | None = None, diffusion: str | None = None) -> list:

@@ -256,6 +256,4 @@ def save_pth(obj, path: str) -> None:
         if isinstance(x, (list, tuple)):
             return type(x)(conv(v) for v in x)
         return x
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     torch.save(conv(obj), path)
