@@ -21,8 +21,6 @@ from .convert import (check_schedule, ema_state_dict, export, export_files, insp
 from .layouts import SCHEDULE_BUFFERS, Checkpoint, diffusion_part, parse, vsnet_part
 from .pth import load_numpy, read_pth, save_pth
 
-PREFIX = "model."   # GaussianDiffusion1D keeps its Unet1D here
-
 
 def unwrap_autoencoder(obj) -> dict:
     """A VSNet state_dict from what torch.load returned (any layout of .layouts)."""
