@@ -141,6 +141,12 @@ def _int(v):
     return int(a[0]) if a.size == 1 and np.issubdtype(a.dtype, np.number) else None
 
 
+def _ema_online(ema_sd: dict) -> dict:
+    """The online weights an EMA state_dict holds; later ema-pytorch versions keep the
+    online model out of it (a list, not a submodule): then the EMA weights stand in."""
+    return strip(ema_sd, EMA_ONLINE) or strip(ema_sd, EMA_MODEL)
+
+
 def parse(obj, name: str = "checkpoint") -> Checkpoint:
     """Recognises what torch.load (or safetensors) returned for one of the layouts above."""
     if not isinstance(obj, dict):
@@ -148,11 +154,11 @@ def parse(obj, name: str = "checkpoint") -> Checkpoint:
     info, ema_sd = {}, None
     if isinstance(obj.get("ema"), dict) and (isinstance(obj.get("model"), dict) or EMA_BUFFERS[0] in obj["ema"]):
         layout, ema_sd = "trainer1d", obj["ema"]
-        online = obj["model"] if isinstance(obj.get("model"), dict) else strip(ema_sd, EMA_ONLINE)
+        online = obj["model"] if isinstance(obj.get("model"), dict) else _ema_online(ema_sd)
         info["step"] = _int(obj["step"]) if "step" in obj else _int(ema_sd.get("step"))
     elif is_state_dict(obj) and EMA_BUFFERS[0] in obj and any(k.startswith(EMA_MODEL) for k in obj):
         layout, ema_sd = "ema", obj
-        online = strip(obj, EMA_ONLINE)
+        online = _ema_online(obj)
         info["step"] = _int(obj.get("step"))
     elif is_state_dict(obj):
         layout, online = "state_dict", obj
