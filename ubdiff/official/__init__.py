@@ -13,11 +13,13 @@ written by ubdiff -- no PyTorch needed to read them.
   state_dicts, OpenFWI legacy names).
 - :mod:`.pth`: ``.pth`` files as NumPy, through a restricted unpickler when
   PyTorch is absent (tensors, dicts and argparse.Namespace only).
-- :mod:`.convert`: those weights into ubdiff models and back, strict both ways.
+- :mod:`.convert`: their files into ubdiff models (strict).
+- :mod:`.write`: ubdiff models into their layouts (strict-loadable by their modules).
 """
-from .convert import (check_schedule, ema_state_dict, export, export_files, inspect, inversionnet_config,
-                      inversionnet_state_dict, load, load_into, load_inversionnet, read, save_inversionnet,
-                      schedule_buffers, trainer_checkpoint, ub_diff_state_dict, vsnet_state_dict)
+from .convert import (check_schedule, inspect, inversionnet_config, load, load_into, load_inversionnet, read,
+                      schedule_buffers)
+from .write import (ema_state_dict, export, export_files, inversionnet_state_dict, save_inversionnet,
+                    trainer_checkpoint, ub_diff_state_dict, vsnet_state_dict)
 from .layouts import SCHEDULE_BUFFERS, Checkpoint, diffusion_part, parse, vsnet_part
 from .pth import load_numpy, read_pth, save_pth
 

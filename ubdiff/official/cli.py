@@ -43,13 +43,13 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from . import convert
+    from . import write
     if args.inversionnet is not None:
         from ..models.inversionnet import InversionNet
         if args.out is None:
             raise SystemExit("export-official: --inversionnet needs --out (.pth or .safetensors)")
         try:
-            convert.save_inversionnet(InversionNet.load(args.inversionnet), args.out)
+            write.save_inversionnet(InversionNet.load(args.inversionnet), args.out)
         except (OSError, ImportError, ValueError) as e:
             raise SystemExit(f"export-official: {e}")
         print(f"wrote {args.out} (OpenFWI InversionNet)")
@@ -58,7 +58,7 @@ def _cmd_export(args) -> int:
         raise SystemExit("export-official: give --run with --autoencoder and/or --diffusion (or --inversionnet)")
     from ..pipeline import UBDiff
     try:
-        written = convert.export_files(UBDiff.load(args.run), autoencoder=args.autoencoder, diffusion=args.diffusion)
+        written = write.export_files(UBDiff.load(args.run), autoencoder=args.autoencoder, diffusion=args.diffusion)
     except (OSError, ImportError, ValueError) as e:
         raise SystemExit(f"export-official: {e}")
     print("wrote " + ", ".join(written))
