@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     if reason is None:
         print("ubdiff build is up to date (scripts/build_stamp.py; --rebuild forces one)")
         return 0
-    print(f"building ubdiff: {reason}")
+    print(f"building ubdiff ({reason}): a few minutes, C and CUDA sources")
     return 1
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -287,3 +288,23 @@ def test_readme_opens_with_a_small_picture_of_generated_pairs():
     assert size < 150_000, f"{m.group(1)} is {size} bytes; keep the README picture under 150 KB"
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pairs_figure_labels_shots_and_stays_small(tmp_path):
+    from PIL import Image
+
+    from ubdiff.pipeline_figure import save_pairs_figure
+
+    rng = np.random.default_rng(0)
+    vel = rng.uniform(1500, 4500, (3, 1, 70, 70)).astype(np.float32)
+    seis = rng.normal(0, 1, (3, 5, 250, 70)).astype(np.float32)   # noise: PNG's worst case
+    p = save_pairs_figure(tmp_path / "p.png", vel, seis, title="t", k=2, shots=[0, 4])
+    with Image.open(p) as im:
+        assert im.mode == "P" and im.size[0] > 300
+    full = save_pairs_figure(tmp_path / "full.png", vel, seis, k=4)          # k > n: the 3 there are
+    assert os.path.getsize(full) < 300_000
+    with pytest.raises(ValueError, match="shots must be indices below 5"):
+        save_pairs_figure(tmp_path / "bad.png", vel, seis, shots=[5])
+    with pytest.raises(ValueError, match=r"velocity must be \(n, 1, H, W\)"):
+        save_pairs_figure(tmp_path / "bad.png", vel[0], seis)
+    assert sorted(os.listdir(tmp_path)) == ["full.png", "p.png"]   # nothing half-written left
