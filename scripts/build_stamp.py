@@ -9,7 +9,8 @@ UBDIFF_CUDA_ARCH, whether nvcc is found), and on where the checkout lies (an
 editable install points at it).  `check` compares all of that with the stamp
 left by the last build and says what changed; it also notes the state it saw in
 STAMP.pending, which `write` turns into the stamp, so a source edited while the
-build runs still counts as changed next time.  The Python files need no
+build runs still counts as changed next time (the scripts run `check` before
+every build, --rebuild too).  The Python files need no
 rebuild: the install is editable.
 
 The extras (``test``) installed with the build are remembered too: a build
@@ -105,23 +106,22 @@ def _write_json(path: str, obj: dict) -> None:
 
 
 def check(stamp_path: str, root: str, extras=()) -> str | None:
-    """why_stale() for the stamp at stamp_path; when stale, notes the current state for write()."""
+    """why_stale() for the stamp at stamp_path.  Notes the state it saw in STAMP.pending:
+    a build that follows is of these sources, whatever is edited while it runs."""
     now = build_state(root, extras)
-    old = read_stamp(stamp_path)
-    reason = why_stale(old, now, root)
-    if reason is not None:
-        if old and old.get("format") == FORMAT:
-            # A build installs the extras asked for now, but what was installed before stays.
-            now["extras"] = sorted(set(now["extras"]) | set(old.get("extras", [])))
-        _write_json(stamp_path + ".pending", now)
-    return reason
+    _write_json(stamp_path + ".pending", now)
+    return why_stale(read_stamp(stamp_path), now, root)
 
 
 def write(stamp_path: str, root: str, extras=()) -> None:
-    """Records a successful build: the state check() saw before it, else the state now."""
-    pending = read_stamp(stamp_path + ".pending")
-    _write_json(stamp_path, pending if pending else build_state(root, extras))
-    if pending:
+    """Records a successful build: the state the last check() saw (else the state now),
+    with the extras installed by this and by earlier builds (pip keeps those)."""
+    state = read_stamp(stamp_path + ".pending") or build_state(root, extras)
+    old = read_stamp(stamp_path) or {}
+    kept = old.get("extras", []) if old.get("format") == FORMAT else []
+    state["extras"] = sorted(set(state["extras"]) | set(extras) | set(kept))
+    _write_json(stamp_path, state)
+    if os.path.exists(stamp_path + ".pending"):
         os.remove(stamp_path + ".pending")
 
 

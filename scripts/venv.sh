@@ -20,7 +20,15 @@ split_rebuild_flag() {
 ensure_build() {
   local extra=${1:-}
   [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-  if [ "${REBUILD:-0}" = 1 ] || ! .venv/bin/python scripts/build_stamp.py check "$STAMP" $extra; then
+  local stale=0
+  if [ "${REBUILD:-0}" = 1 ]; then
+    .venv/bin/python scripts/build_stamp.py check "$STAMP" $extra > /dev/null || true
+    echo "building ubdiff (--rebuild): a few minutes, C and CUDA sources"
+    stale=1
+  else
+    .venv/bin/python scripts/build_stamp.py check "$STAMP" $extra || stale=1
+  fi
+  if [ "$stale" = 1 ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".${extra:+[$extra]}"
     .venv/bin/python scripts/build_stamp.py write "$STAMP" $extra

@@ -219,6 +219,7 @@ def test_scripts_build_once_then_start_at_once(tmp_path):
     # --rebuild forces a build and is not passed on
     assert run("demo.sh", "--rebuild", "--seed", "3") == [
         "-m pip install -q --upgrade pip", "-m pip install -q -e .", "-m ubdiff demo --seed 3"]
+    assert run("test.sh", "-x") == ["-m pytest -x"]      # the test extras stayed installed
     # a C source changed: build again, once
     (root / "csrc" / "cpu" / "f.c").write_text("int f(void) { return 3; }\n")
     assert run("test.sh", "-x")[1:] == ["-m pip install -q -e .[test]", "-m pytest -x"]
