@@ -10,8 +10,8 @@ editable install points at it).  `check` compares all of that with the stamp
 left by the last build and says what changed; it also notes the state it saw in
 STAMP.pending, which `write` turns into the stamp, so a source edited while the
 build runs still counts as changed next time (the scripts run `check` before
-every build, --rebuild too).  The Python files need no
-rebuild: the install is editable.
+every build, --rebuild too).  Python files need no rebuild: the install is
+editable.
 
 The extras (``test``) installed with the build are remembered too: a build
 made for the demo (no extras) does not satisfy the tests (``.[test]``).
@@ -52,6 +52,7 @@ def build_state(root: str, extras=()) -> dict:
         "format": FORMAT,
         "root": os.path.realpath(root),
         "switches": {k: os.environ.get(k) for k in SWITCHES},
+        # as setup.py's _find_nvcc: a build compiles csrc/cuda/ exactly when nvcc is found
         "nvcc": shutil.which("nvcc") or (
             "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None),
         "extras": sorted(set(extras)),
