@@ -19,6 +19,7 @@ import contextlib
 import errno
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -45,10 +46,16 @@ def _header(f, path, what):
     if version not in readers:
         raise DataError(f"{path}: unreadable {what} file (unsupported .npy format version {version})")
     try:
-        shape, fortran, dtype = readers[version](f, max_header_size=_MAX_HEADER)
+        with warnings.catch_warnings():   # numpy's "created on Python 2" re-parse warning: we judge the header
+            warnings.simplefilter("ignore")
+            shape, fortran, dtype = readers[version](f, max_header_size=_MAX_HEADER)
     except Exception as e:   # ValueError, SyntaxError, tokenize errors... from a corrupt header
-        raise DataError(f"{path}: unreadable {what} file (corrupt .npy header: {type(e).__name__}: {e})") from None
-    return tuple(shape), fortran, dtype, f.tell()
+        msg = str(e) if len(str(e)) <= 200 else str(e)[:200] + "..."
+        raise DataError(f"{path}: unreadable {what} file (corrupt .npy header: {type(e).__name__}: {msg})") from None
+    shape = tuple(shape)
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise DataError(f"{path}: unreadable {what} file (corrupt .npy header: shape {shape})")
+    return shape, fortran, dtype, f.tell()
 
 
 def open_npy(path: str, sample_shape: tuple | None = None, what: str = "array", *, ndim: int | None = None,
@@ -93,7 +100,7 @@ def open_npy(path: str, sample_shape: tuple | None = None, what: str = "array", 
                                 f"{nbytes} bytes of data, but {max(0, size - offset)} follow the header)")
             try:
                 arr = np.memmap(f, dtype=dt, mode="r", offset=offset, shape=shape, order="C")
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, OverflowError) as e:
                 raise DataError(f"{path}: unreadable {what} file ({type(e).__name__}: {e})") from None
     finally:
         os.close(fd)

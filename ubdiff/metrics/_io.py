@@ -50,26 +50,26 @@ def _order(keys):
 
 
 def _stack(files, max_samples, what, progress=False):
-    """Concatenated samples of [(path, count or None)], at most max_samples in all.
+    """Concatenated samples of [(path, take, holds)], at most max_samples in all.
 
-    count: the samples to take from the file (its first ones); a seismic file
-    must hold exactly that many, a velocity file at least that many."""
+    take: the samples to use, the file's first ones (None: all); holds: the
+    number of samples the file must hold (None: any, at least ``take``)."""
     parts, total = [], 0
     if progress and files:
         from tqdm.auto import tqdm
         files = tqdm(files, desc=f"loading {what}", unit="file")
-    for p, count in files:
+    for p, take, holds in files:
         if max_samples is not None and total >= max_samples:
             break
         a = open_npy(p, what=what, ndim=4, dtype="real")
-        if count is not None and (a.shape[0] < count or (what == "seismic" and a.shape[0] != count)):
-            raise DataError(f"{p}: holds {a.shape[0]} samples, its pairing records {count}")
-        n = a.shape[0] if count is None else count
-        take = n if max_samples is None else min(n, max_samples - total)
-        part = np.asarray(a[:take], dtype=np.float32)
+        if (holds is not None and a.shape[0] != holds) or (take is not None and a.shape[0] < take):
+            raise DataError(f"{p}: holds {a.shape[0]} samples, its pairing records {holds or take}")
+        n = a.shape[0] if take is None else take
+        n = n if max_samples is None else min(n, max_samples - total)
+        part = np.asarray(a[:n], dtype=np.float32)
         check_finite(part, p)
         parts.append(part)
-        total += take
+        total += n
     if not parts:
         return None
     if len({x.shape[1:] for x in parts}) > 1:
@@ -78,14 +78,14 @@ def _stack(files, max_samples, what, progress=False):
 
 
 def _from_meta(folder, meta):
-    """([(velocity path, count)], [(seismic path, count)], velocity-only names) of a ubdiff dataset."""
+    """([(velocity path, take, holds)], [(seismic path, take, holds)], velocity-only names) of a ubdiff dataset."""
     vel, seis = meta["velocity_files"], meta["seismic_files"]
-    counts = meta.get("paired_counts") or [None] * len(seis)
+    vcounts = meta.get("file_counts") or [None] * len(vel)
+    scounts = meta.get("paired_counts") or [None] * len(seis)
     if not seis:
-        vcounts = meta.get("file_counts") or [None] * len(vel)
-        return [(os.path.join(folder, v), n) for v, n in zip(vel, vcounts)], [], []
-    v_files = [(os.path.join(folder, v), n) for v, n in zip(vel, counts)]
-    s_files = [(os.path.join(folder, s), n) for s, n in zip(seis, counts)]
+        return [(os.path.join(folder, v), None, n) for v, n in zip(vel, vcounts)], [], []
+    v_files = [(os.path.join(folder, v), m, n) for v, m, n in zip(vel, scounts, vcounts)]
+    s_files = [(os.path.join(folder, s), m, m) for s, m in zip(seis, scounts)]
     return v_files, s_files, list(vel[len(seis):])
 
 
@@ -115,20 +115,20 @@ def load_folder(folder: str, max_samples: int | None = None, progress: bool = Fa
                 raise DataError(f"{folder}: files without a partner: {', '.join(lonely)} (pairs are "
                                 "model<X>/data<X>, vel<X>/seis<X>, velocity<X>/seismic<X>; move unpaired "
                                 "files elsewhere to evaluate the pairs)")
-        v_files = [(vel[k], None) for k in _order(vel)]
-        s_files = [(seis[k], None) for k in _order(seis)]
+        v_files = [(vel[k], None, None) for k in _order(vel)]
+        s_files = [(seis[k], None, None) for k in _order(seis)]
         if paired:   # a pair's two files hold the same number of samples, else the pairs shift
-            counts = [open_npy(p, what="seismic", ndim=4, dtype="real").shape[0] for p, _ in s_files]
-            v_files = [(p, n) for (p, _), n in zip(v_files, counts)]
-            s_files = [(p, n) for (p, _), n in zip(s_files, counts)]
-            for (pv, n), (ps, _) in zip(v_files, s_files):
+            counts = [open_npy(p, what="seismic", ndim=4, dtype="real").shape[0] for p, _, _ in s_files]
+            for (pv, _, _), (ps, _, _), n in zip(v_files, s_files, counts):
                 nv = open_npy(pv, what="velocity", ndim=4, dtype="real").shape[0]
                 if nv != n:
                     raise DataError(f"{pv}: holds {nv} velocity maps but its partner {ps} holds {n} seismic "
                                     "records; a pair's files must hold the same number of samples")
+            v_files = [(p, None, n) for (p, _, _), n in zip(v_files, counts)]
+            s_files = [(p, None, n) for (p, _, _), n in zip(s_files, counts)]
     v = _stack(v_files, max_samples, "velocity", progress)
     s = _stack(s_files, max_samples, "seismic", progress)
     if paired and len(v) != len(s):
         raise DataError(f"{folder}: paired files hold {len(v)} velocity maps but {len(s)} seismic records")
-    return {"velocity": v, "seismic": s, "paired": paired, "files": [p for p, _ in v_files + s_files],
+    return {"velocity": v, "seismic": s, "paired": paired, "files": [f[0] for f in v_files + s_files],
             "velocity_only_files": left_out}
