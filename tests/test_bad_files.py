@@ -577,3 +577,14 @@ def test_generate_refuses_to_overwrite_foreign_data(tiny, tmp_path):
     with pytest.raises(DataError, match="not written by UBDiff.generate"):
         tiny.generate(2, str(tmp_path / "mine"), sampler="ddim", steps=1, progress=False)
     assert sorted(os.listdir(tmp_path / "mine")) == ["data1.npy", "model1.npy"]
+
+
+def test_cli_reports_a_bad_file_as_an_error_not_a_traceback(tmp_path, capsys):
+    from ubdiff.__main__ import main
+    _pair(tmp_path / "gen", 1)
+    _pair(tmp_path / "real", 1)
+    NPY_CASES["header_unbalanced"][0](str(tmp_path / "gen" / "model1.npy"))
+    rc = main(["evaluate", "--generated", str(tmp_path / "gen"), "--real", str(tmp_path / "real"),
+               "--out", str(tmp_path / "rep"), "--skip-fid", "--skip-physics"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "ubdiff evaluate: error:" in err and str(tmp_path / "gen" / "model1.npy") in err
