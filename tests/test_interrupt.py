@@ -154,3 +154,50 @@ def test_file_size_limit_is_a_clean_oserror(tmp_path):
     assert sorted(os.listdir(out)) == ["model1.npy", "ubdiff_dataset.json"] and not _leftovers(out)
     with pytest.raises(DataError, match="incomplete"):
         OpenFWIDataset.from_folder(out)
+
+
+# ---- temporaries: stale ones go, live ones stay; user files survive a folder swap -----------
+def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path):
+    import fcntl
+    from ubdiff.data import write_npy
+    live = tmp_path / ".model1.npy.abcd1234.tmp"      # a writer in another process is filling it
+    stale = tmp_path / ".model1.npy.zzzz9999.tmp"     # a killed writer's
+    live.write_bytes(b"partial")
+    stale.write_bytes(b"partial")
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        write_npy(str(tmp_path / "model1.npy"), np.zeros((1, 1, 70, 70), np.float32))
+        assert live.exists() and not stale.exists()
+    finally:
+        os.close(fd)
+    write_npy(str(tmp_path / "model1.npy"), np.zeros((1, 1, 70, 70), np.float32))
+    assert sorted(os.listdir(tmp_path)) == ["model1.npy"]
+
+
+def test_save_keeps_user_files_and_drops_old_temporaries(tmp_path, runs):
+    old, new = runs
+    run = tmp_path / "run"
+    old.save(str(run))
+    (run / "notes").mkdir()
+    (run / "notes" / "a.txt").write_text("user data")
+    (run / ".my.new-notes").write_text("a user file that only looks like a temporary")
+    os.symlink("notes/a.txt", run / "link.txt")
+    (run / ".tmp-abcdefgh.safetensors").write_bytes(b"x" * 100)   # leaked by an older ubdiff
+    (run / ".ubdiff.json.abcdefgh.tmp").write_text("{")
+    new.save(str(run))
+    assert sorted(os.listdir(run)) == [".my.new-notes", "autoencoder.safetensors", "diffusion.safetensors",
+                                       "link.txt", "notes", "ubdiff.json"]
+    assert (run / "link.txt").read_text() == "user data" and os.path.islink(run / "link.txt")
+    np.testing.assert_array_equal(UBDiff.load(str(run)).autoencoder.flat("param"), new.autoencoder.flat("param"))
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_save_through_a_symlinked_run_folder(tmp_path, runs):
+    old, new = runs
+    old.save(str(tmp_path / "real"))
+    os.symlink("real", tmp_path / "alias")
+    new.save(str(tmp_path / "alias"))
+    assert os.path.islink(tmp_path / "alias") and sorted(os.listdir(tmp_path)) == ["alias", "real"]
+    np.testing.assert_array_equal(UBDiff.load(str(tmp_path / "real")).autoencoder.flat("param"),
+                                  new.autoencoder.flat("param"))

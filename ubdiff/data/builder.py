@@ -35,7 +35,7 @@ import numpy as np
 from . import openfwi
 from .errors import DataError
 from .families import generate_velocity
-from .files import clean_stale
+from .files import clean_stale, is_temp_name
 from .npyio import min_max, npy_writer, open_npy, write_npy
 
 FORMAT = "ubdiff-openfwi-1"
@@ -100,7 +100,7 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
                 simulator=getattr(simulate, "__module__", "") + "." +
                 getattr(simulate, "__qualname__", type(simulate).__name__) if simulate else None,
                 file_stats={}, complete=False)
-    clean_stale(out_dir, lambda n: n.startswith(".") and n.endswith(".tmp"))   # left by a killed run
+    clean_stale(out_dir, is_temp_name)   # temporaries a killed run left
     old = openfwi.read_meta(out_dir, partial=True)
     if old is not None:
         diff = [k for k in _SAME if old.get(k) != meta[k]]

@@ -29,6 +29,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -133,7 +134,7 @@ def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):   # gone already, or a read-only file system: leave it
             os.unlink(path)
 
 
@@ -167,9 +168,15 @@ def _temp_match(base: str):
     return lambda n: n.startswith("." + base + ".") and n.endswith(".tmp")
 
 
+_RAND = r"[a-z0-9_]{8}"   # tempfile's random part
+_TEMP_RE = re.compile(rf"^\..+\.{_RAND}\.tmp$|^\..+\.(new|old)-{_RAND}$|^\.tmp-{_RAND}\.safetensors$")
+
+
 def is_temp_name(name: str) -> bool:
-    """True for a temporary of atomic_path / atomic_folder (never a real data name)."""
-    return name.startswith(".") and (name.endswith(".tmp") or ".new-" in name or ".old-" in name)
+    """True for a temporary of atomic_path (``.BASE.XXXXXXXX.tmp``), atomic_folder
+    (``.NAME.new-XXXXXXXX`` / ``.NAME.old-XXXXXXXX``) or of older ubdiff checkpoint
+    writers (``.tmp-XXXXXXXX.safetensors``); never a data or user file name."""
+    return _TEMP_RE.match(name) is not None
 
 
 def _umask() -> int:
@@ -289,8 +296,11 @@ def recover_folder(path: str) -> None:
         return
     if not any(n.startswith(new_p) or n.startswith(old_p) for n in names):
         return
-    with _parent_lock(parent):
-        _recover_locked(real)
+    try:
+        with _parent_lock(parent):
+            _recover_locked(real)
+    except OSError:   # e.g. a read-only file system: nothing to repair from here; the reader goes on
+        pass
 
 
 def _carry(src: str, dst: str) -> None:
