@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import re
 import shutil
@@ -35,6 +34,11 @@ import stat
 import tempfile
 
 from .errors import DataError
+
+try:
+    import fcntl
+except ImportError:   # no flock (not POSIX): temporaries are never judged stale, only left
+    fcntl = None
 
 _MAX_TEXT_BYTES = 256 << 20   # a JSON file larger than this is not one of ours
 
@@ -113,6 +117,8 @@ def read_json(path: str, what: str = "file", error=DataError) -> dict:
 
 # ---- locks and stale temporaries -----------------------------------------------------------
 def _try_lock(fd) -> bool:
+    if fcntl is None:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -126,6 +132,8 @@ def _try_lock(fd) -> bool:
 
 def _lock(fd) -> None:
     """Hold an exclusive lock on ``fd`` (no-op where the file system has no flock)."""
+    if fcntl is None:
+        return
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX)
 
@@ -336,13 +344,13 @@ def atomic_folder(path: str, owned):
         raise NotADirectoryError(f"{path}: exists and is not a folder")
     parent, name, new_p, old_p = _siblings(real)
     os.makedirs(parent, exist_ok=True)
-    with _parent_lock(parent):
-        _recover_locked(real)
-    tmp = tempfile.mkdtemp(prefix=new_p, dir=parent)
-    token = os.path.basename(tmp)[len(new_p):]
-    dfd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
+    with _parent_lock(parent):   # stale temporaries are only ever removed under this lock, so a new
+        _recover_locked(real)    # one is created and locked under it too: never judged stale unlocked
+        tmp = tempfile.mkdtemp(prefix=new_p, dir=parent)
+        dfd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         _lock(dfd)
+    token = os.path.basename(tmp)[len(new_p):]
+    try:
         os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700
         yield tmp
         with _parent_lock(parent):
@@ -350,6 +358,7 @@ def atomic_folder(path: str, owned):
                 for n in os.listdir(real):
                     if not owned(n) and not is_temp_name(n) and not os.path.lexists(os.path.join(tmp, n)):
                         _carry(os.path.join(real, n), os.path.join(tmp, n))
+                os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))   # the folder keeps its permissions
                 _fsync_dir(tmp)
                 if exchange(tmp, real):
                     _fsync_dir(parent)

@@ -172,7 +172,7 @@ def npy_writer(path: str, shape: tuple):
     """
     shape = tuple(int(s) for s in shape)
     with atomic_path(path) as tmp:
-        with open(tmp, "r+b") as f:
+        with open(tmp, "w+b") as f:
             np.lib.format.write_array_header_1_0(
                 f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
                     "shape": shape})
