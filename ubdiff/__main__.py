@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from .data import DataError
     try:
         return args.func(args)
-    except (DataError, CheckpointError) as e:   # a bad file or folder: its message names it
+    except (DataError, CheckpointError, OSError) as e:   # a bad file or folder, a full disk: no traceback
         print(f"ubdiff {args.command}: error: {e}", file=sys.stderr)
         return 1
 
