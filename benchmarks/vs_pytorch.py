@@ -1,6 +1,6 @@
 """ubdiff against PyTorch modules of the same architecture, side by side.
 
-    python benchmarks/vs_pytorch.py [--threads 1,2] [--load idle,busy] [--repeat 5]
+    python benchmarks/vs_pytorch.py [--threads 1,2,default] [--load idle,busy] [--repeat 5]
                                     [--stages all | step1,step2,diff_train,unet_fwd,decode,invnet,fwdmod,generate]
                                     [--json out.json]
 
@@ -22,8 +22,8 @@ Method: for every (load, threads) condition both sides run the same stage in
 alternation (A B B A ...) after one warm-up each; medians. "busy" starts two
 bounded busy-loop processes (they end by themselves after --load-limit s and
 are stopped after the condition). Threads: ubdiff.set_num_threads(n) and
-torch.set_num_threads(n); "default" leaves ubdiff at its default and torch at
-its own (the cores).
+torch.set_num_threads(n); "default" is ubdiff's default (adaptive, up to the
+cores: ubdiff.set_num_threads_adaptive) against torch at the cores.
 
 Correctness (once, before timing, same weights and inputs): outputs, losses and
 parameter gradients of both sides agree within the tolerance printed in the
@@ -118,9 +118,9 @@ def busy_load(n: int, limit_s: float):
 
 
 def set_threads(spec):
-    if spec == "default":
-        ubdiff.set_num_threads(ubdiff._default_threads())
-        torch.set_num_threads(os.cpu_count() or 1)
+    if spec == "default":  # ubdiff: adaptive up to the cores (its import-time default); torch: the cores
+        ubdiff._set_default_threads()
+        torch.set_num_threads(ubdiff.available_cores())
     else:
         ubdiff.set_num_threads(int(spec))
         torch.set_num_threads(int(spec))
@@ -469,7 +469,7 @@ def describe_machine() -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="comma list of thread counts or 'default'")
+    ap.add_argument("--threads", default="1,2,default", help="comma list of thread counts and/or 'default'")
     ap.add_argument("--load", default="idle,busy", help="comma list of idle | busy")
     ap.add_argument("--busy", type=int, default=2, help="busy processes under 'busy'")
     ap.add_argument("--load-limit", type=float, default=3600.0, help="s after which a busy process ends itself")
