@@ -22,8 +22,9 @@ Method: for every (load, threads) condition both sides run the same stage in
 alternation (A B B A ...) after one warm-up each; medians. "busy" starts two
 bounded busy-loop processes (they end by themselves after --load-limit s and
 are stopped after the condition). Threads: ubdiff.set_num_threads(n) and
-torch.set_num_threads(n); "default" is ubdiff's default (adaptive, up to the
-cores: ubdiff.set_num_threads_adaptive) against torch at the cores.
+torch.set_num_threads(n); "default" is ubdiff's import-time default (the
+cores, or OMP_NUM_THREADS) and "adaptive" ubdiff.set_num_threads_adaptive(),
+each against torch at the cores.
 
 Correctness (once, before timing, same weights and inputs): outputs, losses and
 parameter gradients of both sides agree within the tolerance printed in the
@@ -118,8 +119,11 @@ def busy_load(n: int, limit_s: float):
 
 
 def set_threads(spec):
-    if spec == "default":  # ubdiff: adaptive up to the cores (its import-time default); torch: the cores
+    if spec == "default":  # ubdiff's import-time default; torch: the cores
         ubdiff._set_default_threads()
+        torch.set_num_threads(ubdiff.available_cores())
+    elif spec == "adaptive":  # ubdiff.set_num_threads_adaptive (opt-in); torch: the cores
+        ubdiff.set_num_threads_adaptive()
         torch.set_num_threads(ubdiff.available_cores())
     else:
         ubdiff.set_num_threads(int(spec))
@@ -469,7 +473,7 @@ def describe_machine() -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2,default", help="comma list of thread counts and/or 'default'")
+    ap.add_argument("--threads", default="1,2,default", help="comma list of thread counts, 'default', 'adaptive'")
     ap.add_argument("--load", default="idle,busy", help="comma list of idle | busy")
     ap.add_argument("--busy", type=int, default=2, help="busy processes under 'busy'")
     ap.add_argument("--load-limit", type=float, default=3600.0, help="s after which a busy process ends itself")

@@ -125,12 +125,13 @@ def _fresh(code, env):
 
 
 def test_defaults_at_import():
-    """No OMP_NUM_THREADS: adaptive; OMP_NUM_THREADS=1: fixed. OpenMP waits
-    passively unless the user chose a policy (set before the runtime starts)."""
-    code = "import os, ubdiff; print(ubdiff.threads_adaptive(), os.environ.get('OMP_WAIT_POLICY'))"
+    """A fixed count (OMP_NUM_THREADS, else the cores); OpenMP waits passively
+    unless the user chose a policy (set before the runtime starts)."""
+    code = ("import os, ubdiff; print(ubdiff.threads_adaptive(), ubdiff.get_num_threads(), "
+            "os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    whole = len(os.sched_getaffinity(0)) == os.cpu_count()
-    assert _fresh(code, env) == [str(whole), "passive"]
-    assert _fresh(code, dict(env, OMP_NUM_THREADS="1")) == ["False", "passive"]
-    assert _fresh(code, dict(env, OMP_WAIT_POLICY="active")) == [str(whole), "active"]
-    assert _fresh(code, dict(env, GOMP_SPINCOUNT="1000")) == [str(whole), "None"]
+    cores = str(len(os.sched_getaffinity(0)))
+    assert _fresh(code, env) == ["False", cores, "passive"]
+    assert _fresh(code, dict(env, OMP_NUM_THREADS="1")) == ["False", "1", "passive"]
+    assert _fresh(code, dict(env, OMP_WAIT_POLICY="active")) == ["False", cores, "active"]
+    assert _fresh(code, dict(env, GOMP_SPINCOUNT="1000")) == ["False", cores, "None"]
