@@ -529,12 +529,13 @@ def main(argv=None):
                     rows.append((s, load, th, f"{rp:.3g}", f"{ru:.3g}", st.unit, f"{ru / rp:.2f}",
                                  "-" if np.isnan(gf) else f"{gf:.0f}",
                                  "-" if np.isnan(gf) else f"{rec['frac_sgemm']:.2f}",
-                                 "-" if np.isnan(gf) else f"{rec['pt_frac_sgemm']:.2f}", ok))
+                                 "-" if np.isnan(gf) else f"{rec['pt_frac_sgemm']:.2f}", ok,
+                                 f"{rec['loadavg']:.1f}"))
                     print(f"  {s:10s} {load:4s} {th:>7s} threads: torch {rp:.3g}, ubdiff {ru:.3g} {st.unit} "
                           f"(x{ru / rp:.2f}), load {rec['loadavg']:.1f}", flush=True)
     print()
     print(table(rows, ["stage", "load", "threads", "PyTorch", "ubdiff", "unit", "ubdiff/PyTorch", "ub GFLOP/s",
-                       "ub/sgemm", "pt/sgemm", "check"]))
+                       "ub/sgemm", "pt/sgemm", "check", "load avg"]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(machine=describe_machine(), sgemm=rates, records=records), f, indent=1)
