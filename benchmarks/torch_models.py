@@ -365,9 +365,10 @@ class VDiffusion:
         return (per * self.s["loss_weight"][t]).mean()
 
     @torch.no_grad()
-    def sample(self, n, shape=(1, 128), generator=None):
+    def sample(self, n, shape=(1, 128), generator=None, last=None):
+        """Ancestral DDPM over all T steps (last=k: only the last k, for smoke tests)."""
         x = torch.randn((n, *shape), generator=generator)
-        for i in reversed(range(self.T)):
+        for i in reversed(range(self.T if last is None else last)):
             t = torch.full((n,), i, dtype=torch.long)
             v = self.model(x, t)
             x0 = (self._at("sqrt_alphas_cumprod", t) * x - self._at("sqrt_one_minus_alphas_cumprod", t) * v)

@@ -418,17 +418,18 @@ class FwdModel(Stage):
 class Generate(Stage):
     unit = "pairs/s"
 
-    def __init__(self, M, n=16):
-        self.M, self.count = M, n
+    def __init__(self, M, n=16, quick=None):
+        self.M, self.count, self.quick = M, n, quick
         self.dir = tempfile.mkdtemp(prefix="ubdiff_bench_")
         self.gen = torch.Generator().manual_seed(0)
 
     def ub(self):
-        self.M.ubd.generate(self.count, os.path.join(self.dir, "ub"), seed=0, progress=False)
+        kw = dict(sampler="ddim", steps=self.quick) if self.quick else {}
+        self.M.ubd.generate(self.count, os.path.join(self.dir, "ub"), seed=0, progress=False, **kw)
 
     @torch.no_grad()
     def pt(self):
-        z = self.M.t_vd.sample(self.count, generator=self.gen)
+        z = self.M.t_vd.sample(self.count, generator=self.gen, last=self.quick)
         self.M.t_ae.eval()
         v, s = self.M.t_ae.decode(z[:, 0])
         os.makedirs(os.path.join(self.dir, "pt"), exist_ok=True)
@@ -437,10 +438,11 @@ class Generate(Stage):
         np.save(os.path.join(self.dir, "pt", "data1.npy"), tnp(s))
 
 
-def build(stage, M):
+def build(stage, M, quick=None):
     return {"step1": lambda: AEStep(M, "step1"), "step2": lambda: AEStep(M, "step2"),
             "diff_train": lambda: DiffTrain(M), "unet_fwd": lambda: UNetFwd(M), "decode": lambda: Decode(M),
-            "invnet": lambda: InvNetTrain(), "fwdmod": lambda: FwdModel(), "generate": lambda: Generate(M)}[stage]()
+            "invnet": lambda: InvNetTrain(), "fwdmod": lambda: FwdModel(),
+            "generate": lambda: Generate(M, quick=quick)}[stage]()
 
 
 def time_ab(st, repeat, warmup=1):
@@ -480,6 +482,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--stages", default="all")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--quick-generate", type=int, default=None, metavar="K",
+                    help="smoke test: generate with K sampling steps (DDIM / the last K DDPM steps), not 256")
     a = ap.parse_args(argv)
     if torch is None:
         print("vs_pytorch: PyTorch is not installed; skipped (pip install torch to compare).")
@@ -503,11 +507,13 @@ def main(argv=None):
     M = Models(stages)
     built, checks = {}, {}
     for s in stages:
-        built[s] = build(s, M)
+        built[s] = build(s, M, a.quick_generate)
         res = built[s].check()
         checks[s] = "n/a" if not res else ("ok" if all(e <= tol for _, e, tol in res) else "FAIL")
         detail = ", ".join(f"{w} {e:.1e} (tol {tol:.0e})" for w, e, tol in res) or "covered by unet_fwd + decode"
         print(f"check {s}: {checks[s]}: {detail}", flush=True)
+    if {"generate", "unet_fwd", "decode"} <= set(built):  # generate = T U-Net steps at batch 16 + one decode
+        built["generate"].flops = (a.quick_generate or 256) * built["unet_fwd"].flops + built["decode"].flops
 
     rows, records = [], []
     for load in loads:

@@ -30,11 +30,12 @@
  * blocks of at least UBD_GEMM_BLOCK_FLOPS flops and UBD_GEMM_MIN_COLS columns
  * (or rows), at most UBD_GEMM_MAX_BLOCKS of them. Block edges are multiples of
  * UBD_GEMM_ALIGN, so every block but the last keeps the kernel's full tiles.
- * Values measured on the paper layers (benchmarks/layers.py): below ~2 MFLOP a
- * product is over before a second thread is useful; ~4 MFLOP blocks keep the
- * per-block packing of the small operand negligible. */
-#define UBD_GEMM_PAR_FLOPS (2.0 * 1024 * 1024)
-#define UBD_GEMM_BLOCK_FLOPS (4.0 * 1024 * 1024)
+ * Chosen, not tuned (no quiet machine was available): a 2 MFLOP block takes
+ * ~20-40 us on one core, long against waking a thread and repacking the
+ * smaller operand, short enough that products from 4 MFLOP up are shared;
+ * OpenBLAS itself threads from ~0.5 MFLOP. Re-tune with benchmarks/layers.py. */
+#define UBD_GEMM_PAR_FLOPS (4.0 * 1024 * 1024)
+#define UBD_GEMM_BLOCK_FLOPS (2.0 * 1024 * 1024)
 #define UBD_GEMM_MIN_COLS 64
 #define UBD_GEMM_ALIGN 16
 #define UBD_GEMM_MAX_BLOCKS 64
