@@ -77,7 +77,7 @@ def main(argv=None):
         r[5] = f"{np.abs(z - zs[-1]).mean():.3f}"
     print(f"DDIM curve, config 'small' ({a.maps} maps, {a.epochs} AE epochs, {a.diffusion_steps} diffusion "
           f"steps, trained in {t_train:.0f} s); {a.n} samples vs {a.n} real maps; {machine()}\n")
-    print(table(rows, ["sampler", "sampling s", "latents / s", "FID (velocity)", "|z| > 0.99", "mean |z - z_ddpm|",
+    print(table(rows, ["sampler", "sampling s", "latents / s", "FID (velocity)", "abs z > 0.99", "mean abs(z - z_ddpm)",
                        "map spread m/s"]))
 
 
