@@ -5,14 +5,45 @@ Quick look::
     import ubdiff
     print(ubdiff.build_info())
     ubdiff.set_num_threads(2)
+    maps = ubdiff.data.generate_velocity("flatvel-a", 4, seed=0)   # (4, 1, 70, 70) m/s
+    rec = ubdiff.physics.forward_model(maps)                       # (4, 5, 1000, 70)
+
+The submodules (data, physics, metrics, models, checkpoint, the *_ops layer
+wrappers, official) and :class:`UBDiff` are attributes of the package, imported
+on first use (PEP 562 module ``__getattr__``): ``import ubdiff`` loads only the
+extension, NumPy and ``ops``, while ``ubdiff.data`` pulls in SciPy and
+``ubdiff.UBDiff`` the whole pipeline.
 """
+import importlib as _importlib
+
 __version__ = "0.1.0"
 
 from ._native import lib as _lib  # noqa: F401  (loads the extension)
 from ._threads import available_cores, get_num_threads, set_num_threads, set_num_threads_adaptive, threads_adaptive
 from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
-from .pipeline import UBDiff  # noqa: E402
+
+# Public submodules, imported on first attribute access.
+_LAZY_SUBMODULES = ("attn_ops", "checkpoint", "conv_ops", "data", "metrics", "models",
+                    "norm_ops", "official", "physics", "pipeline")
+# Public names defined in a submodule: name -> submodule.
+_LAZY_NAMES = {"UBDiff": "pipeline"}
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        # import_module also binds the submodule as an attribute of this package.
+        return _importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        value = getattr(_importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_NAMES))
+
 
 def _env_threads() -> int:
     """OMP_NUM_THREADS when set to a positive int, else 0."""

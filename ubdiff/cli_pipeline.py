@@ -1,7 +1,7 @@
 """Sub-commands of the UB-Diff pipeline: train-autoencoder, finetune, train-diffusion,
-generate, convert-official. Each works on a run folder (ubdiff.UBDiff.save/load),
-saving after every epoch (or --save-every diffusion steps), so an interrupted
-command continues exactly when rerun.
+generate (and convert-official, export-official from ubdiff/official/cli.py). Each works
+on a run folder (ubdiff.UBDiff.save/load), saving after every epoch (or --save-every
+diffusion steps), so an interrupted command continues exactly when rerun.
 
     python -m ubdiff make-dataset --family flatvel-a --maps 2000 --paired 200 --out data/
     python -m ubdiff train-autoencoder --data data/ --run run/ --config small --epochs 20
@@ -163,22 +163,6 @@ def _cmd_generate(args) -> int:
     return 0
 
 
-def _cmd_convert_official(args) -> int:
-    from . import official
-    from .pipeline import UBDiff
-    try:
-        ae = official.unwrap_autoencoder(official.read_pth(args.autoencoder, trust=args.trust))
-        diff, ema = official.unwrap_diffusion(official.read_pth(args.diffusion, trust=args.trust))
-    except ImportError as e:
-        raise SystemExit(f"convert-official: {e}")
-    m = UBDiff.from_official_state_dict(ae, diff, config=_config(args.config), ema_state=ema,
-                                        constants=args.constants)
-    m.save(args.out)
-    print(f"converted into {args.out}: {m!r}" + ("" if args.constants else
-          "; no --constants given: set them (family or dataset folder) before generating"))
-    return 0
-
-
 def _common(p, data=True, train=True):
     p.add_argument("--run", required=True, metavar="DIR", help="run folder (UBDiff.save / load)")
     if data:
@@ -274,16 +258,5 @@ def register(subparsers) -> None:
     p.add_argument("--figure", default=None, metavar="PNG", help="figure path (default OUT/generated_pairs.png)")
     p.set_defaults(func=_cmd_generate)
 
-    p = subparsers.add_parser("convert-official", formatter_class=raw,
-                              help="convert the authors' PyTorch checkpoints into a run folder (needs torch)",
-                              description="Read the authors' VSNet (--autoencoder) and GaussianDiffusion1D / "
-                                          "Trainer1D (--diffusion) .pth files with PyTorch and write a UBDiff run "
-                                          "folder. Schedules other than ours (cosine, T steps) are refused.")
-    p.add_argument("--autoencoder", required=True, metavar="PTH")
-    p.add_argument("--diffusion", required=True, metavar="PTH")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--config", default="paper", help="paper (default) | small | JSON of the model sizes")
-    p.add_argument("--constants", default=None, metavar="FAMILY|DIR",
-                   help="normalisation constants: an OpenFWI family name or a ubdiff dataset folder")
-    p.add_argument("--trust", action="store_true", help="allow arbitrary pickles in the .pth files (unsafe)")
-    p.set_defaults(func=_cmd_convert_official)
+    from .official import cli as official_cli   # convert-official, export-official
+    official_cli.register(subparsers)

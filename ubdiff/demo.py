@@ -102,7 +102,8 @@ def run_demo(out_dir: str = "demo_out", seed: int = 0, scale: float = 1.0, threa
     vel = np.load(os.path.join(gen_dir, "model1.npy"))
     seis = np.load(os.path.join(gen_dir, "data1.npy"))
     fig = save_pairs_figure(os.path.join(out_dir, "generated_pairs.png"), vel, seis,
-                            title=f"UB-Diff demo (small config): generated pairs, seed {seed + 1}")
+                            title=f"UB-Diff demo (small config): generated velocity maps and their "
+                                  f"seismic shot gathers (seed {seed + 1})")
     t_gen = time.perf_counter() - t0
     rows.append(dict(stage="generation", seconds=t_gen, first=float("nan"), last=float("nan")))
 

@@ -611,13 +611,22 @@ class UBDiff:
         ``diffusion_state`` their GaussianDiffusion1D state_dict (Unet1D under 'model.',
         schedule buffers checked against ours), ``ema_state`` optionally the EMA's
         weights (same keys; default: the weights themselves). NumPy arrays in, no PyTorch.
-        See ubdiff/official.py."""
+        See ubdiff/official/ (and :meth:`from_official` for their files)."""
         from . import official
         m = cls(config, seed=seed)
         official.load_into(m, ae_state, diffusion_state, ema_state)
         if constants is not None:
             m.set_constants(constants)
         return m
+
+    @classmethod
+    def from_official(cls, diffusion, autoencoder=None, weights: str = "ema", config="paper", constants=None,
+                      trust: bool = False) -> "UBDiff":
+        """The authors' files as they write them (Trainer1D ``model-N.pt``; their VSNet
+        checkpoint, default: the autoencoder inside ``diffusion``): ubdiff.official.load."""
+        from . import official
+        return official.load(diffusion, autoencoder, weights=weights, config=config, constants=constants,
+                             trust=trust)
 
     def official_state_dict(self) -> tuple:
         """(VSNet state_dict, GaussianDiffusion1D state_dict) under the authors' names, NumPy arrays."""
