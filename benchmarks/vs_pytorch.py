@@ -22,9 +22,9 @@ Method: for every (load, threads) condition both sides run the same stage in
 alternation (A B B A ...) after one warm-up each; medians. "busy" starts two
 bounded busy-loop processes (they end by themselves after --load-limit s and
 are stopped after the condition). Threads: ubdiff.set_num_threads(n) and
-torch.set_num_threads(n); "default" is ubdiff's import-time default (the
-cores, or OMP_NUM_THREADS) and "adaptive" ubdiff.set_num_threads_adaptive(),
-each against torch at the cores.
+torch.set_num_threads(n); "default" is ubdiff's import-time default
+(adaptive up to the cores, or OMP_NUM_THREADS when set) and "adaptive"
+ubdiff.set_num_threads_adaptive(), each against torch at the cores.
 
 Correctness (once, before timing, same weights and inputs): outputs, losses and
 parameter gradients of both sides agree within the tolerance printed in the
@@ -119,7 +119,7 @@ def busy_load(n: int, limit_s: float):
 
 
 def set_threads(spec):
-    if spec == "default":  # ubdiff's import-time default; torch: the cores
+    if spec == "default":  # ubdiff's import-time default (adaptive, or OMP_NUM_THREADS); torch: the cores
         ubdiff._set_default_threads()
         torch.set_num_threads(ubdiff.available_cores())
     elif spec == "adaptive":  # ubdiff.set_num_threads_adaptive (opt-in); torch: the cores

@@ -61,11 +61,14 @@ def _default_threads() -> int:
 
 
 def _set_default_threads() -> None:
-    """OMP_NUM_THREADS, else the available cores: a fixed count. (The adaptive
-    mode, ubdiff.set_num_threads_adaptive, is opt-in: with the products split by
-    ubdiff and passive waiting, a fixed count of all cores measured as fast or
-    faster than one thread on a busy machine; benchmarks/RESULTS.md.)"""
-    set_num_threads(_default_threads())
+    """OMP_NUM_THREADS fixes the count; otherwise adaptive, up to the available
+    cores (fewer while other processes keep them busy: on a partly loaded machine
+    a fixed count of all cores measured up to 2.5x slower than one thread;
+    benchmarks/RESULTS.md, "Threads under load"). Results do not depend on it."""
+    if _env_threads():
+        set_num_threads(_env_threads())
+    else:
+        set_num_threads_adaptive(available_cores())
 
 
 _set_default_threads()

@@ -21,10 +21,11 @@ def set_num_threads(n: int) -> None:
 
 
 def set_num_threads_adaptive(max_threads: int | None = None) -> None:
-    """Adaptive mode (opt-in): up to ``max_threads`` (default: the available
-    cores) threads, fewer while other processes keep the cores busy,
-    re-decided before each long call. Results do not depend on the thread
-    count, so this changes speed only. Ended by set_num_threads."""
+    """Adaptive mode (the default unless OMP_NUM_THREADS is set): up to
+    ``max_threads`` (default: the available cores) threads, fewer while other
+    processes keep the cores busy, re-decided before each long call. Results
+    do not depend on the thread count, so this changes speed only. Ended by
+    set_num_threads."""
     n = available_cores() if max_threads is None else max_threads
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads_adaptive: max_threads must be an int, got {type(n).__name__}")

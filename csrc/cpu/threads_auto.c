@@ -2,8 +2,8 @@
  *
  * On a busy machine a thread that is descheduled holds up its team at the
  * next barrier, so more threads than free cores is slower than one thread.
- * In adaptive mode (opt-in: ubdiff.set_num_threads_adaptive; ended by
- * set_num_threads), each long call from Python first runs
+ * In adaptive mode (the Python package's default unless OMP_NUM_THREADS is
+ * set; ended by set_num_threads), each long call from Python first runs
  * ubd_threads_adapt(): it reads the number of runnable tasks of the machine
  * (/proc/loadavg, field 4; instantaneous, unlike the load averages), counts
  * the ones that are not this process's team as competitors, and uses
@@ -18,9 +18,11 @@
  * every other loop computes each output on one thread in a fixed order), so
  * adapting changes speed, not bits (tests/test_threads.py).
  *
- * Not the default: since gemm.c and passive waiting, all cores measured as fast
- * as or faster than one thread with other jobs running (benchmarks/RESULTS.md,
- * "Threads under load"), and going down to one thread forfeits that. */
+ * Why the default: even with gemm.c and passive waiting, a fixed count of all
+ * cores was up to 2.5x slower than one thread when one or two other jobs ran
+ * (the static OpenMP loops wait for the thread that shares its core), while
+ * this mode stayed at the 1-thread time (benchmarks/RESULTS.md, "Threads
+ * under load"). Under heavier load a fixed count was sometimes faster. */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
