@@ -54,6 +54,7 @@
 #include "ubd.h"
 /* the types the list uses (each of these includes backend.h after its types) */
 #include "conv.h"
+#include "diffusion_ops.h"
 #include "ops.h"
 #include "physics.h"
 
@@ -64,6 +65,9 @@ extern "C" {
 /* Direction of be->copy. The backend's own memory is "device" memory; on the
  * CPU backend every direction is a plain memcpy. */
 typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
+
+/* A step for `replay`: queues one step's ops on the backend, in order. */
+typedef ubd_status (*ubd_replay_fn)(void *ctx);
 
 /* clang-format off */
 #define UBD_BACKEND_OPS(X) \
@@ -187,7 +191,30 @@ typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
     /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
     X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
     X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \
-                      size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */
+                      size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */ \
+    /* ---- replaying a step (p2-diff) ------------------------------------------------------------------------ */ \
+    /* Runs step(ctx). CPU: calls it. CUDA: the first call with *graph == NULL captures the ops step queues \
+     * into a CUDA graph (on a capture stream of its own; a sync, an allocation or a legacy-stream call in \
+     * step fails the capture) and stores it in *graph; every call then launches *graph on the backend's \
+     * stream. The graph holds step's pointers and scalars: free it when they change. */ \
+    X(replay, (void **graph, ubd_replay_fn step, void *ctx)) \
+    X(replay_free, (void *graph))                          /* graph from replay, or NULL */ \
+    /* ---- latent diffusion (diffusion_ops.h; p2-diff) ------------------------------------------------------- */ \
+    /* ti (B) int; tf (B): uniforms in, (float) ti out */ \
+    X(diffusion_timesteps, (int *ti, float *tf, int B, int T)) \
+    /* xt, v (B,per); z0, noise (B,per); t (B) int; sa, s1 (T) */ \
+    X(diffusion_q_sample, (float *xt, float *v, const float *z0, const float *noise, const int *t, const float *sa, \
+                           const float *s1, int B, size_t per)) \
+    /* loss (1); per_sample (B) or NULL; pred, v (B,per); t (B) int; w (T) */ \
+    X(diffusion_vloss_forward, (float *loss, float *per_sample, const float *pred, const float *v, const int *t, \
+                                const float *w, int B, size_t per)) \
+    /* dpred (B,per) += */ \
+    X(diffusion_vloss_backward, (float *dpred, const float *pred, const float *v, const int *t, const float *w, \
+                                 int B, size_t per, float scale)) \
+    /* cur (1) = plan[*k]; tf (B) = cur->time; *k += 1 (k (1) int) */ \
+    X(diffusion_step_begin, (ubd_sample_step *cur, float *tf, int *k, const ubd_sample_step *plan, int B)) \
+    /* x (n) advanced by cur (1) from pred (n); noise (n) scratch */ \
+    X(diffusion_step_update, (float *x, const float *pred, const ubd_sample_step *cur, size_t n, float *noise))
 /* clang-format on */
 
 /* The prototypes: ubd_cpu_<op> always, ubd_cuda_<op> in CUDA builds. */

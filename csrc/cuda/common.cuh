@@ -1,8 +1,16 @@
 // common.cuh — error checks, launch helpers and the row-major cuBLAS products
 // shared by the CUDA sources.
 //
-// Every op runs on the legacy default stream (kernels and the cuBLAS handle
-// alike), so consecutive calls are ordered without explicit synchronisation.
+// Streams. Every op queues its work (kernels, cuBLAS products, memsets, D2D
+// copies) on the backend's current stream, ubd_cuda_stream(), so consecutive
+// calls are ordered without explicit synchronisation. That stream is one the
+// backend owns (created on first use), unless this host thread is capturing a
+// graph (ubd_cuda_replay, graph.cu), which points it at the capture stream for
+// the length of the capture; it is never the legacy default stream, on which
+// no graph can be captured. It is a blocking stream: work anyone queues on the
+// legacy stream (synchronous cudaMemcpy, code not yet passing a stream) stays
+// ordered with it, and while a capture runs such work fails the capture
+// instead of running outside the graph.
 #ifndef UBD_CUDA_COMMON_CUH
 #define UBD_CUDA_COMMON_CUH
 
@@ -39,7 +47,15 @@ static inline unsigned ubd_grid(size_t n, unsigned block) {
     return (unsigned)(g > 65535u * 32u ? 65535u * 32u : g);
 }
 
-// The process-wide cuBLAS handle (created on first use, thread-safe).
+// The backend's current stream (see above).
+extern "C" cudaStream_t ubd_cuda_stream(void);
+// Points this host thread's current stream at `s` (NULL: back to the backend's
+// own stream); returns the previous override (NULL if none).
+extern "C" cudaStream_t ubd_cuda_set_stream(cudaStream_t s);
+
+// The process-wide cuBLAS handle (created on first use, thread-safe), bound to
+// the current stream and to a workspace of its own (cublasSetStream resets the
+// workspace to cuBLAS's pool, which would allocate inside a graph capture).
 extern "C" ubd_status ubd_cuda_blas_handle(cublasHandle_t *h);
 
 // Row-major C (M,N) = alpha op(A) op(B) + beta C with the argument list of
