@@ -50,6 +50,12 @@ from ..ops import f32
 KINDS = ("param", "grad", "m", "v", "ema")
 DEVICES = ("auto", "cpu", "cuda")
 SAMPLERS = {"ddpm": 0, "ddim": 1}
+#: One reverse step of a sampling run, the C struct ubd_sample_step (csrc/diffusion_ops.h), 64 bytes;
+#: kind: STEP_KINDS. For tests of the ops (ubdiff._native.lib.diffusion_op_*).
+STEP_DTYPE = np.dtype([("seed", "=u8"), ("stream", "=u8"), ("offset", "=u8"), ("time", "=i4"), ("kind", "=i4"),
+                       ("noisy", "=i4"), ("sa", "=f4"), ("s1", "=f4"), ("c_x0", "=f4"), ("c_x", "=f4"),
+                       ("r1", "=f4"), ("rm1", "=f4"), ("sd", "=f4")])
+STEP_KINDS = {"ddpm": 0, "ddim": 1, "x0": 2}
 
 PAPER = dict(dim=128, dim_mults=(1, 2, 2, 4), channels=1, seq_len=128, groups=8, heads=4, dim_head=32,
              timesteps=256)
