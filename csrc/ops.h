@@ -49,6 +49,9 @@ typedef struct {
     int decoupled; /* 1: AdamW (p -= lr*wd*p), 0: Adam with L2 (g += wd*p) */
 } ubd_adam_hparams;
 
+/* Ok when lr and weight_decay are finite and >= 0, betas in [0, 1) and eps
+ * finite and > 0; else UBD_ERR_VALUE with a message prefixed by `who`. */
+ubd_status ubd_adam_check(const char *who, ubd_adam_hparams hp);
 /* One Adam(W) step number t (1-based, for bias correction) over n floats.
  * param, m, v (n) updated in place; grad (n) read only. */
 ubd_status ubd_cpu_adam_update(float *param, float *m, float *v, const float *grad, size_t n, ubd_adam_hparams hp,

@@ -61,6 +61,7 @@ extern "C" ubd_status ubd_cuda_act_backward(float *dinp, const float *dout, cons
 extern "C" ubd_status ubd_cuda_adam_update(float *param, float *m, float *v, const float *grad, size_t n,
                                            ubd_adam_hparams hp, long long t) {
     UBD_REQUIRE(t >= 1, UBD_ERR_VALUE, "adam_update: step t must be >= 1, got %lld", t);
+    UBD_TRY(ubd_adam_check("adam_update", hp));
     if (n == 0) return UBD_OK;
     const float bc1 = (float)(1.0 - pow((double)hp.beta1, (double)t));
     const float bc2 = (float)(1.0 - pow((double)hp.beta2, (double)t));

@@ -31,6 +31,7 @@ static PyObject *cuda_act_forward(PyObject *self, PyObject *args) {
     UBD_PY_OUT(out, o);
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(out, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&out, &inp);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
     UBD_RT_PUSH(rt, inp, 0);
@@ -47,6 +48,7 @@ static PyObject *cuda_act_backward(PyObject *self, PyObject *args) {
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(dinp, inp);
     UBD_PY_SAME_SIZE(dout, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&dinp, &dout, &inp);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, dinp, 1);
     UBD_RT_PUSH(rt, dout, 0);
@@ -69,6 +71,7 @@ static PyObject *cuda_adam_update(PyObject *self, PyObject *args) {
     UBD_PY_SAME_SIZE(m, param);
     UBD_PY_SAME_SIZE(v, param);
     UBD_PY_SAME_SIZE(grad, param);
+    UBD_PY_NO_OVERLAP_INPLACE(&param, &m, &v, &grad); /* grad may be param, m or v */
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, param, 1);
     UBD_RT_PUSH(rt, m, 1);
@@ -78,9 +81,13 @@ static PyObject *cuda_adam_update(PyObject *self, PyObject *args) {
 }
 
 static PyObject *cuda_rand(PyObject *args, int normal) {
-    PyObject *o;
+    PyObject *o, *seed_obj, *stream_obj = NULL, *offset_obj = NULL;
+    if (!PyArg_ParseTuple(args, "OO|OO", &o, &seed_obj, &stream_obj, &offset_obj)) return NULL;
+    const char *fn = normal ? "cuda_rand_normal" : "cuda_rand_uniform";
     unsigned long long seed, stream = 0, offset = 0;
-    if (!PyArg_ParseTuple(args, "OK|KK", &o, &seed, &stream, &offset)) return NULL;
+    if (ubd_py_u64(seed_obj, fn, "seed", &seed) < 0) return NULL;
+    if (stream_obj && ubd_py_u64(stream_obj, fn, "stream", &stream) < 0) return NULL;
+    if (offset_obj && ubd_py_u64(offset_obj, fn, "offset", &offset) < 0) return NULL;
     UBD_PY_OUT(out, o);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
@@ -104,6 +111,7 @@ static PyObject *cuda_linear_forward(PyObject *self, PyObject *args) {
     long long OC = weight.shape[0];
     UBD_PY_EXPECT(out, 2, B, OC);
     UBD_PY_EXPECT_OPT(bias, 1, OC);
+    UBD_PY_NO_OVERLAP(&out, &inp, &weight, &bias);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
     UBD_RT_PUSH(rt, inp, 0);
@@ -113,9 +121,9 @@ static PyObject *cuda_linear_forward(PyObject *self, PyObject *args) {
 }
 
 static PyObject *cuda_curand_philox_uniform(PyObject *self, PyObject *args) {
-    PyObject *o;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &o, &seed)) return NULL;
+    PyObject *o, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &o, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     UBD_PY_OUT(out, o);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
