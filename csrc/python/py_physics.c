@@ -3,6 +3,8 @@
  * binding is the caller that owns memory), sized for the current thread count.
  * ubdiff/physics.py is the friendly layer on top. */
 #include "pyutil.h" /* first: Python.h must precede system headers */
+#include <math.h>
+
 #include "../physics.h"
 #ifdef UBDIFF_WITH_CUDA
 #include "../cuda_api.h"
@@ -173,9 +175,9 @@ static PyObject *check_velocity(PyObject *self, PyObject *args) {
     if (vel.size == 0) return PyErr_Format(PyExc_ValueError, "check_velocity: vel is empty");
     if (vel.shape[0] > INT32_MAX || vel.shape[1] > 65536 || vel.shape[2] > 65536)
         return PyErr_Format(PyExc_ValueError, "check_velocity: vel is too large");
-    if (!(dt > 0.0f) || !(dx > 0.0f) || nbc < 2)
-        return PyErr_Format(PyExc_ValueError, "check_velocity: need dt, dx > 0 and nbc >= 2, got %g, %g, %d", dt, dx,
-                            nbc);
+    if (!(dt > 0.0f) || !(dx > 0.0f) || !isfinite(dt) || !isfinite(dx) || nbc < 2)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: need finite dt, dx > 0 and nbc >= 2, got %g, %g, %d",
+                            dt, dx, nbc);
     ubd_fwd_params p = {0};
     p.dt = dt;
     p.dx = dx;
