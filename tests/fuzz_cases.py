@@ -311,7 +311,8 @@ def case_huge(name, i, d, cuda):
 
 
 def case_huge_consistent(label, fn, make):
-    """All arrays agree on a dimension of BIG + d (it would truncate to the small valid d)."""
+    """All arrays agree on a dimension of BIG + d (it would truncate to the small valid d),
+    or on dimensions whose product passes INT_MAX."""
     def run():
         return expect_raise(lambda: getattr(lib, fn)(*make()), ValueError, "limit")
     return run
@@ -334,6 +335,12 @@ HUGE_CONSISTENT = {
     "forward_model_N": ("forward_model", lambda: [fake((BIG + 1, 1, 20, 2)), fake((BIG + 1, 10, 10))] +
                         _physics_args()[2:]),
     "rand_n": ("rand_uniform", lambda: [fake((BIG + 6,)), 0]),
+    # every dimension fits an int, the element count does not (kernels loop over B * L in ints)
+    "rmsnorm_count": ("rmsnorm_forward", lambda: [fake((2**16, 1, 2**15 + 1)), fake((2**16, 2**15 + 1)),
+                                                  fake((2**16, 1, 2**15 + 1)), O(1)]),
+    "act_count": ("act_forward", lambda: [fake((3, 2**30)), fake((3, 2**30)), 0, 0.0]),
+    "linear_count": ("linear_forward", lambda: [fake((2**16, 2**16)), fake((2**16, 4)), fake((2**16, 4)), None]),
+    "grad_norm_count": ("grad_norm", lambda: [fake((2**20, 2**12))]),
 }
 
 

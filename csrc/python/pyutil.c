@@ -41,13 +41,20 @@ int ubd_py_f32(PyObject *obj, const char *name, int writable, ubd_f32 *out) {
         PyErr_Format(PyExc_ValueError, "%s: output array is read-only", name);
         return -1;
     }
-    /* The kernels take their sizes as C ints: refuse instead of truncating. */
+    /* The kernels take their sizes as C ints, and loop over products of the
+     * dimensions of one array in ints (B * L rows, ...): refuse instead of
+     * truncating or overflowing. */
     for (int d = 0; d < PyArray_NDIM(a); d++)
         if (PyArray_DIM(a, d) > INT_MAX) {
             PyErr_Format(PyExc_ValueError, "%s: dimension %d has size %zd, more than the C core's limit %d", name, d,
                          (Py_ssize_t)PyArray_DIM(a, d), INT_MAX);
             return -1;
         }
+    if (PyArray_SIZE(a) > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd elements, more than the C core's limit %d per array", name,
+                     (Py_ssize_t)PyArray_SIZE(a), INT_MAX);
+        return -1;
+    }
     out->data = (float *)PyArray_DATA(a);
     out->ndim = PyArray_NDIM(a);
     for (int d = 0; d < out->ndim; d++) out->shape[d] = PyArray_DIM(a, d);

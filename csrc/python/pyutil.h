@@ -4,8 +4,8 @@
  *
  * Every entry point validates its arguments here, once, before the core runs:
  *  - arrays (ubd_py_f32): float32, native byte order, C-contiguous, aligned,
- *    writable when an output, every dimension within the C int the kernels
- *    take (so no size is ever truncated);
+ *    writable when an output, every dimension and the element count within
+ *    the C int the kernels take (so no size is ever truncated or overflows);
  *  - aliasing (UBD_PY_NO_OVERLAP): an output never shares memory with another
  *    argument, unless the op is elementwise and documented in-place, in which
  *    case it may be exactly that array (UBD_PY_NO_OVERLAP_INPLACE);
@@ -34,7 +34,8 @@ typedef struct {
 } ubd_f32;
 
 /* Borrows `obj` as a float32 array in native byte order, C-contiguous and
- * aligned, writable if asked, with every dimension <= INT_MAX. Anything else
+ * aligned, writable if asked, with every dimension and the number of elements
+ * <= INT_MAX. Anything else
  * raises TypeError (type, dtype, byte order) or ValueError (layout, read-only,
  * size) naming `name` and what was given. Returns 0 on success, -1 with an
  * exception set. Reads no element (so fake-memory stride tricks are safe). */
