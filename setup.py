@@ -67,10 +67,12 @@ class BuildExtWithCuda(build_ext):
         objs = []
         for src in sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu"))):
             obj = os.path.join(objdir, os.path.basename(src) + ".o")
-            deps = [src] + glob.glob("csrc/*.h") + glob.glob("csrc/cuda/*.cuh")
+            deps = [src] + glob.glob("csrc/*.h") + glob.glob("csrc/cpu/*.h") + glob.glob("csrc/cuda/*.cuh")
             if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
-                cmd = [NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17",
-                       "-Xcompiler", "-fPIC", "-Icsrc", *gencode]
+                # -DUBDIFF_WITH_CUDA: the .cu files see the CUDA prototypes of the
+                # headers, so a definition that drifts from its prototype fails here.
+                cmd = [NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1",
+                       "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode]
                 print(" ".join(cmd), flush=True)
                 subprocess.check_call(cmd)
             objs.append(obj)

@@ -50,12 +50,23 @@ ubd_status ubd_cpu_linear_attention_backward(float *dqkv, float *work, const flo
                                              const float *qs, const float *ks, const float *context, int B, int NH,
                                              int HD, int L, float scale);
 
-/* ---- CUDA twins (csrc/cuda/attention.cu); device pointers ------------- */
+/* ---- CUDA twins (csrc/cuda/softmax.cu, mhsa.cu, unet_attention.cu); same
+ * arguments, device pointers (scratch included) ----------------------------- */
 #ifdef UBDIFF_WITH_CUDA
 ubd_status ubd_cuda_softmax_forward(float *out, const float *inp, int N, int D);
 ubd_status ubd_cuda_softmax_backward(float *dinp, const float *dout, const float *out, int N, int D);
+ubd_status ubd_cuda_mhsa_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+ubd_status ubd_cuda_mhsa_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                  int B, int T, int C, int NH);
 ubd_status ubd_cuda_full_attention_forward(float *out, float *att, const float *qkv, int B, int NH, int HD, int L,
                                            float scale);
+ubd_status ubd_cuda_full_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                            const float *att, int B, int NH, int HD, int L, float scale);
+ubd_status ubd_cuda_linear_attention_forward(float *out, float *qs, float *ks, float *context, const float *qkv, int B,
+                                             int NH, int HD, int L, float scale);
+ubd_status ubd_cuda_linear_attention_backward(float *dqkv, float *work, const float *dout, const float *qkv,
+                                              const float *qs, const float *ks, const float *context, int B, int NH,
+                                              int HD, int L, float scale);
 #endif
 
 #ifdef __cplusplus

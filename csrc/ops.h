@@ -79,6 +79,15 @@ ubd_status ubd_cuda_rand_uniform(float *out, size_t n, uint64_t seed, uint64_t s
 ubd_status ubd_cuda_rand_normal(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 ubd_status ubd_cuda_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int C,
                                    int OC);
+ubd_status ubd_cuda_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                    const float *weight, int B, int C, int OC);
+/* loss and norm (1) are device floats: nothing waits for the host */
+ubd_status ubd_cuda_l1_forward(float *loss, const float *pred, const float *target, size_t n);
+ubd_status ubd_cuda_l1_backward(float *dpred, const float *pred, const float *target, size_t n, float scale);
+ubd_status ubd_cuda_mse_forward(float *loss, const float *pred, const float *target, size_t n);
+ubd_status ubd_cuda_mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale);
+ubd_status ubd_cuda_grad_norm(float *norm, const float *grad, size_t n);
+ubd_status ubd_cuda_clip_grad_norm(float *norm, float *grad, size_t n, float max_norm);
 #endif
 
 #ifdef __cplusplus

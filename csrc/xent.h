@@ -23,6 +23,15 @@ ubd_status ubd_cpu_xent_forward(float *loss, float *probs, int *correct, const f
 /* dlogits (B, K) += scale * (probs - onehot(labels)) / B; probs (B, K) from the forward. */
 ubd_status ubd_cpu_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int K, float scale);
 
+/* ---- CUDA twins (csrc/cuda/xent.cu); every pointer on the device (loss,
+ * correct and labels included). The label check reads one int back, so each
+ * call synchronises with the host once. ------------------------------------ */
+#ifdef UBDIFF_WITH_CUDA
+ubd_status ubd_cuda_xent_forward(float *loss, float *probs, int *correct, const float *logits, const int *labels,
+                                 int B, int K);
+ubd_status ubd_cuda_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int K, float scale);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 """Sub-commands of the UB-Diff pipeline: train-autoencoder, finetune, train-diffusion,
-generate, convert-official. Each works on a run folder (ubdiff.UBDiff.save/load),
-saving after every epoch (or --save-every diffusion steps), so an interrupted
-command continues exactly when rerun.
+generate (and convert-official, export-official from ubdiff/official/cli.py). Each works
+on a run folder (ubdiff.UBDiff.save/load), saving after every epoch (or --save-every
+diffusion steps), so an interrupted command continues exactly when rerun.
 
     python -m ubdiff make-dataset --family flatvel-a --maps 2000 --paired 200 --out data/
     python -m ubdiff train-autoencoder --data data/ --run run/ --config small --epochs 20
@@ -79,6 +79,12 @@ def _setup(args):
         ubdiff.set_num_threads(args.threads)
 
 
+def _lr_schedule(args) -> dict:
+    """The lr rule flags (None: the run's saved rule, else the authors' multistep rule)."""
+    return dict(lr_rule=args.lr_rule, lr_milestones=args.lr_milestones, lr_warmup_epochs=args.lr_warmup_epochs,
+                lr_epoch_batches=args.lr_epoch_batches)
+
+
 def _epochs(args, m, fit):
     lr, decay = _hyper(args)
     t0 = time.perf_counter()
@@ -102,7 +108,7 @@ def _cmd_train_autoencoder(args) -> int:
     print(f"step 1 on {len(vel)} velocity maps")
     return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
                                                                lr_decay=d, weight_decay=args.weight_decay,
-                                                               progress=not args.quiet))
+                                                               progress=not args.quiet, **_lr_schedule(args)))
 
 
 def _cmd_finetune(args) -> int:
@@ -114,7 +120,8 @@ def _cmd_finetune(args) -> int:
     what = "w/o opt (whole network, from scratch)" if args.wo_opt else f"step 2, F = {int(args.freeze)}"
     print(f"{what} on {len(pairs)} pairs")
     return _epochs(args, m, lambda k, lr, d: fit(pairs, None, k, batch_size=args.batch_size, lr=lr, lr_decay=d,
-                                                 weight_decay=args.weight_decay, progress=not args.quiet, **kw))
+                                                 weight_decay=args.weight_decay, progress=not args.quiet,
+                                                 **_lr_schedule(args), **kw))
 
 
 def _cmd_train_diffusion(args) -> int:
@@ -126,8 +133,8 @@ def _cmd_train_diffusion(args) -> int:
     done, every = 0, max(1, args.save_every)
     while done < args.steps:
         k = min(every, args.steps - done)
-        losses = m.fit_diffusion(vel, k, batch_size=args.batch_size, accum=args.accum, lr=args.lr,
-                                 ema_every=args.ema_every, progress=not args.quiet)
+        losses = m.fit_diffusion(vel, k, batch_size=args.batch_size, accum=args.accum, lr=args.lr, ema=args.ema,
+                                 ema_every=args.ema_every, ema_decay=args.ema_decay, progress=not args.quiet)
         done += k
         m.save(args.run)
         print(f"step {m.diffusion.step}: mean loss of the last {k} {sum(losses) / len(losses):.4f}", flush=True)
@@ -144,7 +151,7 @@ def _cmd_generate(args) -> int:
     m = _model(args)
     t0 = time.perf_counter()
     meta = m.generate(args.n, args.out, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                      file_size=args.file_size, progress=not args.quiet)
+                      file_size=args.file_size, progress=not args.quiet, weights=args.weights)
     k = min(4, args.n)
     vel = np.array(open_npy(os.path.join(args.out, openfwi.velocity_name(1)))[:k])
     seis = np.array(open_npy(os.path.join(args.out, openfwi.seismic_name(1)))[:k])
@@ -153,22 +160,6 @@ def _cmd_generate(args) -> int:
                       vmin=m.constants["label_min"], vmax=m.constants["label_max"])
     print(f"{args.n} pairs in {len(meta['velocity_files'])} file pair(s) under {args.out} "
           f"({time.perf_counter() - t0:.1f} s); figure: {fig}")
-    return 0
-
-
-def _cmd_convert_official(args) -> int:
-    from . import official
-    from .pipeline import UBDiff
-    try:
-        ae = official.unwrap_autoencoder(official.read_pth(args.autoencoder, trust=args.trust))
-        diff, ema = official.unwrap_diffusion(official.read_pth(args.diffusion, trust=args.trust))
-    except ImportError as e:
-        raise SystemExit(f"convert-official: {e}")
-    m = UBDiff.from_official_state_dict(ae, diff, config=_config(args.config), ema_state=ema,
-                                        constants=args.constants)
-    m.save(args.out)
-    print(f"converted into {args.out}: {m!r}" + ("" if args.constants else
-          "; no --constants given: set them (family or dataset folder) before generating"))
     return 0
 
 
@@ -187,7 +178,17 @@ def _common(p, data=True, train=True):
                        help="batch (default: the model's max_batch: 16 small, 64 paper)")
         p.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's for --family)")
         p.add_argument("--lr-decay", type=float, default=None,
-                       help="per-epoch lr factor (default: the paper's for the family, else 0.995)")
+                       help="lr factor (gamma) at each milestone (default: the paper's for the family, else 0.995)")
+        p.add_argument("--lr-rule", choices=["multistep", "per-epoch"], default=None,
+                       help="multistep: the authors' WarmupMultiStepLR, stepped per batch; per-epoch: lr * "
+                            "decay^epoch (default: the run's saved rule; new stages multistep)")
+        p.add_argument("--lr-milestones", type=int, nargs="+", default=None, metavar="EPOCH",
+                       help="epochs at which the lr is multiplied by --lr-decay (default: every 10 epochs)")
+        p.add_argument("--lr-warmup-epochs", type=int, default=None, metavar="W",
+                       help="linear lr warm-up from lr*1e-5 over W epochs (default 0, the authors' default)")
+        p.add_argument("--lr-epoch-batches", type=int, default=None, metavar="N",
+                       help="batches that count as one epoch for milestones and warm-up (default: the "
+                            "stage's own; the authors' finetune counts ceil(m / batch) of step 1)")
         p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
         p.add_argument("--save-every", type=int, default=1, metavar="E", help="save every E epochs (default: 1)")
 
@@ -231,7 +232,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="micro-batch (default 16)")
     p.add_argument("--accum", type=int, default=2, help="gradient accumulation (default 2)")
     p.add_argument("--lr", type=float, default=8e-5, help="Adam lr (default 8e-5)")
-    p.add_argument("--ema-every", type=int, default=10, help="EMA update period in steps (default 10)")
+    p.add_argument("--ema", choices=["ema-pytorch", "fixed"], default=None,
+                   help="EMA rule: ema-pytorch (the authors': copies to step 101, then a decay warm-up) or fixed "
+                        "(default: the run's rule; new runs ema-pytorch)")
+    p.add_argument("--ema-every", type=int, default=None, help="EMA update period in steps (default 10)")
+    p.add_argument("--ema-decay", type=float, default=None, help="EMA (maximum) decay (default 0.995)")
     p.add_argument("--save-every", type=int, default=1000, metavar="S", help="save every S steps (default 1000)")
     p.set_defaults(func=_cmd_train_diffusion)
 
@@ -248,19 +253,10 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default T)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
     p.add_argument("--file-size", type=int, default=500, help="samples per file (default 500, OpenFWI's)")
+    p.add_argument("--weights", choices=["online", "ema"], default="online",
+                   help="diffusion weights that sample: online (default; the authors' generation.py) or ema")
     p.add_argument("--figure", default=None, metavar="PNG", help="figure path (default OUT/generated_pairs.png)")
     p.set_defaults(func=_cmd_generate)
 
-    p = subparsers.add_parser("convert-official", formatter_class=raw,
-                              help="convert the authors' PyTorch checkpoints into a run folder (needs torch)",
-                              description="Read the authors' VSNet (--autoencoder) and GaussianDiffusion1D / "
-                                          "Trainer1D (--diffusion) .pth files with PyTorch and write a UBDiff run "
-                                          "folder. Schedules other than ours (cosine, T steps) are refused.")
-    p.add_argument("--autoencoder", required=True, metavar="PTH")
-    p.add_argument("--diffusion", required=True, metavar="PTH")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--config", default="paper", help="paper (default) | small | JSON of the model sizes")
-    p.add_argument("--constants", default=None, metavar="FAMILY|DIR",
-                   help="normalisation constants: an OpenFWI family name or a ubdiff dataset folder")
-    p.add_argument("--trust", action="store_true", help="allow arbitrary pickles in the .pth files (unsafe)")
-    p.set_defaults(func=_cmd_convert_official)
+    from .official import cli as official_cli   # convert-official, export-official
+    official_cli.register(subparsers)

@@ -15,9 +15,10 @@ datasets; both are read a batch at a time (ubdiff/pipeline_data.py).
 
 Exact resume: every random choice is keyed by numbers saved with the model --
 an epoch's shuffling by (seed, stage, epoch), a diffusion step's batch by
-(seed, step), its t and noise by the diffusion's (seed, step) -- and the
-learning rate is lr * lr_decay ** epoch, so ``fit(2 epochs)`` equals
-``fit(1); save; load; fit(1)`` bit for bit.
+(seed, step), its t and noise by the diffusion's (seed, step) -- the learning
+rate is a function of (epoch, batch) (:func:`autoencoder_lr`, its rule saved
+per stage) and the EMA rule is saved with the diffusion, so ``fit(2 epochs)``
+equals ``fit(1); save; load; fit(1)`` bit for bit.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import time
+from bisect import bisect_right
 
 import numpy as np
 
@@ -46,6 +48,14 @@ STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4}
 PAPER_LR = {"curvevel-a": 5e-4, "curvefault-a": 5e-4, "style-a": 5e-4}
 PAPER_LR_DECAY = {"flatvel-a": 0.9, "flatfault-a": 0.98}
 
+#: Learning-rate rules of the autoencoder stages (:func:`autoencoder_lr`): "multistep" is the
+#: authors' (WarmupMultiStepLR of train_EncDec.py / fine_tune_Dec_S.py, OpenFWI's scheduler.py),
+#: "per-epoch" (lr * lr_decay ** epoch) ubdiff's earlier rule, which its run folders keep.
+LR_RULES = ("multistep", "per-epoch")
+LR_MILESTONE_EVERY = 10      # the authors' default milestones: epochs 10, 20, 30, ...
+LR_WARMUP_FACTOR = 1e-5      # their warmup_factor (linear warm-up from lr * 1e-5)
+_LR_KEYS = ("lr_rule", "lr_milestones", "lr_warmup_epochs", "lr_epoch_batches")
+
 #: Preset configurations: autoencoder preset + diffusion overrides (seq_len = the latent size).
 CONFIGS = {
     "paper": {"autoencoder": "paper", "diffusion": "paper"},
@@ -54,9 +64,61 @@ CONFIGS = {
 
 
 def paper_hyperparameters(family: str) -> dict:
-    """{'lr', 'lr_decay'} of the autoencoder for an OpenFWI family, as in the paper."""
+    """{'lr', 'lr_decay'} of the autoencoder for an OpenFWI family, as in the paper; lr_decay is the
+    paper's "decay factor", the gamma of the authors' scheduler (applied at every milestone)."""
     key = openfwi.family_key(family)
     return {"lr": PAPER_LR.get(key, 1e-4), "lr_decay": PAPER_LR_DECAY.get(key, 0.995)}
+
+
+def autoencoder_lr(lr: float, lr_decay: float, epoch: int, batch: int, batches: int, rule: str = "multistep",
+                   milestones=None, warmup_epochs: int = 0, epoch_batches: int | None = None) -> float:
+    """The learning rate of batch ``batch`` (0-based) of epoch ``epoch`` (0-based) of a stage with
+    ``batches`` batches per epoch.
+
+    "multistep", as the authors' WarmupMultiStepLR, which steps after every batch: at iteration
+    i = epoch * batches + batch, lr * w(i) * lr_decay ** (number of milestone iterations <= i).
+    A milestone m (in epochs) is iteration m * E, the warm-up is W = warmup_epochs * E
+    iterations, w(i) = 1e-5 (1 - i/W) + i/W for i < W, else 1; E = epoch_batches, by default
+    ``batches`` (the authors' fine_tune_Dec_S.py counts in batches of the step-1 loader instead).
+    milestones: None = every 10 epochs (their default), an int k = every k epochs, or a list.
+    "per-epoch": lr * lr_decay ** epoch.
+    """
+    if rule == "per-epoch":
+        return lr * lr_decay ** epoch
+    if rule != "multistep":
+        raise ValueError(f"lr rule must be one of {LR_RULES}, got {rule!r}")
+    E = batches if epoch_batches is None else int(epoch_batches)
+    i = epoch * batches + batch
+    if milestones is None or isinstance(milestones, (int, np.integer)):
+        k = int(milestones or LR_MILESTONE_EVERY)
+        passed = i // (k * E)
+    else:
+        passed = bisect_right([E * int(m) for m in milestones], i)
+    warm = warmup_epochs * E
+    w = 1.0
+    if i < warm:
+        alpha = i / warm
+        w = LR_WARMUP_FACTOR * (1 - alpha) + alpha
+    return lr * w * lr_decay ** passed
+
+
+def _check_lr_settings(rule, milestones, warmup_epochs, epoch_batches) -> None:
+    if rule not in LR_RULES:
+        raise ValueError(f"lr_rule must be one of {LR_RULES}, got {rule!r}")
+    if milestones is not None:
+        if isinstance(milestones, (int, np.integer)) and not isinstance(milestones, bool):
+            if milestones < 1:
+                raise ValueError(f"lr_milestones as a period must be a positive int, got {milestones}")
+        else:
+            ms = list(milestones)
+            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 1 for x in ms) \
+                    or ms != sorted(ms):
+                raise ValueError(f"lr_milestones must be increasing positive epoch numbers, got {milestones!r}")
+    for name, v, lo in (("lr_warmup_epochs", warmup_epochs, 0), ("lr_epoch_batches", epoch_batches, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    if rule == "per-epoch" and (milestones is not None or warmup_epochs or epoch_batches is not None):
+        raise ValueError("lr_milestones, lr_warmup_epochs and lr_epoch_batches belong to the 'multistep' rule")
 
 
 def resolve_config(config) -> dict:
@@ -85,6 +147,15 @@ def resolve_config(config) -> dict:
     dcfg["seq_len"] = ae["latent"]
     dcfg["dim_mults"] = list(dcfg["dim_mults"])
     return {"autoencoder": ae, "diffusion": dcfg}
+
+
+WEIGHTS = ("online", "ema")
+
+
+def _use_ema(weights) -> bool:
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be 'online' or 'ema', got {weights!r}")
+    return weights == "ema"
 
 
 def _bar(total, desc, progress):
@@ -190,23 +261,52 @@ class UBDiff:
                              f"max_batch={bs}) for larger batches), got {bs}")
         return bs
 
-    def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, step):
+    def _lr_settings(self, stage, lr_schedule: dict) -> dict:
+        """The stage's lr rule and its settings: those given (not None), else the ones saved with the
+        stage, else the defaults. A stage trained before rules were saved used "per-epoch"."""
+        st = self.state[stage]
+        saved = {k: st[k] for k in _LR_KEYS if k in st}
+        if "lr_rule" not in saved:
+            saved = {"lr_rule": "per-epoch" if st["epoch"] > 0 else "multistep", "lr_milestones": None,
+                     "lr_warmup_epochs": 0, "lr_epoch_batches": None}
+        given = {k: v for k, v in lr_schedule.items() if v is not None}
+        if given.get("lr_rule", saved["lr_rule"]) != saved["lr_rule"]:   # another rule: its own defaults
+            saved = {"lr_milestones": None, "lr_warmup_epochs": 0, "lr_epoch_batches": None}
+        cfg = dict(saved, **given)
+        _check_lr_settings(cfg["lr_rule"], cfg["lr_milestones"], cfg["lr_warmup_epochs"], cfg["lr_epoch_batches"])
+        ms = cfg["lr_milestones"]   # plain ints for ubdiff.json
+        cfg["lr_milestones"] = None if ms is None else int(ms) if isinstance(ms, (int, np.integer)) else \
+            [int(m) for m in ms]
+        for k in ("lr_warmup_epochs", "lr_epoch_batches"):
+            cfg[k] = None if cfg[k] is None else int(cfg[k])
+        return cfg
+
+    def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, step,
+                    lr_schedule: dict):
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if not (lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0):
             raise ValueError(f"need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0; got {lr}, {lr_decay}, {weight_decay}")
         st = self.state[stage]
-        if st["epoch"] == 0 and epochs > 0:
+        sched = self._lr_settings(stage, lr_schedule)
+        if epochs == 0:
+            return []
+        st.update(sched)
+        if st["epoch"] == 0:
             self.autoencoder.reset_optimizer()   # a fresh optimiser per stage, as the authors' scripts
         vn = self._norm(stage != "step1")
         out = []
         for _ in range(int(epochs)):
             e = st["epoch"]
-            lr_e = lr * lr_decay ** e
             sums, k = {}, 0
             bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
             bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress)
-            for idx in bl:
+
+            def lr_at(j, nb=len(bl), e=e):   # stepped per batch, as the authors' scheduler
+                return autoencoder_lr(lr, lr_decay, e, j, nb, sched["lr_rule"], sched["lr_milestones"],
+                                      sched["lr_warmup_epochs"], sched["lr_epoch_batches"])
+            for j, idx in enumerate(bl):
+                lr_e = lr_at(j)
                 v = src.velocity(idx, vn)
                 s = src.seismic(idx, vn) if stage != "step1" else None
                 losses = step(v, s, lr_e, weight_decay)
@@ -220,30 +320,42 @@ class UBDiff:
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums['total'] / k:.4f}")
             bar.close()
-            rec = {"epoch": e, "lr": lr_e, **{key: val / max(k, 1) for key, val in sums.items()}}
+            rec = {"epoch": e, "lr": lr_at(0), **{key: val / max(k, 1) for key, val in sums.items()}}
             self.history[stage].append(rec)
             out.append(rec)
             st["epoch"] = e + 1
         return out
 
     def fit_autoencoder(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
-                        lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True) -> list:
-        """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps.
+                        lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
+                        lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
+                        lr_epoch_batches: int | None = None) -> list:
+        """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps (fc_s +
+        batch_norm_s run too, for their running statistics, as in the authors' forward).
 
         velocity: (m, 1, 70, 70) in m/s (array or memmap), or a dataset
         (OpenFWIDataset, Subset, UnbalancedSplit). ``epochs`` more epochs are run,
-        continuing the stage's epoch count (lr = lr * lr_decay ** epoch; the paper:
-        :func:`paper_hyperparameters`). Returns the per-epoch mean losses.
+        continuing the stage's epoch count. Learning rate (:func:`autoencoder_lr`): by
+        default the authors' rule, lr * lr_decay ** (milestones passed), milestones every
+        10 epochs (``lr_milestones``: a list of epochs or a period), optional linear
+        warm-up over ``lr_warmup_epochs`` epochs, stepped per batch; ``lr_rule="per-epoch"``:
+        lr * lr_decay ** epoch. The rule and its settings are saved with the stage (None:
+        keep them). The paper's lr / lr_decay: :func:`paper_hyperparameters`. Returns the
+        per-epoch mean losses and the lr of each epoch's first batch.
         """
         bs = self._check_batch(batch_size)
         src = self._source(velocity, what="fit_autoencoder")
         ae = self.autoencoder
         return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress,
-                                lambda v, s, lr_e, wd: ae.train_step(v, mode="step1", lr=lr_e, weight_decay=wd))
+                                lambda v, s, lr_e, wd: ae.train_step(v, mode="step1", lr=lr_e, weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
 
     def finetune(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, freeze: bool = True,
                  batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
-                 weight_decay: float = 1e-4, progress: bool = True) -> list:
+                 weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
+                 lr_milestones=None, lr_warmup_epochs: int | None = None,
+                 lr_epoch_batches: int | None = None) -> list:
         """Step 2 (Eqs. 3-4) on the n pairs: loss (1 - F) l_v + l_s.
 
         freeze=True (F = 1) trains only the seismic head and D_s (E, the velocity
@@ -251,6 +363,9 @@ class UBDiff:
         trains everything. Pairs: arrays (n, 1, 70, 70) m/s and (n, shots, T, nr)
         (T a multiple of the model's nt), or one paired dataset. The seismic
         constants are taken from the dataset, else from the pairs' min/max.
+        Learning rate as :meth:`fit_autoencoder`, milestones in epochs of the pairs;
+        the authors' fine_tune_Dec_S.py counts its milestones in batches of the step-1
+        loader: ``lr_epoch_batches=ceil(m / batch_size)`` reproduces that.
         """
         bs = self._check_batch(batch_size)
         src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="finetune")
@@ -258,24 +373,31 @@ class UBDiff:
         ae = self.autoencoder
         return self._run_epochs("step2", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 lambda v, s, lr_e, wd: ae.train_step(v, s, mode="step2", freeze=bool(freeze),
-                                                                     lr=lr_e, weight_decay=wd))
+                                                                     lr=lr_e, weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
 
     def fit_wo_opt(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, batch_size: int | None = None,
                    lr: float = 1e-4, lr_decay: float = 0.995, weight_decay: float = 1e-4,
-                   progress: bool = True) -> list:
+                   progress: bool = True, lr_rule: str | None = None, lr_milestones=None,
+                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None) -> list:
         """The "UB-Diff w/o opt" ablation: the whole network in one step, pairs only, from scratch.
 
         On its first epoch the autoencoder is re-initialised (from ``seed``):
-        whatever steps 1-2 trained is discarded.
+        whatever steps 1-2 trained is discarded. Learning rate as :meth:`fit_autoencoder`.
         """
         bs = self._check_batch(batch_size)
         src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_wo_opt")
         self._adopt_constants(src)
+        sched = dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                     lr_epoch_batches=lr_epoch_batches)
+        self._lr_settings("wo_opt", sched)   # bad settings fail before the re-initialisation
         if self.state["wo_opt"]["epoch"] == 0 and epochs > 0:
             self.autoencoder.init(self.seed)
         ae = self.autoencoder
         return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress,
-                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd))
+                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd),
+                                sched)
 
     # ---- latent diffusion ------------------------------------------------------------
     def encode(self, velocity, progress: bool = False) -> np.ndarray:
@@ -293,18 +415,25 @@ class UBDiff:
         return z
 
     def fit_diffusion(self, velocity, steps: int, batch_size: int = 16, accum: int = 2, lr: float = 8e-5,
-                      ema_every: int = 10, ema_decay: float = 0.995, max_grad_norm: float = 1.0,
-                      progress: bool = True) -> list:
+                      ema_every: int | None = None, ema_decay: float | None = None, max_grad_norm: float = 1.0,
+                      progress: bool = True, ema: str | None = None) -> list:
         """Step 3: v-prediction diffusion on z = E(velocity) of all m maps (encoder frozen, eval mode).
 
         ``steps`` more optimiser steps, each on batch_size x accum latents drawn
         without replacement by an RNG keyed by (seed, step). Returns the losses.
+        EMA of the weights: ``ema="ema-pytorch"`` (the authors' ema-pytorch 0.2.3:
+        copies up to step 101, then a decay warm-up to ``ema_decay``) or ``"fixed"``
+        (``ema_decay`` after every ``ema_every``-th step); None keeps the run's rule
+        (new runs: "ema-pytorch"; runs saved before the rule was: "fixed"); ema_every /
+        ema_decay None keep its values (10 / 0.995). See ubdiff/models/diffusion.py.
         """
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}")
         if not 1 <= int(batch_size) <= self.diffusion.max_batch:
             raise ValueError(f"batch_size must be in 1..{self.diffusion.max_batch} (diffusion_max_batch), "
                              f"got {batch_size}; use accum for larger effective batches")
+        if ema is not None or ema_every is not None or ema_decay is not None:
+            self.diffusion.set_ema(ema, update_every=ema_every, beta=ema_decay)
         z = self.encode(velocity, progress=progress)
         n, per = len(z), int(batch_size) * int(accum)
         out = []
@@ -314,8 +443,7 @@ class UBDiff:
             k = self.diffusion.step
             rng = np.random.default_rng([self.seed, STAGES["diffusion"], k])
             idx = np.sort(rng.choice(n, per, replace=n < per))
-            r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, ema_every=ema_every, ema_decay=ema_decay,
-                                          max_grad_norm=max_grad_norm)
+            r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
             if not math.isfinite(r["loss"]):
                 bar.close()
                 raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
@@ -329,14 +457,16 @@ class UBDiff:
 
     # ---- generation --------------------------------------------------------------------
     def sample_latents(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-                       eta: float = 0.0, first: int = 0, use_ema: bool = True, progress: bool = False) -> np.ndarray:
+                       eta: float = 0.0, first: int = 0, weights: str = "online",
+                       progress: bool = False) -> np.ndarray:
         """z (n, 1, latent) by reverse diffusion. Sample j's randomness is keyed by (seed, first + j),
         so drawing 1000 latents in one call or as [0, 500) + [500, 1000) uses the same noise and gives
         the same latents up to float rounding (the U-Net's sgemm rounds differently for another batch
         size); the same call on the same machine and thread count gives the same bits (README,
-        "Reproducibility")."""
+        "Reproducibility"). weights: "online" (default) or "ema", see :meth:`sample`."""
         from ._native import lib
 
+        use_ema = _use_ema(weights)
         d = self.diffusion
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -382,28 +512,36 @@ class UBDiff:
         return norm.velocity_inverse(v), norm.seismic_inverse(s)
 
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
-               decode: bool = True, progress: bool = False):
+               decode: bool = True, progress: bool = False, weights: str = "online"):
         """n new pairs: (velocity (n,1,70,70) in m/s, seismic (n,shots,nt,nr) in physical amplitude).
 
         ancestral DDPM over all T steps (the paper), or DDIM with ``steps`` steps
-        (eta = 0: deterministic). The EMA weights sample. Same seed -> same pairs.
-        decode=False returns the latents (n, 1, latent) only.
+        (eta = 0: deterministic). Same seed -> same pairs. decode=False returns the
+        latents (n, 1, latent) only. weights: "online" (default) samples with the
+        trained weights, as the authors' generation.py (``trainer.model.diffusion.sample``),
+        which made the paper's data; "ema" with their moving average (their Trainer1D's
+        training previews).
         """
+        _use_ema(weights)
         if decode:
             self._norm(need_seismic=True)   # fail before sampling, not after
-        z = self.sample_latents(n, seed=seed, sampler=sampler, steps=steps, eta=eta, progress=progress)
+        z = self.sample_latents(n, seed=seed, sampler=sampler, steps=steps, eta=eta, weights=weights,
+                                progress=progress)
         return self.decode(z) if decode else z
 
     def generate(self, n: int, out_dir: str, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-                 eta: float = 0.0, file_size: int = openfwi.FILE_SIZE, progress: bool = True) -> dict:
+                 eta: float = 0.0, file_size: int = openfwi.FILE_SIZE, progress: bool = True,
+                 weights: str = "online") -> dict:
         """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
         data{i}.npy (<=500,shots,nt,nr), each written atomically, plus ubdiff_dataset.json
         (constants, generation settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
         Pair j has the same noise whatever ``file_size``; its latent and decoded values agree
         across file sizes up to float rounding (the batch size changes sgemm's blocking), and
-        bit for bit for the same file_size, machine and thread count. Returns the metadata."""
+        bit for bit for the same file_size, machine and thread count. weights: "online" | "ema",
+        as :meth:`sample`. Returns the metadata."""
         from .data import write_npy
 
+        _use_ema(weights)
         self._norm(need_seismic=True)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -411,7 +549,7 @@ class UBDiff:
         counts = [min(file_size, n - s) for s in range(0, n, file_size)]
         c = self.autoencoder.config
         meta = dict(format="ubdiff-generated-1", family="generated", maps=int(n), paired=int(n), seed=int(seed),
-                    sampler=sampler, steps=steps, eta=float(eta), file_size=int(file_size),
+                    sampler=sampler, steps=steps, eta=float(eta), weights=weights, file_size=int(file_size),
                     seismic_shape=[c["shots"], c["nt"], c["nr"]],
                     velocity_files=[openfwi.velocity_name(i) for i in range(1, len(counts) + 1)],
                     seismic_files=[openfwi.seismic_name(i) for i in range(1, len(counts) + 1)],
@@ -422,7 +560,7 @@ class UBDiff:
         first = 0
         for i, cnt in enumerate(counts, 1):
             z = self.sample_latents(cnt, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
-                                    progress=progress)
+                                    weights=weights, progress=progress)
             v, s = self.decode(z)
             write_npy(os.path.join(out_dir, openfwi.velocity_name(i)), v)
             write_npy(os.path.join(out_dir, openfwi.seismic_name(i)), s)
@@ -473,13 +611,22 @@ class UBDiff:
         ``diffusion_state`` their GaussianDiffusion1D state_dict (Unet1D under 'model.',
         schedule buffers checked against ours), ``ema_state`` optionally the EMA's
         weights (same keys; default: the weights themselves). NumPy arrays in, no PyTorch.
-        See ubdiff/official.py."""
+        See ubdiff/official/ (and :meth:`from_official` for their files)."""
         from . import official
         m = cls(config, seed=seed)
         official.load_into(m, ae_state, diffusion_state, ema_state)
         if constants is not None:
             m.set_constants(constants)
         return m
+
+    @classmethod
+    def from_official(cls, diffusion, autoencoder=None, weights: str = "ema", config="paper", constants=None,
+                      trust: bool = False) -> "UBDiff":
+        """The authors' files as they write them (Trainer1D ``model-N.pt``; their VSNet
+        checkpoint, default: the autoencoder inside ``diffusion``): ubdiff.official.load."""
+        from . import official
+        return official.load(diffusion, autoencoder, weights=weights, config=config, constants=constants,
+                             trust=trust)
 
     def official_state_dict(self) -> tuple:
         """(VSNet state_dict, GaussianDiffusion1D state_dict) under the authors' names, NumPy arrays."""

@@ -1,4 +1,8 @@
-// common.cuh — error checks and launch helpers shared by the CUDA sources.
+// common.cuh — error checks, launch helpers and the row-major cuBLAS products
+// shared by the CUDA sources.
+//
+// Every op runs on the legacy default stream (kernels and the cuBLAS handle
+// alike), so consecutive calls are ordered without explicit synchronisation.
 #ifndef UBD_CUDA_COMMON_CUH
 #define UBD_CUDA_COMMON_CUH
 
@@ -24,12 +28,62 @@
 // Launch check: kernel launches report errors asynchronously.
 #define UBD_CUDA_LAUNCHED() UBD_CUDA_TRY(cudaGetLastError())
 
+#define UBD_GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// Blocks for a grid-stride loop over n elements. gridDim.x may reach 2^31 - 1;
+// the cap only bounds the launch, the loops cover the rest.
 static inline unsigned ubd_grid(size_t n, unsigned block) {
     size_t g = (n + block - 1) / block;
-    return (unsigned)(g > 65535u * 32u ? 65535u * 32u : g);  // grid-stride loops cover the rest
+    if (g == 0) g = 1;
+    return (unsigned)(g > 65535u * 32u ? 65535u * 32u : g);
 }
 
-// The process-wide cuBLAS handle (created on first use).
+// The process-wide cuBLAS handle (created on first use, thread-safe).
 extern "C" ubd_status ubd_cuda_blas_handle(cublasHandle_t *h);
+
+// Row-major C (M,N) = alpha op(A) op(B) + beta C with the argument list of
+// the CPU's ubd_sgemm (blas.h), so a CUDA op can repeat the CPU call line for
+// line. cuBLAS is column-major: row-major C is column-major C^T, and
+// C^T = op(B)^T op(A)^T, i.e. the operands swap and keep their op flags.
+static inline ubd_status ubd_rm_sgemm(cublasHandle_t h, int ta, int tb, int M, int N, int K, float alpha,
+                                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                                      int ldc) {
+    cublasStatus_t s = cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                   &alpha, B, ldb, A, lda, &beta, C, ldc);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return ubd_fail(UBD_ERR_CUDA, "cublasSgemm (M=%d N=%d K=%d) failed with cuBLAS status %d", M, N, K, (int)s);
+    return UBD_OK;
+}
+
+// Where matrix (b, h) of a (batch, head) family starts: base + b*sb + h*sh.
+struct ubd_pair_strides {
+    long long sb, sh;
+};
+
+// The same row-major product for every (batch b < nb, head h < nh) pair,
+// operand X of pair (b, h) at X + b*sX.sb + h*sX.sh — the per-pair loop of the
+// CPU attention code. cuBLAS batches over whichever of b, h is larger (one
+// strided-batched call per value of the other), so the launches stay few.
+// Pairs must write disjoint parts of C.
+static inline ubd_status ubd_rm_sgemm_pairs(cublasHandle_t h, int ta, int tb, int M, int N, int K, float alpha,
+                                            const float *A, int lda, ubd_pair_strides sA, const float *B, int ldb,
+                                            ubd_pair_strides sB, float beta, float *C, int ldc, ubd_pair_strides sC,
+                                            int nb, int nh) {
+    const bool over_b = nb >= nh;
+    const int batch = over_b ? nb : nh, outer = over_b ? nh : nb;
+    const long long bA = over_b ? sA.sb : sA.sh, bB = over_b ? sB.sb : sB.sh, bC = over_b ? sC.sb : sC.sh;
+    const long long oA = over_b ? sA.sh : sA.sb, oB = over_b ? sB.sh : sB.sb, oC = over_b ? sC.sh : sC.sb;
+    for (int o = 0; o < outer; o++) {
+        cublasStatus_t s = cublasSgemmStridedBatched(
+            h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B + o * oB, ldb, bB,
+            A + o * oA, lda, bA, &beta, C + o * oC, ldc, bC, batch);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            return ubd_fail(UBD_ERR_CUDA,
+                            "cublasSgemmStridedBatched (M=%d N=%d K=%d, batch %d) failed with cuBLAS status %d", M, N,
+                            K, batch, (int)s);
+    }
+    return UBD_OK;
+}
 
 #endif

@@ -3,9 +3,6 @@
 // code (cpu/conv_plan.h) so that they fit in the same ubd_conv*_workspace().
 // col2im gathers (one thread per image element, fixed summation order), so
 // results are deterministic without atomics.
-#ifndef UBDIFF_WITH_CUDA
-#define UBDIFF_WITH_CUDA 1  // this file is only built with CUDA: see conv.h's prototypes
-#endif
 #include "../conv.h"
 #include "../cpu/conv_plan.h"
 #include "common.cuh"
@@ -107,14 +104,6 @@ __global__ void sum_planes_k(float *dbias, const float *src, int B, int R, size_
     if (threadIdx.x == 0) dbias[r] += part[0];
 }
 
-// Row-major C (M,N) = alpha op(A) op(B) + beta C, as column-major C^T = op(B)^T op(A)^T.
-ubd_status rm_sgemm(cublasHandle_t h, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc) {
-    UBD_CUBLAS_TRY(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
-                               ldb, A, lda, &beta, C, ldc));
-    return UBD_OK;
-}
-
 ubd_status im2col(float *col, const float *img, int G, const ubd_im2col_geom &g) {
     const size_t n = (size_t)g.C * g.KH * g.KW * G * g.OH * g.OW;
     im2col_k<<<ubd_grid(n, kBlock), kBlock>>>(col, img, G, g);
@@ -184,20 +173,20 @@ extern "C" ubd_status ubd_cuda_conv2d_forward(float *out, const float *inp, cons
             const float beta = bias ? 1.0f : 0.0f;
             if (bias) UBD_TRY(fill_planes(y, bias, 1, s.OC, p.grid));
             if (ubd_conv2d_pointwise(s)) {
-                UBD_TRY(rm_sgemm(h, 0, 0, s.OC, ld, p.rows, 1.0f, weight, p.rows, x, ld, beta, y, ld));
+                UBD_TRY(ubd_rm_sgemm(h, 0, 0, s.OC, ld, p.rows, 1.0f, weight, p.rows, x, ld, beta, y, ld));
                 continue;
             }
             for (int oh0 = 0; oh0 < OH; oh0 += p.band) {
                 const int nb = OH - oh0 < p.band ? OH - oh0 : p.band, n = nb * OW;
                 const ubd_im2col_geom gb = ubd_band_geom(&p.g, oh0, nb);
                 UBD_TRY(im2col(col, x, 1, gb));
-                UBD_TRY(rm_sgemm(h, 0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, beta, y + (size_t)oh0 * OW,
+                UBD_TRY(ubd_rm_sgemm(h, 0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, beta, y + (size_t)oh0 * OW,
                                  ld));
             }
         } else {
             const int n = (int)((size_t)g * p.grid);
             UBD_TRY(im2col(col, x, g, p.g));
-            UBD_TRY(rm_sgemm(h, 0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n));
+            UBD_TRY(ubd_rm_sgemm(h, 0, 0, s.OC, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n));
             UBD_TRY(unpack(y, tmp, bias, g, s.OC, p.grid, 0));
         }
     }
@@ -234,10 +223,10 @@ extern "C" ubd_status ubd_cuda_conv2d_backward(float *dinp, float *dweight, floa
                 const float *dyb = dy + (size_t)oh0 * OW;
                 if (dweight) {
                     UBD_TRY(im2col(col, x, 1, gb));
-                    UBD_TRY(rm_sgemm(h, 0, 1, s.OC, p.rows, n, 1.0f, dyb, ld, col, n, 1.0f, dweight, p.rows));
+                    UBD_TRY(ubd_rm_sgemm(h, 0, 1, s.OC, p.rows, n, 1.0f, dyb, ld, col, n, 1.0f, dweight, p.rows));
                 }
                 if (dx) {
-                    UBD_TRY(rm_sgemm(h, 1, 0, p.rows, n, s.OC, 1.0f, weight, p.rows, dyb, ld, 0.0f, col, n));
+                    UBD_TRY(ubd_rm_sgemm(h, 1, 0, p.rows, n, s.OC, 1.0f, weight, p.rows, dyb, ld, 0.0f, col, n));
                     UBD_TRY(col2im_add(dx, col, 1, gb));
                 }
             }
@@ -254,13 +243,13 @@ extern "C" ubd_status ubd_cuda_conv2d_backward(float *dinp, float *dweight, floa
                 UBD_TRY(im2col(col, x, g, p.g));
                 cm = col;
             }
-            UBD_TRY(rm_sgemm(h, 0, 1, s.OC, p.rows, n, 1.0f, dy, n, cm, n, 1.0f, dweight, p.rows));
+            UBD_TRY(ubd_rm_sgemm(h, 0, 1, s.OC, p.rows, n, 1.0f, dy, n, cm, n, 1.0f, dweight, p.rows));
         }
         if (dinp) {
             if (pw && p.G == 1) {
-                UBD_TRY(rm_sgemm(h, 1, 0, s.C, n, s.OC, 1.0f, weight, p.rows, dy, n, 1.0f, dx, n));
+                UBD_TRY(ubd_rm_sgemm(h, 1, 0, s.C, n, s.OC, 1.0f, weight, p.rows, dy, n, 1.0f, dx, n));
             } else {
-                UBD_TRY(rm_sgemm(h, 1, 0, p.rows, n, s.OC, 1.0f, weight, p.rows, dy, n, 0.0f, col, n));
+                UBD_TRY(ubd_rm_sgemm(h, 1, 0, p.rows, n, s.OC, 1.0f, weight, p.rows, dy, n, 0.0f, col, n));
                 UBD_TRY(col2im_add(dx, col, g, p.g));
             }
         }
@@ -290,7 +279,7 @@ extern "C" ubd_status ubd_cuda_convt2d_forward(float *out, const float *inp, con
             for (int h0 = 0; h0 < s.H; h0 += p.band) {
                 const int nb = s.H - h0 < p.band ? s.H - h0 : p.band, n = nb * s.W;
                 const ubd_im2col_geom gb = ubd_band_geom(&p.g, h0, nb);
-                UBD_TRY(rm_sgemm(h, 1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, inp + b0 * in_sz + (size_t)h0 * s.W,
+                UBD_TRY(ubd_rm_sgemm(h, 1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, inp + b0 * in_sz + (size_t)h0 * s.W,
                                  (int)p.grid, 0.0f, col, n));
                 UBD_TRY(col2im_add(out + b0 * out_sz, col, 1, gb));
             }
@@ -298,7 +287,7 @@ extern "C" ubd_status ubd_cuda_convt2d_forward(float *out, const float *inp, con
         }
         const int n = (int)((size_t)g * p.grid);
         UBD_TRY(pack(tmp, inp + b0 * in_sz, g, s.C, p.grid));
-        UBD_TRY(rm_sgemm(h, 1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, tmp, n, 0.0f, col, n));
+        UBD_TRY(ubd_rm_sgemm(h, 1, 0, p.rows, n, s.C, 1.0f, weight, p.rows, tmp, n, 0.0f, col, n));
         UBD_TRY(col2im_add(out + b0 * out_sz, col, g, p.g));
     }
     return UBD_OK;
@@ -330,21 +319,21 @@ extern "C" ubd_status ubd_cuda_convt2d_backward(float *dinp, float *dweight, flo
                 const size_t off = b0 * in_sz + (size_t)h0 * s.W;
                 UBD_TRY(im2col(col, dout + b0 * out_sz, 1, gb));
                 if (dinp)
-                    UBD_TRY(rm_sgemm(h, 0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + off, ld));
+                    UBD_TRY(ubd_rm_sgemm(h, 0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 1.0f, dinp + off, ld));
                 if (dweight)
-                    UBD_TRY(rm_sgemm(h, 0, 1, s.C, p.rows, n, 1.0f, inp + off, ld, col, n, 1.0f, dweight, p.rows));
+                    UBD_TRY(ubd_rm_sgemm(h, 0, 1, s.C, p.rows, n, 1.0f, inp + off, ld, col, n, 1.0f, dweight, p.rows));
             }
             continue;
         }
         const int n = (int)((size_t)g * p.grid);
         UBD_TRY(im2col(col, dout + b0 * out_sz, g, p.g));
         if (dinp) {
-            UBD_TRY(rm_sgemm(h, 0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n));
+            UBD_TRY(ubd_rm_sgemm(h, 0, 0, s.C, n, p.rows, 1.0f, weight, p.rows, col, n, 0.0f, tmp, n));
             UBD_TRY(unpack(dinp + b0 * in_sz, tmp, nullptr, g, s.C, p.grid, 1));
         }
         if (dweight) {
             UBD_TRY(pack(tmp, inp + b0 * in_sz, g, s.C, p.grid));
-            UBD_TRY(rm_sgemm(h, 0, 1, s.C, p.rows, n, 1.0f, tmp, n, col, n, 1.0f, dweight, p.rows));
+            UBD_TRY(ubd_rm_sgemm(h, 0, 1, s.C, p.rows, n, 1.0f, tmp, n, col, n, 1.0f, dweight, p.rows));
         }
     }
     return UBD_OK;

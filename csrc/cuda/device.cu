@@ -4,13 +4,17 @@
 #include <curand.h>
 #include <stdio.h>
 
+#include <mutex>
+
 #include "../cuda_api.h"
 #include "common.cuh"
 
 static cublasHandle_t g_handle = nullptr;
+static std::mutex g_handle_lock;  // two host threads may make the first call at once
 
 extern "C" ubd_status ubd_cuda_blas_handle(cublasHandle_t *h) {
-    if (!g_handle) UBD_CUBLAS_TRY(cublasCreate(&g_handle));
+    std::lock_guard<std::mutex> lock(g_handle_lock);
+    if (!g_handle) UBD_CUBLAS_TRY(cublasCreate(&g_handle));  // failure leaves it NULL: the next call retries
     *h = g_handle;
     return UBD_OK;
 }
@@ -58,12 +62,15 @@ extern "C" ubd_status ubd_cuda_synchronize(void) {
 
 // cuRAND's own Philox, exposed so tests can compare its raw stream with ours.
 extern "C" ubd_status ubd_cuda_curand_philox_uniform(float *dev_out, size_t n, unsigned long long seed) {
+    UBD_REQUIRE(dev_out != NULL || n == 0, UBD_ERR_VALUE, "%s: dev_out is NULL", __func__);
+    if (n == 0) return UBD_OK;
     curandGenerator_t g;
-    if (curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS)
-        return ubd_fail(UBD_ERR_CUDA, "curandCreateGenerator failed");
-    curandSetPseudoRandomGeneratorSeed(g, seed);
-    curandStatus_t s = curandGenerateUniform(g, dev_out, n);
+    curandStatus_t s = curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10);
+    UBD_REQUIRE(s == CURAND_STATUS_SUCCESS, UBD_ERR_CUDA, "%s: curandCreateGenerator failed (%d)", __func__, (int)s);
+    s = curandSetPseudoRandomGeneratorSeed(g, seed);
+    if (s == CURAND_STATUS_SUCCESS) s = curandGenerateUniform(g, dev_out, n);
     curandDestroyGenerator(g);
-    UBD_REQUIRE(s == CURAND_STATUS_SUCCESS, UBD_ERR_CUDA, "curandGenerateUniform failed (%d)", (int)s);
+    UBD_REQUIRE(s == CURAND_STATUS_SUCCESS, UBD_ERR_CUDA, "%s: cuRAND seeding or generation failed (%d)", __func__,
+                (int)s);
     return UBD_OK;
 }

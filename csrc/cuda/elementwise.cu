@@ -43,6 +43,7 @@ __global__ void rand_k(float *out, size_t n, uint64_t seed, uint64_t stream, uin
 
 extern "C" ubd_status ubd_cuda_act_forward(float *out, const float *inp, size_t n, ubd_act act, float param) {
     UBD_REQUIRE(act >= 0 && act < UBD_ACT_NUM, UBD_ERR_VALUE, "activation: unknown kind %d", (int)act);
+    UBD_REQUIRE((out && inp) || n == 0, UBD_ERR_VALUE, "act_forward: NULL buffer");
     if (n == 0) return UBD_OK;
     act_forward_k<<<ubd_grid(n, 256), 256>>>(out, inp, n, (int)act, param);
     UBD_CUDA_LAUNCHED();
@@ -52,6 +53,7 @@ extern "C" ubd_status ubd_cuda_act_forward(float *out, const float *inp, size_t 
 extern "C" ubd_status ubd_cuda_act_backward(float *dinp, const float *dout, const float *inp, size_t n, ubd_act act,
                                             float param) {
     UBD_REQUIRE(act >= 0 && act < UBD_ACT_NUM, UBD_ERR_VALUE, "activation: unknown kind %d", (int)act);
+    UBD_REQUIRE((dinp && dout && inp) || n == 0, UBD_ERR_VALUE, "act_backward: NULL buffer");
     if (n == 0) return UBD_OK;
     act_backward_k<<<ubd_grid(n, 256), 256>>>(dinp, dout, inp, n, (int)act, param);
     UBD_CUDA_LAUNCHED();
@@ -62,6 +64,7 @@ extern "C" ubd_status ubd_cuda_adam_update(float *param, float *m, float *v, con
                                            ubd_adam_hparams hp, long long t) {
     UBD_REQUIRE(t >= 1, UBD_ERR_VALUE, "adam_update: step t must be >= 1, got %lld", t);
     UBD_TRY(ubd_adam_check("adam_update", hp));
+    UBD_REQUIRE((param && m && v && grad) || n == 0, UBD_ERR_VALUE, "adam_update: NULL buffer");
     if (n == 0) return UBD_OK;
     const float bc1 = (float)(1.0 - pow((double)hp.beta1, (double)t));
     const float bc2 = (float)(1.0 - pow((double)hp.beta2, (double)t));
@@ -72,6 +75,7 @@ extern "C" ubd_status ubd_cuda_adam_update(float *param, float *m, float *v, con
 
 extern "C" ubd_status ubd_cuda_ema_update(float *ema, const float *param, size_t n, float decay) {
     UBD_REQUIRE(decay >= 0.0f && decay <= 1.0f, UBD_ERR_VALUE, "ema_update: decay must lie in [0, 1], got %g", decay);
+    UBD_REQUIRE((ema && param) || n == 0, UBD_ERR_VALUE, "ema_update: NULL buffer");
     if (n == 0) return UBD_OK;
     ema_k<<<ubd_grid(n, 256), 256>>>(ema, param, n, 1.0f - decay);
     UBD_CUDA_LAUNCHED();
@@ -79,6 +83,7 @@ extern "C" ubd_status ubd_cuda_ema_update(float *ema, const float *param, size_t
 }
 
 extern "C" ubd_status ubd_cuda_rand_uniform(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
+    UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "rand_uniform: out is NULL");
     if (n == 0) return UBD_OK;
     rand_k<<<ubd_grid(n, 256), 256>>>(out, n, seed, stream, offset, 0);
     UBD_CUDA_LAUNCHED();
@@ -86,6 +91,7 @@ extern "C" ubd_status ubd_cuda_rand_uniform(float *out, size_t n, uint64_t seed,
 }
 
 extern "C" ubd_status ubd_cuda_rand_normal(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
+    UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "rand_normal: out is NULL");
     if (n == 0) return UBD_OK;
     rand_k<<<ubd_grid(n, 256), 256>>>(out, n, seed, stream, offset, 1);
     UBD_CUDA_LAUNCHED();

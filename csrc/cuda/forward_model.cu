@@ -184,6 +184,9 @@ extern "C" ubd_status ubd_cuda_forward_model(float *seis, const float *vel, int 
     const int ns = p->ns, nr = p->nr, nbc = p->nbc, NZ = H + 2 * nbc, NX = W + 2 * nbc;
     const long long B = (long long)N * ns;
     UBD_REQUIRE(B <= 0x7fffffffLL, UBD_ERR_VALUE, "cuda_forward_model: too many simulations (%lld)", B);
+    // the step kernel puts padded rows on gridDim.y (at most 65535 blocks of 8 rows)
+    UBD_REQUIRE((NZ + 7) / 8 <= 65535, UBD_ERR_VALUE, "cuda_forward_model: %d padded rows exceed the grid limit (%d)",
+                NZ, 65535 * 8);
 
     // positions as ints inside the float workspace (same size, 4-byte aligned)
     int *pos = (int *)(work + L.pos);

@@ -6,11 +6,12 @@
  *           mode, head_v/D_v not run: their parameters and BatchNorm statistics
  *           stay bit-identical); F = 0 trains everything
  *   WO_OPT: l = l_v + l_s on the pairs, everything trained (as STEP2, F = 0).
- * Difference from the authors' scripts, which always run the whole VSNet:
- * STEP1 does not run head_s/D_s, so batch_norm_s's running statistics are not
- * updated there (they are not used in training mode, and step 2 re-estimates
- * them with momentum 0.1); STEP2 with F = 1 does not run D_v (l_v is not part
- * of the loss) and reports l_v as NaN.
+ * The authors' scripts always run the whole VSNet in training mode. STEP1
+ * therefore also runs fc_s + batch_norm_s (training mode, no backward), so
+ * batch_norm_s's running statistics and num_batches_tracked after step 1 are
+ * theirs; D_s is skipped (its output is not in the loss and it holds no
+ * running statistics). STEP2 with F = 1 does not run D_v (l_v is not part of
+ * the loss; head_v/D_v are in eval mode there, as theirs) and reports l_v as NaN.
  */
 #include <math.h>
 #include <string.h>
@@ -112,8 +113,9 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel, c
                               nvel, hp->l1_v, hp->mse_v, 1.0f));
         losses[UBD_AE_LOSS_V] = lv;
     }
+    /* head_s in every mode: in step 1 for batch_norm_s's running statistics only (the authors' full forward) */
+    UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
     if (need_s) {
-        UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
         UBD_TRY(ae_seisdec_forward(m, NULL, m->hs.a, B));
         UBD_TRY(modality_loss(&ls, &losses[UBD_AE_L1_S], &losses[UBD_AE_MSE_S], m->dseis, m->ds.out, seis, nseis,
                               hp->l1_s, hp->mse_s, 1.0f));

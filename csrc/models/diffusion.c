@@ -211,8 +211,14 @@ ubd_status ubd_diffusion_train_step(ubd_diffusion *d, float *loss, float *grad_n
     if (grad_norm) *grad_norm = norm;
     UBD_TRY(ubd_cpu_adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD],
                                 P->n, hp.adam, step + 1));
-    if (hp.ema_every > 0 && (step + 1) % hp.ema_every == 0)
-        UBD_TRY(ubd_cpu_ema_update(P->buf[UBD_BUF_EMA], P->buf[UBD_BUF_PARAM], P->n, hp.ema_decay));
+    /* decay 0 is a copy, done as one: ema + (p - ema) may miss p by an ulp, and the
+     * warm-up of ema-pytorch (ubdiff/models/diffusion.py) copies exactly */
+    if (hp.ema_every > 0 && (step + 1) % hp.ema_every == 0) {
+        if (hp.ema_decay == 0.0f)
+            memcpy(P->buf[UBD_BUF_EMA], P->buf[UBD_BUF_PARAM], P->n * sizeof(float));
+        else
+            UBD_TRY(ubd_cpu_ema_update(P->buf[UBD_BUF_EMA], P->buf[UBD_BUF_PARAM], P->n, hp.ema_decay));
+    }
     return UBD_OK;
 }
 

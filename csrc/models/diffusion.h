@@ -25,8 +25,9 @@ extern "C" {
 typedef struct {
     ubd_adam_hparams adam; /* paper: lr 8e-5, betas (0.9, 0.99), eps 1e-8, no weight decay */
     float max_grad_norm;   /* 1.0; 0 disables clipping */
-    float ema_decay;       /* 0.995 */
-    int ema_every;         /* 10: EMA update after steps 10, 20, ...; 0 disables */
+    float ema_decay;       /* 0.995; 0 copies the weights (exactly) */
+    int ema_every;         /* EMA update after steps ema_every, 2 ema_every, ...; 0 disables (the
+                            * Python side picks both per step: ubdiff/models/diffusion.py) */
 } ubd_diffusion_hparams;
 
 typedef enum { UBD_SAMPLER_DDPM = 0, UBD_SAMPLER_DDIM = 1 } ubd_sampler;

@@ -277,7 +277,142 @@ static PyObject *cuda_full_attention_forward(PyObject *self, PyObject *args) {
                                                           (int)L, scale));
 }
 
+/* cuda_mhsa_forward(out (B,T,C), att (B,NH,T,T), qkv (B,T,3C)) */
+static PyObject *cuda_mhsa_forward(PyObject *self, PyObject *args) {
+    PyObject *o, *a, *q;
+    if (!PyArg_ParseTuple(args, "OOO", &o, &a, &q)) return NULL;
+    UBD_PY_OUT(out, o);
+    UBD_PY_OUT(att, a);
+    UBD_PY_IN(qkv, q);
+    MHSA_SIZES(qkv, att);
+    UBD_PY_EXPECT(out, 3, B, T, C);
+    UBD_PY_NO_OVERLAP(&out, &att, &qkv);
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, out, 1);
+    UBD_RT_PUSH(d, att, 1);
+    UBD_RT_PUSH(d, qkv, 0);
+    return ubd_rt_done(&d, ubd_cuda_mhsa_forward(d.dev[0], d.dev[1], d.dev[2], (int)B, (int)T, (int)C, (int)NH));
+}
+
+/* cuda_mhsa_backward(dqkv | None, datt scratch, dout, qkv, att); dqkv += */
+static PyObject *cuda_mhsa_backward(PyObject *self, PyObject *args) {
+    PyObject *dq, *da, *dd, *q, *a;
+    if (!PyArg_ParseTuple(args, "OOOOO", &dq, &da, &dd, &q, &a)) return NULL;
+    UBD_PY_OPT_OUT(dqkv, dq);
+    UBD_PY_OUT(datt, da);
+    UBD_PY_IN(dout, dd);
+    UBD_PY_IN(qkv, q);
+    UBD_PY_IN(att, a);
+    MHSA_SIZES(qkv, att);
+    UBD_PY_EXPECT(dout, 3, B, T, C);
+    UBD_PY_EXPECT_OPT(dqkv, 3, B, T, 3 * C);
+    SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, dqkv, 1);
+    UBD_RT_PUSH(d, datt, 0); /* scratch: its contents are not compared */
+    UBD_RT_PUSH(d, dout, 0);
+    UBD_RT_PUSH(d, qkv, 0);
+    UBD_RT_PUSH(d, att, 0);
+    return ubd_rt_done(&d, ubd_cuda_mhsa_backward(d.dev[0], d.dev[1], d.dev[2], d.dev[3], d.dev[4], (int)B, (int)T,
+                                                  (int)C, (int)NH));
+}
+
+/* cuda_full_attention_backward(dqkv | None, datt scratch, dout, qkv, att, scale); dqkv += */
+static PyObject *cuda_full_attention_backward(PyObject *self, PyObject *args) {
+    PyObject *dq, *da, *dd, *q, *a;
+    float scale;
+    if (!PyArg_ParseTuple(args, "OOOOOf", &dq, &da, &dd, &q, &a, &scale)) return NULL;
+    UBD_PY_OPT_OUT(dqkv, dq);
+    UBD_PY_OUT(datt, da);
+    UBD_PY_IN(dout, dd);
+    UBD_PY_IN(qkv, q);
+    UBD_PY_IN(att, a);
+    UNET_SIZES(qkv, att);
+    UBD_PY_EXPECT(att, 4, B, NH, L, L);
+    UBD_PY_EXPECT(dout, 3, B, NH * HD, L);
+    UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
+    SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, dqkv, 1);
+    UBD_RT_PUSH(d, datt, 0);
+    UBD_RT_PUSH(d, dout, 0);
+    UBD_RT_PUSH(d, qkv, 0);
+    UBD_RT_PUSH(d, att, 0);
+    return ubd_rt_done(&d, ubd_cuda_full_attention_backward(d.dev[0], d.dev[1], d.dev[2], d.dev[3], d.dev[4], (int)B,
+                                                            (int)NH, (int)HD, (int)L, scale));
+}
+
+/* cuda_linear_attention_forward(out, qs, ks (B,NH*HD,L), context (B,NH,HD,HD), qkv, scale) */
+static PyObject *cuda_linear_attention_forward(PyObject *self, PyObject *args) {
+    PyObject *o, *qo, *ko, *co, *q;
+    float scale;
+    if (!PyArg_ParseTuple(args, "OOOOOf", &o, &qo, &ko, &co, &q, &scale)) return NULL;
+    UBD_PY_OUT(out, o);
+    UBD_PY_OUT(qs, qo);
+    UBD_PY_OUT(ks, ko);
+    UBD_PY_OUT(context, co);
+    UBD_PY_IN(qkv, q);
+    UNET_SIZES(qkv, context);
+    UBD_PY_EXPECT(context, 4, B, NH, HD, HD);
+    UBD_PY_EXPECT(out, 3, B, NH * HD, L);
+    UBD_PY_EXPECT(qs, 3, B, NH * HD, L);
+    UBD_PY_EXPECT(ks, 3, B, NH * HD, L);
+    UBD_PY_NO_OVERLAP(&out, &qs, &ks, &context, &qkv);
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, out, 1);
+    UBD_RT_PUSH(d, qs, 1);
+    UBD_RT_PUSH(d, ks, 1);
+    UBD_RT_PUSH(d, context, 1);
+    UBD_RT_PUSH(d, qkv, 0);
+    return ubd_rt_done(&d, ubd_cuda_linear_attention_forward(d.dev[0], d.dev[1], d.dev[2], d.dev[3], d.dev[4], (int)B,
+                                                             (int)NH, (int)HD, (int)L, scale));
+}
+
+/* cuda_linear_attention_backward(dqkv | None, work, dout, qkv, qs, ks, context, scale); dqkv += */
+static PyObject *cuda_linear_attention_backward(PyObject *self, PyObject *args) {
+    PyObject *dq, *w, *dd, *q, *qo, *ko, *co;
+    float scale;
+    if (!PyArg_ParseTuple(args, "OOOOOOOf", &dq, &w, &dd, &q, &qo, &ko, &co, &scale)) return NULL;
+    UBD_PY_OPT_OUT(dqkv, dq);
+    UBD_PY_OUT(work, w);
+    UBD_PY_IN(dout, dd);
+    UBD_PY_IN(qkv, q);
+    UBD_PY_IN(qs, qo);
+    UBD_PY_IN(ks, ko);
+    UBD_PY_IN(context, co);
+    UNET_SIZES(qkv, context);
+    UBD_PY_EXPECT(context, 4, B, NH, HD, HD);
+    UBD_PY_EXPECT(dout, 3, B, NH * HD, L);
+    UBD_PY_EXPECT(qs, 3, B, NH * HD, L);
+    UBD_PY_EXPECT(ks, 3, B, NH * HD, L);
+    UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
+    long long need = 2 * B * NH * HD * L + B * NH * HD * HD;
+    REQUIRE(work.size >= need, "work is too small (has, needs) floats", work.size, need);
+    UBD_PY_NO_OVERLAP(&dqkv, &work, &dout, &qkv, &qs, &ks, &context);
+    ubd_rt d = {0};
+    UBD_RT_PUSH(d, dqkv, 1);
+    UBD_RT_PUSH(d, work, 0);
+    UBD_RT_PUSH(d, dout, 0);
+    UBD_RT_PUSH(d, qkv, 0);
+    UBD_RT_PUSH(d, qs, 0);
+    UBD_RT_PUSH(d, ks, 0);
+    UBD_RT_PUSH(d, context, 0);
+    return ubd_rt_done(&d, ubd_cuda_linear_attention_backward(d.dev[0], d.dev[1], d.dev[2], d.dev[3], d.dev[4],
+                                                              d.dev[5], d.dev[6], (int)B, (int)NH, (int)HD, (int)L,
+                                                              scale));
+}
+
 #define UBD_PY_ATTN_CUDA_METHODS                                                                              \
+    {"cuda_mhsa_forward", cuda_mhsa_forward, METH_VARARGS, "mhsa_forward on the GPU (cuBLAS), host arrays."},   \
+    {"cuda_mhsa_backward", cuda_mhsa_backward, METH_VARARGS, "mhsa_backward on the GPU; dqkv +="},              \
+    {"cuda_full_attention_backward", cuda_full_attention_backward, METH_VARARGS,                               \
+     "full_attention_backward on the GPU; dqkv +="},                                                          \
+    {"cuda_linear_attention_forward", cuda_linear_attention_forward, METH_VARARGS,                             \
+     "linear_attention_forward on the GPU, host arrays."},                                                    \
+    {"cuda_linear_attention_backward", cuda_linear_attention_backward, METH_VARARGS,                           \
+     "linear_attention_backward on the GPU; dqkv +="},                                                        \
     {"cuda_softmax_forward", cuda_softmax_forward, METH_VARARGS, "softmax_forward on the GPU, host arrays."},   \
     {"cuda_softmax_backward", cuda_softmax_backward, METH_VARARGS, "softmax_backward on the GPU, host arrays."}, \
     {"cuda_full_attention_forward", cuda_full_attention_forward, METH_VARARGS,                                 \

@@ -24,9 +24,16 @@ csrc/models/diffusion.h). The numbers themselves are bit-identical only for
 the same chunking, thread count and machine; across chunkings they agree up
 to float rounding (README, "Reproducibility").
 
-Not replicated from ema_pytorch: its warm-up (EMA := weights for the first
-100 steps, then a decay ramp). Here the EMA starts as a copy of the
-initial weights and uses the fixed decay every ``ema_every`` steps.
+EMA of the weights (:data:`EMA_RULES`, :func:`ema_update_at`): by default
+ema-pytorch 0.2.3's ``EMA`` as the authors' Trainer1D configures it
+(``EMA(model, beta=0.995, update_every=10)``, library defaults otherwise):
+updates after optimiser steps 1, 11, 21, ...; a plain copy of the weights up
+to step 101 (``update_after_step`` 100) and once more at the first update
+after it (``initted``); then decay 1 - (1 + e / inv_gamma) ** -power with
+e = step - 101, clamped to [min_value, beta] (0.995 first at step 2,931).
+The rule "fixed" (ubdiff before this rule) applies ``beta`` after steps
+update_every, 2 update_every, ... with the EMA starting as the initial
+weights. Python picks each step's decay; the C step applies it (0 = copy).
 """
 from __future__ import annotations
 
@@ -47,6 +54,66 @@ PAPER = dict(dim=128, dim_mults=(1, 2, 2, 4), channels=1, seq_len=128, groups=8,
 SMALL = dict(PAPER, dim=32, dim_mults=(1, 2, 2, 2))
 CONFIGS = {"paper": PAPER, "small": SMALL}
 PAPER_NUM_PARAMETERS = 21_319_681
+
+#: EMA rules and their defaults. "ema-pytorch": lucidrains' ema-pytorch 0.2.3 ``EMA`` with the
+#: authors' settings (diffusion_trainer.py: beta = ema_decay = 0.995, update_every = 10; the
+#: library's update_after_step 100, inv_gamma 1, power 2/3, min_value 0). "fixed": ``beta``
+#: after every ``update_every``-th step, no warm-up.
+EMA_RULES = {
+    "ema-pytorch": dict(beta=0.995, update_every=10, update_after_step=100, inv_gamma=1.0, power=2 / 3,
+                        min_value=0.0),
+    "fixed": dict(beta=0.995, update_every=10),
+}
+
+
+def make_ema_rule(rule: str = "ema-pytorch", **params) -> dict:
+    """{'rule': rule, **its parameters}: the defaults of :data:`EMA_RULES` updated by ``params``, checked."""
+    if rule not in EMA_RULES:
+        raise ValueError(f"EMA rule must be one of {sorted(EMA_RULES)}, got {rule!r}")
+    unknown = set(params) - set(EMA_RULES[rule])
+    if unknown:
+        raise ValueError(f"EMA rule {rule!r} takes {sorted(EMA_RULES[rule])}, got unknown {sorted(unknown)}")
+    r = dict(EMA_RULES[rule], **{k: v for k, v in params.items() if v is not None})
+    r["update_every"] = _int(r["update_every"], "update_every", 1)
+    if not 0.0 <= float(r["beta"]) <= 1.0:
+        raise ValueError(f"EMA beta (the decay) must lie in [0, 1], got {r['beta']}")
+    r["beta"] = float(r["beta"])
+    if rule == "ema-pytorch":
+        r["update_after_step"] = _int(r["update_after_step"], "update_after_step", 0)
+        for k in ("inv_gamma", "power"):
+            if not (float(r[k]) > 0 and math.isfinite(float(r[k]))):
+                raise ValueError(f"EMA {k} must be a positive number, got {r[k]}")
+            r[k] = float(r[k])
+        if not 0.0 <= float(r["min_value"]) <= r["beta"]:
+            raise ValueError(f"EMA min_value must lie in [0, beta = {r['beta']}], got {r['min_value']}")
+        r["min_value"] = float(r["min_value"])
+    return {"rule": rule, **r}
+
+
+def ema_update_at(rule: Mapping, step: int, initted: bool = False) -> tuple:
+    """The EMA update after optimiser step ``step`` (1, 2, ...): (decay, initted after it).
+
+    decay None: no update; 0.0: EMA := weights (a copy); else EMA += (1 - decay) (weights - EMA).
+    "ema-pytorch" follows ema_pytorch 0.2.3 ``EMA.update()``, which Trainer1D calls once after
+    every optimiser step: its counter (``self.step``, before the increment) is step - 1, and
+    ``get_current_decay`` reads it after the increment (= step).
+    """
+    step = _int(step, "step", 1)
+    every = rule["update_every"]
+    if rule["rule"] == "fixed":
+        return (rule["beta"] if step % every == 0 else None), bool(initted)
+    count = step - 1
+    if count % every != 0:
+        return None, bool(initted)
+    if count <= rule["update_after_step"]:
+        return 0.0, bool(initted)                 # copy_params_from_model_to_ema
+    if not initted:
+        return 0.0, True                          # copy, then a lerp towards itself: a copy
+    epoch = max(step - rule["update_after_step"] - 1, 0)
+    if epoch <= 0:
+        return 0.0, True
+    value = 1.0 - (1.0 + epoch / rule["inv_gamma"]) ** -rule["power"]
+    return min(max(value, rule["min_value"]), rule["beta"]), True
 
 
 def resolve_config(config) -> dict:
@@ -90,6 +157,8 @@ class LatentDiffusion:
         self._spec = [(n, tuple(s), o) for n, s, o in lib.diffusion_spec(self._h)]
         self._flat = {k: lib.diffusion_buffer(self._h, k) for k in KINDS}
         self._schedule = None
+        self.ema_rule = make_ema_rule()  # see set_ema
+        self.ema_initted = False         # ema-pytorch's `initted`: the first update after warm-up copied
 
     # ---- structure -------------------------------------------------------
     @property
@@ -145,6 +214,16 @@ class LatentDiffusion:
         """PyTorch-default initialisation from `seed`; EMA := params, Adam state and step reset."""
         lib.diffusion_init(self._h, seed_arg(seed))
         self.step = 0
+        self.ema_initted = False
+
+    def set_ema(self, rule: str | None = None, **params) -> dict:
+        """Choose the EMA rule ("ema-pytorch" | "fixed", :data:`EMA_RULES`) and its parameters
+        (beta, update_every, ...; None keeps the current value). Another rule starts from its
+        defaults. Saved with the model, so a resumed run keeps its rule. Returns the rule."""
+        rule = self.ema_rule["rule"] if rule is None else rule
+        base = {k: v for k, v in self.ema_rule.items() if k != "rule"} if rule == self.ema_rule["rule"] else {}
+        self.ema_rule = make_ema_rule(rule, **dict(base, **{k: v for k, v in params.items() if v is not None}))
+        return dict(self.ema_rule)
 
     # ---- state dicts --------------------------------------------------------
     def state_dict(self, kind: str = "param", prefix: str = "") -> dict:
@@ -179,7 +258,8 @@ class LatentDiffusion:
             tensors.update(self.state_dict(kind, prefix=pre))
         cfg = dict(self.config, dim_mults=list(self.config["dim_mults"]))
         meta = {"kind": self.CHECKPOINT_KIND, "config": cfg, "seed": self.seed, "step": self.step,
-                "max_batch": self.max_batch, **dict(extra_meta or {})}
+                "max_batch": self.max_batch, "ema": dict(self.ema_rule, initted=self.ema_initted),
+                **dict(extra_meta or {})}
         checkpoint.save(path, tensors, meta)
 
     @classmethod
@@ -197,6 +277,12 @@ class LatentDiffusion:
         for kind, pre in cls._CKPT_GROUPS.items():
             m.load_state_dict(tensors, kind=kind, prefix=pre)
         m.step = int(meta["step"])
+        ema = dict(meta.get("ema") or {})
+        if not ema and m.step > 0:   # saved before the EMA rule was: it trained with the fixed rule
+            ema = {"rule": "fixed"}
+        if ema:
+            m.ema_initted = bool(ema.pop("initted", False))
+            m.ema_rule = make_ema_rule(ema.pop("rule"), **ema)
         return m
 
     # ---- network ---------------------------------------------------------------
@@ -260,13 +346,16 @@ class LatentDiffusion:
 
     # ---- training --------------------------------------------------------------
     def train_step(self, z0, accum: int = 1, lr: float = 8e-5, betas=(0.9, 0.99), eps: float = 1e-8,
-                   weight_decay: float = 0.0, max_grad_norm: float = 1.0, ema_decay: float = 0.995,
-                   ema_every: int = 10, seed: int | None = None, step: int | None = None) -> dict:
+                   weight_decay: float = 0.0, max_grad_norm: float = 1.0, ema_decay: float | None = None,
+                   ema_every: int | None = None, seed: int | None = None, step: int | None = None) -> dict:
         """One optimiser step on z0 (accum*B, C, L) = accum micro-batches of B.
 
         Draws t and noise from Philox keyed by (seed, step) — defaults: the
-        model's seed and its step counter, which then advances. Returns
-        {"loss", "grad_norm" (before clipping), "step" (the step just taken)}.
+        model's seed and its step counter, which then advances. The EMA follows
+        the model's rule (:meth:`set_ema`); ema_decay / ema_every given here
+        instead apply the fixed rule to this step (defaults 0.995 / 10; 0 = no
+        EMA). Returns {"loss", "grad_norm" (before clipping), "step" (the step
+        just taken), "ema_decay" (None: no update, 0: copy)}.
         """
         z0 = self._batch(z0, "z0")
         accum = _int(accum, "accum", 1)
@@ -282,11 +371,20 @@ class LatentDiffusion:
         max_grad_norm = float_arg(max_grad_norm, "max_grad_norm", 0.0)
         if ema_decay is not None:
             ema_decay = float_arg(ema_decay, "ema_decay", 0.0, 1.0)
+        initted = self.ema_initted
+        if ema_decay is None and ema_every is None:
+            decay, initted = ema_update_at(self.ema_rule, step + 1, initted)
+            c_decay, c_every = (0.0, 0) if decay is None else (decay, 1)
+        else:
+            c_decay = 0.995 if ema_decay is None else float(ema_decay)
+            c_every = 10 if ema_every is None else _int(ema_every, "ema_every", 0)
+            decay = c_decay if c_every > 0 and (step + 1) % c_every == 0 else None
         loss, gnorm = lib.diffusion_train_step(self._h, z0, B, accum, seed, step, float(lr), float(betas[0]),
                                                float(betas[1]), float(eps), float(weight_decay),
-                                               float(max_grad_norm), float(ema_decay), _int(ema_every, "ema_every", 0))
+                                               float(max_grad_norm), float(c_decay), c_every)
         self.step = step + 1
-        return {"loss": loss, "grad_norm": gnorm, "step": step}
+        self.ema_initted = initted
+        return {"loss": loss, "grad_norm": gnorm, "step": step, "ema_decay": decay}
 
     # ---- sampling --------------------------------------------------------------
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
@@ -332,4 +430,5 @@ class LatentDiffusion:
         return z
 
 
-__all__ = ["LatentDiffusion", "resolve_config", "PAPER", "SMALL", "PAPER_NUM_PARAMETERS"]
+__all__ = ["LatentDiffusion", "resolve_config", "PAPER", "SMALL", "PAPER_NUM_PARAMETERS", "EMA_RULES",
+           "make_ema_rule", "ema_update_at"]
