@@ -31,15 +31,30 @@ git ls-files -z --cached --others --exclude-standard \
 [ -x "$OUT/venv/bin/python" ] || "$PY" -m venv "$OUT/venv"
 "$OUT/venv/bin/python" -m pip install -q --upgrade pip
 cd "$OUT/src"
-UBDIFF_CUDA=0 CC="$CC" CFLAGS="$SAN" LDFLAGS="-fsanitize=address,undefined" \
-    "$OUT/venv/bin/python" -m pip install -q -e ".[test]"
+export UBDIFF_CUDA=0  # the build, and the tests that check it, know it is CPU-only
+CC="$CC" CFLAGS="$SAN" LDFLAGS="-fsanitize=address,undefined" "$OUT/venv/bin/python" -m pip install -q -e ".[test]"
 
 ASAN_LIB="$("$CC" -print-file-name=libasan.so)"
 [ -e "$ASAN_LIB" ] || { echo "sanitize.sh: libasan.so not found for $CC" >&2; exit 2; }
-export LD_PRELOAD="$ASAN_LIB${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:${ASAN_OPTIONS:-}"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+# libstdc++ too: ASan intercepts __cxa_throw only if it is loaded at start-up
+# (C++ extensions such as matplotlib's ft2font throw)
+STDCXX="$("$CC" -print-file-name=libstdc++.so.6)"
+export LD_PRELOAD="$ASAN_LIB:$STDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
+# reports go to files as well: pytest's capture would swallow them with the aborted process
+REPORTS="$OUT/reports"
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:log_path=$REPORTS/asan:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$REPORTS/ubsan:${UBSAN_OPTIONS:-}"
 export PYTHONUNBUFFERED=1
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 echo "sanitize.sh: ASan + UBSan build in $OUT/src; running pytest $*"
-exec "$OUT/venv/bin/python" -m pytest -p no:cacheprovider "$@"
+rc=0
+"$OUT/venv/bin/python" -m pytest -p no:cacheprovider "$@" || rc=$?
+if compgen -G "$REPORTS/*" > /dev/null; then
+    echo "sanitize.sh: sanitizer reports:" >&2
+    for f in "$REPORTS"/*; do echo "== $f" >&2; head -60 "$f" >&2; done
+    [ "$rc" -ne 0 ] || rc=1
+fi
+[ "$rc" -eq 0 ] && echo "sanitize.sh: clean (no sanitizer report, all tests passed)"
+exit "$rc"
