@@ -66,6 +66,14 @@ ubd_status ubd_set_num_threads(int n);
  * in the tens of thousands must never reach it. */
 int ubd_max_num_threads(void);
 int ubd_get_num_threads(void);
+/* Adaptive mode (cpu/threads_auto.c): up to max threads, fewer while other
+ * tasks compete for the cores; ubd_threads_adapt() re-decides (cheap, rate
+ * limited; the binding calls it before each long call). ubd_threads_fixed()
+ * leaves adaptive mode (an explicit thread count). */
+ubd_status ubd_set_num_threads_adaptive(int max);
+int ubd_threads_adaptive(void);
+void ubd_threads_fixed(void);
+void ubd_threads_adapt(void);
 /* Name/config string of the BLAS linked in. */
 const char *ubd_blas_info(void);
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Set everything up in a fresh virtual environment (.venv) and run the tests.
+# Set everything up in a virtual environment (.venv) and run the tests.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow`.
+# The package is built on the first run and rebuilt only when csrc/, setup.py or
+# pyproject.toml changed since (scripts/build_stamp.py); `--rebuild` forces it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+source scripts/venv.sh
+split_rebuild_flag "$@"
+ensure_build test
 export PYTHONUNBUFFERED=1
-if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
-exec .venv/bin/python -m pytest "$@"
+if [ "${#ARGS[@]}" -eq 0 ]; then ARGS=(-m "not slow"); fi
+exec .venv/bin/python -m pytest "${ARGS[@]}"

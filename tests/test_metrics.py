@@ -440,15 +440,19 @@ def test_cli_evaluate_skips_without_pairs_and_on_request(tmp_path, rng):
 
 
 def test_load_folder_pairs_by_suffix_in_natural_order(tmp_path):
+    from ubdiff.data import DataError
     from ubdiff.metrics._io import load_folder
     for i in (10, 2):  # natural order: 2 before 10
         np.save(tmp_path / f"model{i}.npy", np.full((2, 1, 3, 3), i, np.float32))
         np.save(tmp_path / f"data{i}.npy", np.full((2, 5, 4, 3), i, np.float32))
-    np.save(tmp_path / "model7.npy", np.zeros((2, 1, 3, 3), np.float32))  # no seismic partner: left out
     d = load_folder(str(tmp_path))
     assert d["paired"] and d["velocity"][:, 0, 0, 0].tolist() == [2, 2, 10, 10]
     assert d["seismic"][:, 0, 0, 0].tolist() == [2, 2, 10, 10]
     assert len(load_folder(str(tmp_path), max_samples=3)["velocity"]) == 3
+    # a velocity file without its seismic partner is named, not silently left out
+    np.save(tmp_path / "model7.npy", np.zeros((2, 1, 3, 3), np.float32))
+    with pytest.raises(DataError, match=r"without a partner: model7\.npy"):
+        load_folder(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_folder(str(tmp_path / "missing"))
     os.makedirs(tmp_path / "empty")
@@ -457,5 +461,5 @@ def test_load_folder_pairs_by_suffix_in_natural_order(tmp_path):
     os.makedirs(tmp_path / "odd")
     np.save(tmp_path / "odd" / "model1.npy", np.zeros((2, 1, 3, 3), np.float32))
     np.save(tmp_path / "odd" / "data2.npy", np.zeros((2, 5, 4, 3), np.float32))
-    with pytest.raises(ValueError, match="no matching suffixes"):
+    with pytest.raises(DataError, match=r"without a partner: data2\.npy, model1\.npy"):
         load_folder(str(tmp_path / "odd"))

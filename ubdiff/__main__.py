@@ -45,7 +45,13 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         p.print_help()
         return 2
-    return args.func(args)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, OSError) as e:   # a bad file or folder, a full disk: no traceback
+        print(f"ubdiff {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -81,9 +81,11 @@ def run_evaluate(args) -> int:
     results, figures = {}, {}
     results["data"] = {
         "generated": {"folder": args.generated, "velocity_shape": _shape(gen["velocity"]),
-                      "seismic_shape": _shape(gen["seismic"]), "paired": gen["paired"]},
+                      "seismic_shape": _shape(gen["seismic"]), "paired": gen["paired"],
+                      "velocity_only_files_not_loaded": gen["velocity_only_files"]},
         "real": {"folder": args.real, "velocity_shape": _shape(real["velocity"]),
-                 "seismic_shape": _shape(real["seismic"]), "paired": real["paired"]},
+                 "seismic_shape": _shape(real["seismic"]), "paired": real["paired"],
+                 "velocity_only_files_not_loaded": real["velocity_only_files"]},
     }
 
     # ---- value statistics and sample figures (need nothing trained) ----

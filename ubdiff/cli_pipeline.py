@@ -21,7 +21,7 @@ def _data(args, velocity_only):
     """Velocity-only dataset of all maps, or the paired samples (optionally n of them, seeded)."""
     from .data import OpenFWIDataset, openfwi, unbalanced_split
     root = args.data
-    split = None if openfwi.read_meta(root) is not None else "train"
+    split = None if openfwi.has_meta(root) else "train"
     if split is not None and not args.family:
         raise SystemExit(f"{root}: an OpenFWI folder needs --family (to find its official train files)")
     if velocity_only:
@@ -35,7 +35,7 @@ def _family(args):
     from .data import openfwi
     if args.family:
         return args.family
-    meta = openfwi.read_meta(args.data) if getattr(args, "data", None) else None
+    meta = openfwi.read_meta(args.data, partial=True) if getattr(args, "data", None) else None
     return meta.get("family") if meta else None
 
 
@@ -54,15 +54,20 @@ def _hyper(args):
 def _config(text):
     if text in ("small", "paper"):
         return text
-    if os.path.isfile(text):
-        with open(text) as f:
-            return json.load(f)
-    return json.loads(text)
+    if os.path.exists(text):
+        from .data.files import read_json
+        return read_json(text, "--config")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise SystemExit(f"--config: {text!r} is neither 'small', 'paper', a JSON file nor JSON text ({e})")
 
 
 def _model(args, create=False):
+    from .data.files import recover_folder
     from .pipeline import STATE_FILE, UBDiff
-    if os.path.isfile(os.path.join(args.run, STATE_FILE)):
+    recover_folder(args.run)   # a save a kill interrupted (file systems without an atomic exchange)
+    if os.path.lexists(os.path.join(args.run, STATE_FILE)):
         if create and args.config is not None:
             raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
         m = UBDiff.load(args.run)

@@ -99,10 +99,12 @@ def run_demo(out_dir: str = "demo_out", seed: int = 0, scale: float = 1.0, threa
     gen_dir = os.path.join(out_dir, "generated")
     print(f"\n[5/5] generating {n_gen} pairs (ancestral DDPM, {model.diffusion.timesteps} steps) -> {gen_dir}")
     model.generate(n_gen, gen_dir, seed=seed + 1, weights="ema")
-    vel = np.load(os.path.join(gen_dir, "model1.npy"))
-    seis = np.load(os.path.join(gen_dir, "data1.npy"))
+    from .data import open_npy
+    vel = np.array(open_npy(os.path.join(gen_dir, "model1.npy"), what="velocity"))
+    seis = np.array(open_npy(os.path.join(gen_dir, "data1.npy"), what="seismic"))
     fig = save_pairs_figure(os.path.join(out_dir, "generated_pairs.png"), vel, seis,
-                            title=f"UB-Diff demo (small config): generated pairs, seed {seed + 1}")
+                            title=f"UB-Diff demo (small config): generated velocity maps and their "
+                                  f"seismic shot gathers (seed {seed + 1})")
     t_gen = time.perf_counter() - t0
     rows.append(dict(stage="generation", seconds=t_gen, first=float("nan"), last=float("nan")))
 

@@ -39,9 +39,11 @@ from .models.diffusion import LatentDiffusion
 from .pipeline_data import Source, batches, dataset_constants
 
 FORMAT = "ubdiff-pipeline-1"
+GENERATED_FORMAT = "ubdiff-generated-1"
 STATE_FILE = "ubdiff.json"
 AE_FILE = "autoencoder.safetensors"
 DIFF_FILE = "diffusion.safetensors"
+RUN_FILES = (STATE_FILE, AE_FILE, DIFF_FILE)
 STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4}
 
 #: The paper's per-family optimiser settings of the autoencoder (specs/paper_config.md).
@@ -149,6 +151,16 @@ def resolve_config(config) -> dict:
     return {"autoencoder": ae, "diffusion": dcfg}
 
 
+_SEED_MAX = 2 ** 64 - 1   # seeds key Philox streams as uint64: larger ones would wrap
+
+
+def _seed(x, name: str = "seed") -> int:
+    """A seed as an int in 0..2**64-1 (the C core's uint64), else ValueError naming it."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or not 0 <= int(x) <= _SEED_MAX:
+        raise ValueError(f"{name} must be an int in 0..2**64-1, got {x!r}")
+    return int(x)
+
+
 WEIGHTS = ("online", "ema")
 
 
@@ -161,6 +173,55 @@ def _use_ema(weights) -> bool:
 def _bar(total, desc, progress):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+
+
+def _check_state(fn: str, info: dict) -> dict:
+    """Validate a ubdiff.json (read from ``fn``) before anything is allocated; returns its resolved config."""
+    def bad(msg):
+        raise checkpoint.CheckpointError(f"{fn}: {msg}")
+
+    if info.get("format") != FORMAT:
+        bad(f"format {info.get('format')!r}, expected {FORMAT!r}")
+    for key in ("config", "seed", "constants", "state", "history"):
+        if key not in info:
+            bad(f"missing key {key!r}")
+    try:
+        _seed(info["seed"])
+    except ValueError as e:
+        bad(str(e))
+    mb = info.get("diffusion_max_batch", 16)
+    if isinstance(mb, bool) or not isinstance(mb, int) or not 1 <= mb <= 1 << 16:
+        bad(f"'diffusion_max_batch' must be an int in 1..65536, got {mb!r}")
+    cfg = info["config"]
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("autoencoder"), dict) \
+            or not isinstance(cfg.get("diffusion"), dict):
+        bad("'config' must hold an 'autoencoder' and a 'diffusion' object")
+    try:
+        config = resolve_config(cfg)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        bad(f"bad 'config' ({type(e).__name__}: {e})")
+    c = info["constants"]
+    if not isinstance(c, dict) or not {"label_min", "label_max", "data_min", "data_max"} <= set(c):
+        bad("'constants' must hold label_min, label_max, data_min and data_max")
+
+    def num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if not (num(c["label_min"]) and num(c["label_max"]) and c["label_min"] < c["label_max"]):
+        bad(f"constants need finite label_min < label_max, got {c['label_min']!r}, {c['label_max']!r}")
+    if not (c["data_min"] is None and c["data_max"] is None) and not (
+            num(c["data_min"]) and num(c["data_max"]) and c["data_min"] < c["data_max"]):
+        bad(f"constants need finite data_min < data_max (or both null), got {c['data_min']!r}, {c['data_max']!r}")
+    st = info["state"]
+    if not isinstance(st, dict):
+        bad("'state' must be an object")
+    for stage in ("step1", "step2", "wo_opt"):
+        e = st.get(stage, {}).get("epoch") if isinstance(st.get(stage), dict) else None
+        if isinstance(e, bool) or not isinstance(e, int) or e < 0:
+            bad(f"'state' needs {stage!r}: {{'epoch': a non-negative int}}, got {st.get(stage)!r}")
+    h = info["history"]
+    if not isinstance(h, dict) or not all(isinstance(v, list) for v in h.values()):
+        bad("'history' must map stage names to lists")
+    return config
 
 
 class UBDiff:
@@ -184,10 +245,9 @@ class UBDiff:
             raise ValueError(f"device must be 'cpu', 'auto' or 'cuda', got {device!r}")
         if device == "cuda":
             raise NotImplementedError("UBDiff runs on the CPU only so far; use device='cpu'")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        seed = _seed(seed)
         self.device = "cpu"
-        self.seed = int(seed)
+        self.seed = seed
         self.config = resolve_config(config)
         over = {} if max_batch is None else {"max_batch": int(max_batch)}
         self.autoencoder = CoLatentAutoencoder(self.config["autoencoder"], seed=self.seed, device="cpu", **over)
@@ -470,6 +530,9 @@ class UBDiff:
         d = self.diffusion
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
+        seed = _seed(seed)
+        if isinstance(first, bool) or not isinstance(first, (int, np.integer)) or not 0 <= first <= _SEED_MAX - n:
+            raise ValueError(f"first must be an int in 0..2**64-1-n, got {first!r}")
         if first == 0 and not progress:
             return d.sample(int(n), seed=seed, sampler=sampler, steps=steps, eta=eta, use_ema=use_ema)
         if sampler not in diff_mod.SAMPLERS:
@@ -496,9 +559,15 @@ class UBDiff:
     def decode(self, z, normalized: bool = False):
         """(velocity (n,1,70,70) m/s, seismic (n,shots,nt,nr) physical) of latents z (n, latent) or (n,1,latent);
         normalized=True returns the decoders' [-1, 1] outputs instead."""
-        z = np.asarray(z, np.float32)
-        if z.ndim == 3:
-            z = z[:, 0]
+        lat = self.autoencoder.latent_dim
+        a = np.asarray(z)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"decode: z must be a real array, got dtype {a.dtype}")
+        if not ((a.ndim == 2 and a.shape[1] == lat) or (a.ndim == 3 and a.shape[1:] == (1, lat))) or len(a) == 0:
+            raise ValueError(f"decode: z must have shape (n, {lat}) or (n, 1, {lat}) with n >= 1, got {a.shape}")
+        z = np.asarray(a.reshape(len(a), lat), np.float32)
+        if not np.isfinite(z).all():
+            raise ValueError(f"decode: z holds NaN or Inf (latent {int(np.flatnonzero(~np.isfinite(z).all(1))[0])})")
         norm = None if normalized else self._norm(need_seismic=True)
         mb = self.autoencoder.config["max_batch"]
         vs, ss = [], []
@@ -533,73 +602,119 @@ class UBDiff:
                  eta: float = 0.0, file_size: int = openfwi.FILE_SIZE, progress: bool = True,
                  weights: str = "online") -> dict:
         """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
-        data{i}.npy (<=500,shots,nt,nr), each written atomically, plus ubdiff_dataset.json
-        (constants, generation settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
+        data{i}.npy (<=500,shots,nt,nr), plus ubdiff_dataset.json (constants, generation
+        settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
         Pair j has the same noise whatever ``file_size``; its latent and decoded values agree
         across file sizes up to float rounding (the batch size changes sgemm's blocking), and
         bit for bit for the same file_size, machine and thread count. weights: "online" | "ema",
-        as :meth:`sample`. Returns the metadata."""
-        from .data import write_npy
+        as :meth:`sample`. Returns the metadata.
+
+        The set is written into a temporary sibling folder that replaces ``out_dir`` in one
+        atomic step: an interruption leaves the previous content of ``out_dir`` (an older
+        generation, complete) or the new generation, never a mix of the two. Other files in
+        ``out_dir`` are kept. Overwriting needs room for both generations until the swap; a
+        folder holding OpenFWI data not made by generate is refused, not overwritten."""
+        from .data import DataError, write_npy
+        from .data.files import atomic_folder
 
         _use_ema(weights)
         self._norm(need_seismic=True)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        os.makedirs(out_dir, exist_ok=True)
+        if isinstance(file_size, bool) or not isinstance(file_size, (int, np.integer)) or file_size < 1:
+            raise ValueError(f"file_size must be a positive int, got {file_size!r}")
+        seed = _seed(seed)
+        if os.path.isdir(out_dir) and any(openfwi.is_velocity_name(f) or openfwi.is_seismic_name(f)
+                                          for f in os.listdir(out_dir)):
+            old = openfwi.read_meta(out_dir, partial=True)
+            if old is None or old.get("format") != GENERATED_FORMAT:
+                raise DataError(f"{out_dir}: holds OpenFWI data files not written by UBDiff.generate; "
+                                "generate into another folder (nothing was changed)")
         counts = [min(file_size, n - s) for s in range(0, n, file_size)]
         c = self.autoencoder.config
-        meta = dict(format="ubdiff-generated-1", family="generated", maps=int(n), paired=int(n), seed=int(seed),
+        meta = dict(format=GENERATED_FORMAT, family="generated", maps=int(n), paired=int(n), seed=seed,
                     sampler=sampler, steps=steps, eta=float(eta), weights=weights, file_size=int(file_size),
                     seismic_shape=[c["shots"], c["nt"], c["nr"]],
                     velocity_files=[openfwi.velocity_name(i) for i in range(1, len(counts) + 1)],
                     seismic_files=[openfwi.seismic_name(i) for i in range(1, len(counts) + 1)],
                     file_counts=counts, paired_counts=counts, complete=False,
                     diffusion_steps=self.diffusion.step, config=self.config, **self.constants)
-        openfwi.write_meta(out_dir, meta)
+
+        def owned(name):   # what a previous generation wrote: replaced as a whole
+            return name == openfwi.META_NAME or openfwi.is_velocity_name(name) or openfwi.is_seismic_name(name)
+
         t0 = time.perf_counter()
-        first = 0
-        for i, cnt in enumerate(counts, 1):
-            z = self.sample_latents(cnt, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
-                                    weights=weights, progress=progress)
-            v, s = self.decode(z)
-            write_npy(os.path.join(out_dir, openfwi.velocity_name(i)), v)
-            write_npy(os.path.join(out_dir, openfwi.seismic_name(i)), s)
-            first += cnt
-        meta.update(complete=True, seconds=round(time.perf_counter() - t0, 3))
-        openfwi.write_meta(out_dir, meta)
+        with atomic_folder(out_dir, owned) as tmp:
+            first = 0
+            for i, cnt in enumerate(counts, 1):
+                z = self.sample_latents(cnt, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
+                                        weights=weights, progress=progress)
+                v, s = self.decode(z)
+                write_npy(os.path.join(tmp, openfwi.velocity_name(i)), v)
+                write_npy(os.path.join(tmp, openfwi.seismic_name(i)), s)
+                first += cnt
+            meta.update(complete=True, seconds=round(time.perf_counter() - t0, 3))
+            openfwi.write_meta(tmp, meta)
         return meta
 
     # ---- checkpoints -------------------------------------------------------------------
     def save(self, path: str) -> None:
         """One folder: autoencoder.safetensors, diffusion.safetensors (weights, EMA, optimiser state)
-        and ubdiff.json (config, constants, epoch counters, history). Every file is written atomically."""
-        from .data.npyio import atomic_path
+        and ubdiff.json (config, constants, epoch counters, history).
 
-        os.makedirs(path, exist_ok=True)
-        self.autoencoder.save(os.path.join(path, AE_FILE))
-        self.diffusion.save(os.path.join(path, DIFF_FILE))
-        info = {"format": FORMAT, "config": self.config, "seed": self.seed, "constants": self.constants,
-                "state": self.state, "history": self.history, "diffusion_max_batch": self.diffusion.max_batch}
-        with atomic_path(os.path.join(path, STATE_FILE)) as tmp:
-            with open(tmp, "w") as f:
+        Atomic as a set: the three files are written into a temporary sibling folder that
+        replaces ``path`` in one step (ubdiff.data.files.atomic_folder), so an interrupted
+        save leaves the previous complete run or the new complete run, never a mix. Other
+        files kept in ``path`` survive; temporaries of a killed save are removed by the next
+        one. The three files share a random ``save_id`` that load() checks."""
+        import secrets
+
+        from .data.files import atomic_folder
+
+        save_id = secrets.token_hex(8)
+        info = {"format": FORMAT, "save_id": save_id, "config": self.config, "seed": self.seed,
+                "constants": self.constants, "state": self.state, "history": self.history,
+                "diffusion_max_batch": self.diffusion.max_batch}
+        with atomic_folder(path, lambda name: name in RUN_FILES) as tmp:
+            self.autoencoder.save(os.path.join(tmp, AE_FILE), meta={"save_id": save_id})
+            self.diffusion.save(os.path.join(tmp, DIFF_FILE), extra_meta={"save_id": save_id})
+            with open(os.path.join(tmp, STATE_FILE), "w") as f:
                 json.dump(info, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
 
     @classmethod
     def load(cls, path: str) -> "UBDiff":
-        """A UBDiff restored from :meth:`save`; training continues exactly where it stopped."""
+        """A UBDiff restored from :meth:`save`; training continues exactly where it stopped.
+
+        ubdiff.json is validated (keys, types, ranges) before anything is allocated, and
+        the two checkpoints must belong to it (same save_id and configs); any problem is
+        a CheckpointError naming the file."""
+        from .data.files import read_json, recover_folder
+
+        recover_folder(path)   # finish a folder swap a kill interrupted
         fn = os.path.join(path, STATE_FILE)
-        if not os.path.isfile(fn):
+        if not os.path.lexists(fn):
             raise checkpoint.CheckpointError(f"{path}: no {STATE_FILE} (not a UBDiff folder)")
-        with open(fn) as f:
-            info = json.load(f)
-        if info.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{fn}: format {info.get('format')!r}, expected {FORMAT!r}")
+        info = read_json(fn, "UBDiff state", checkpoint.CheckpointError)
+        config = _check_state(fn, info)
         self = cls.__new__(cls)
         self.device, self.seed = "cpu", int(info["seed"])
-        self.config = info["config"]
-        self.autoencoder = CoLatentAutoencoder.load(os.path.join(path, AE_FILE))
-        self.diffusion = LatentDiffusion.load(os.path.join(path, DIFF_FILE),
-                                              max_batch=int(info.get("diffusion_max_batch", 16)))
+        self.config = config
+        ae_path, diff_path = os.path.join(path, AE_FILE), os.path.join(path, DIFF_FILE)
+        ae_meta, diff_meta = checkpoint.read_meta(ae_path), checkpoint.read_meta(diff_path)   # headers only
+        sid = info.get("save_id")
+        if sid is not None:
+            for p, got in ((ae_path, (ae_meta.get("user") or {}).get("save_id")), (diff_path, diff_meta.get("save_id"))):
+                if got != sid:
+                    raise checkpoint.CheckpointError(f"{p}: belongs to another save (save_id {got!r}) than {fn} "
+                                                     f"({sid!r}); the run folder is a mix of two runs")
+        for p, got, want in ((ae_path, ae_meta.get("config"), config["autoencoder"]),
+                             (diff_path, diff_meta.get("config"), config["diffusion"])):
+            if got != want:
+                raise checkpoint.CheckpointError(f"{p}: its config {got} differs from the one in {fn} ({want})")
+        self.autoencoder = CoLatentAutoencoder.load(ae_path)
+        self.diffusion = LatentDiffusion.load(diff_path, max_batch=int(info.get("diffusion_max_batch", 16)))
         self.constants, self.state, self.history = info["constants"], info["state"], info["history"]
         return self
 

@@ -42,6 +42,7 @@ void ubd_handle_release(ubd_handle **h);
     do {                                           \
         ubd_status hs_;                            \
         (void)(h);                                 \
+        ubd_threads_adapt();                       \
         Py_BEGIN_ALLOW_THREADS hs_ = (expr);       \
         Py_END_ALLOW_THREADS if (hs_ != UBD_OK) return ubd_py_raise(hs_); \
     } while (0)

@@ -6,28 +6,56 @@
 
 static PyObject *py_blas_info(PyObject *self, PyObject *args) { return PyUnicode_FromString(ubd_blas_info()); }
 
-/* set_num_threads(n): 1 <= n <= max_num_threads(), checked before anything
- * reaches libgomp (which exits or crashes when it cannot start the threads). */
-static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
+/* A thread count argument: an int in 1 .. max_num_threads(), checked before
+ * anything reaches libgomp (which exits or crashes when it cannot start the
+ * threads). 0 ok / -1 raised. */
+static int thread_count(PyObject *args, const char *fn, int *out) {
     PyObject *o;
-    if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
-    if (PyBool_Check(o) || !PyIndex_Check(o))
-        return PyErr_Format(PyExc_TypeError, "set_num_threads: n must be an int, got %s", Py_TYPE(o)->tp_name);
+    if (!PyArg_ParseTuple(args, "O", &o)) return -1;
+    if (PyBool_Check(o) || !PyIndex_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: n must be an int, got %s", fn, Py_TYPE(o)->tp_name);
+        return -1;
+    }
     PyObject *v = PyNumber_Index(o);
-    if (!v) return NULL;
+    if (!v) return -1;
     int overflow = 0;
     long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
     Py_DECREF(v);
-    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n == -1 && PyErr_Occurred()) return -1;
     const int max = ubd_max_num_threads();
-    if (overflow || n < 1 || n > max)
-        return PyErr_Format(PyExc_ValueError, "set_num_threads: n must be >= 1 and <= %d (max_num_threads), got %R",
-                            max, o);
-    UBD_PY_CALL(ubd_set_num_threads((int)n));
+    if (overflow || n < 1 || n > max) {
+        PyErr_Format(PyExc_ValueError, "%s: n must be >= 1 and <= %d (max_num_threads), got %R", fn, max, o);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
+    int n;
+    if (thread_count(args, "set_num_threads", &n) < 0) return NULL;
+    ubd_status st = ubd_set_num_threads(n);
+    if (st != UBD_OK) return ubd_py_raise(st);
+    ubd_threads_fixed(); /* an explicit count ends adaptive mode */
     Py_RETURN_NONE;
 }
 
 static PyObject *py_max_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(ubd_max_num_threads()); }
+
+static PyObject *py_set_num_threads_adaptive(PyObject *self, PyObject *args) {
+    int n;
+    if (thread_count(args, "set_num_threads_adaptive", &n) < 0) return NULL;
+    ubd_status st = ubd_set_num_threads_adaptive(n);
+    if (st != UBD_OK) return ubd_py_raise(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_threads_adaptive(PyObject *self, PyObject *args) { return PyBool_FromLong(ubd_threads_adaptive()); }
+
+static PyObject *py_threads_adapt(PyObject *self, PyObject *args) {
+    ubd_threads_adapt();
+    return PyLong_FromLong(ubd_get_num_threads());
+}
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(ubd_get_num_threads()); }
 
@@ -97,6 +125,10 @@ PyMethodDef ubd_py_core_methods[] = {
     {"max_num_threads", py_max_num_threads, METH_NOARGS,
      "The largest thread count set_num_threads accepts: min(1024, 64 x the processors OpenMP sees)."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Current thread count."},
+    {"set_num_threads_adaptive", py_set_num_threads_adaptive, METH_VARARGS,
+     "set_num_threads_adaptive(max): up to max threads, fewer while other tasks compete for the cores."},
+    {"threads_adaptive", py_threads_adaptive, METH_NOARGS, "True in adaptive mode."},
+    {"threads_adapt", py_threads_adapt, METH_NOARGS, "Re-decide the adaptive thread count now; returns it."},
     {"philox4x32_10", py_philox4x32_10, METH_VARARGS, "philox4x32_10((c0,c1,c2,c3), (k0,k1)) -> 4 words."},
     {"rand_uniform", py_rand_uniform, METH_VARARGS,
      "rand_uniform(out, seed, stream=0, offset=0): fill float32 out with Philox uniforms in (0,1)."},

@@ -102,6 +102,7 @@ int ubd_py_u32(PyObject *obj, const char *fn, const char *name, unsigned int *ou
 #define UBD_PY_CALL(expr)                          \
     do {                                           \
         ubd_status s_;                             \
+        ubd_threads_adapt();                       \
         Py_BEGIN_ALLOW_THREADS s_ = (expr);        \
         Py_END_ALLOW_THREADS if (s_ != UBD_OK) return ubd_py_raise(s_); \
     } while (0)

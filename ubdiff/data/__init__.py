@@ -3,6 +3,7 @@
 - :mod:`.openfwi`   per-family constants, file naming, official train/test split
 - :mod:`.dataset`   memory-mapped paired reading, split files, unbalanced split
 - :mod:`.normalize` OpenFWI normalisation to [-1, 1] and inverses
+- :mod:`.files`     regular-file reads, atomic file and folder writes, stale temporaries
 - :mod:`.npyio`     validated memmap reads, chunked NaN/Inf scans, atomic writes
 - :mod:`.families`  seeded generators of the ten 2-D families
 - :mod:`.builder`   writing a simulated OpenFWI-layout dataset (resumable)

@@ -18,6 +18,13 @@ seed=[seed, i])``, so each file is reproducible on its own. Every file is
 written atomically, which makes the run resumable: a rerun with the same
 parameters keeps every complete file and writes only the missing ones; a rerun
 with different parameters into the same folder is refused.
+
+Interruptions: ``ubdiff_dataset.json`` says ``"complete": false`` from the
+first write until the last, so readers refuse a half-made dataset (unless
+asked for ``partial=True``: then only the files recorded as finished are
+read); temporaries of a killed run are removed by the next run. A full disk
+(or a file size limit) is an OSError raised before a seismic file is mapped
+(its blocks are reserved first), with the temporary file removed.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ import numpy as np
 from . import openfwi
 from .errors import DataError
 from .families import generate_velocity
+from .files import clean_stale, is_temp_name
 from .npyio import min_max, npy_writer, open_npy, write_npy
 
 FORMAT = "ubdiff-openfwi-1"
@@ -92,7 +100,8 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
                 simulator=getattr(simulate, "__module__", "") + "." +
                 getattr(simulate, "__qualname__", type(simulate).__name__) if simulate else None,
                 file_stats={}, complete=False)
-    old = openfwi.read_meta(out_dir)
+    clean_stale(out_dir, is_temp_name)   # temporaries a killed run left
+    old = openfwi.read_meta(out_dir, partial=True)
     if old is not None:
         diff = [k for k in _SAME if old.get(k) != meta[k]]
         if diff or old.get("format") != FORMAT:

@@ -26,18 +26,27 @@ _CHECKS = ("off", "read", "open")
 
 
 def _natural_key(path):
-    base = os.path.basename(path)
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", base)]
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
 
 
 def _index_npy(root):
-    """basename -> path of every .npy under root (OpenFWI ships data/ and model/ subfolders)."""
+    """basename -> [paths] of every .npy under root (OpenFWI ships data/ and model/ subfolders).
+
+    A basename may occur in several subfolders (train/model1.npy, test/model1.npy):
+    every path is kept, so no file is silently shadowed by another of the same name.
+    """
     found = {}
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            if n.endswith(".npy"):
-                found.setdefault(n, os.path.join(dirpath, n))
+    for dirpath, dirs, names in os.walk(root):
+        dirs.sort()
+        for n in sorted(names):
+            if n.endswith(".npy") and not n.startswith("."):
+                found.setdefault(n, []).append(os.path.join(dirpath, n))
     return found
+
+
+def _names(paths, root, k=6):
+    rel = [os.path.relpath(p, root) for p in paths]
+    return ", ".join(rel[:k]) + (f" and {len(rel) - k} more" if len(rel) > k else "")
 
 
 def pair_files(paths, velocity_only=False):
@@ -74,12 +83,26 @@ def _locate(partner, source):
 
 
 def folder_files(root, velocity_only=False):
-    """All pairs in a folder tree, found from its velocity files (natural order)."""
-    vels = sorted((p for n, p in _index_npy(root).items() if openfwi.is_velocity_name(n)),
-                  key=_natural_key)
+    """All pairs in a folder tree, found from its velocity files (natural order of their paths).
+
+    Pairing is exact: every velocity file needs its partner (unless
+    ``velocity_only``) and every seismic file must be some velocity file's
+    partner; a file left over is a DataError naming it, never silently dropped.
+    """
+    index = _index_npy(root)
+    every = [p for ps in index.values() for p in ps]
+    vels = sorted((p for p in every if openfwi.is_velocity_name(p)),
+                  key=lambda p: _natural_key(os.path.relpath(p, root)))
     if not vels:
         raise DataError(f"{root}: no velocity files (model*.npy / vel*.npy)")
-    return pair_files(vels, velocity_only)
+    pairs = pair_files(vels, velocity_only)
+    if not velocity_only:
+        used = {os.path.realpath(s) for s, _ in pairs}
+        orphans = [p for p in every if openfwi.is_seismic_name(p) and os.path.realpath(p) not in used]
+        if orphans:
+            raise DataError(f"{root}: seismic files without a velocity partner: {_names(sorted(orphans), root)}"
+                            " (each data*/seis* file needs its model*/vel* file)")
+    return pairs
 
 
 def official_files(root, family, split="train", velocity_only=False):
@@ -91,9 +114,13 @@ def official_files(root, family, split="train", velocity_only=False):
     index = _index_npy(root)
     vels = []
     for s in stems:
-        if s + ".npy" not in index:
+        found = index.get(s + ".npy", [])
+        if not found:
             raise DataError(f"{os.path.join(root, s + '.npy')}: missing {split} file of {inf.name}")
-        vels.append(index[s + ".npy"])
+        if len(found) > 1:
+            raise DataError(f"{root}: {s}.npy is ambiguous, found at {_names(found, root)}; pass the folder"
+                            " holding one copy")
+        vels.append(found[0])
     return pair_files(vels, velocity_only)
 
 
@@ -105,13 +132,14 @@ def read_split_file(path, root=None, velocity_only=False):
     paths are resolved against ``root`` (default: the split file's folder).
     Blank lines and lines starting with '#' are skipped.
     """
+    from .files import read_bytes
+
     root = os.path.dirname(os.path.abspath(path)) if root is None else root
     pairs = []
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read split file ({e})") from e
+        lines = read_bytes(path, "split").decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: split file is not UTF-8 text ({e})") from None
     for k, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -184,15 +212,23 @@ class OpenFWIDataset:
                     _check_finite(a, p)
 
     @classmethod
-    def from_folder(cls, root, family=None, split=None, **kw):
+    def from_folder(cls, root, family=None, split=None, partial=False, **kw):
         """All files of a folder (split=None), or OpenFWI's official 'train'/'test' files.
 
         A folder made by ubdiff (holding ubdiff_dataset.json) supplies its own
-        constants and seismic shape.
+        constants, seismic shape and file list, all validated first; its
+        sample counts must match the ones it records. An incomplete one (an
+        interrupted make_dataset) is refused unless ``partial=True``, which
+        reads the files finished so far.
         """
+        from .files import recover_folder
+
         if split is not None and family is None:
             raise ValueError(f"{root}: OpenFWI's {split!r} file split needs the family name")
-        meta = openfwi.read_meta(root)
+        recover_folder(root)   # finish a folder swap a kill interrupted (UBDiff.generate)
+        if not os.path.isdir(root):
+            raise DataError(f"{root}: not a folder")
+        meta = openfwi.read_meta(root, partial=partial)
         if meta is not None:
             kw.setdefault("seismic_shape", tuple(meta["seismic_shape"]))
             if meta.get("data_min") is not None:
@@ -201,14 +237,12 @@ class OpenFWIDataset:
             kw.setdefault("info", openfwi.info(family))
         vo = kw.get("velocity_only", False)
         if meta is not None and split is None:   # ubdiff layout: seismic for the first files only
-            vels = [os.path.join(root, f) for f in meta["velocity_files"]]
-            seis = [os.path.join(root, f) for f in meta["seismic_files"]]
-            pairs = [(None, v) for v in vels] if vo else list(zip(seis, vels))
-            if not pairs:
-                raise DataError(f"{root}: dataset has no seismic file (use velocity_only=True)")
-        else:
-            pairs = (folder_files(root, vo) if split is None
-                     else official_files(root, family, split, vo))
+            pairs, counts = _meta_pairs(root, meta, vo)
+            ds = cls(pairs, **kw)
+            _check_counts(ds, counts, os.path.join(root, openfwi.META_NAME))
+            return ds
+        pairs = (folder_files(root, vo) if split is None
+                 else official_files(root, family, split, vo))
         return cls(pairs, **kw)
 
     @classmethod
@@ -283,6 +317,50 @@ def _reopen(pairs, kw):
     return OpenFWIDataset(pairs, **kw)
 
 
+def _meta_pairs(root, meta, velocity_only):
+    """(pairs, [(velocity count, seismic count or None)]) of a validated ubdiff dataset folder.
+
+    Complete: every listed file. Incomplete (partial=True): the velocity files
+    written so far, and the seismic files make_dataset recorded as finished
+    (file_stats), whose velocity partner is then there too.
+    """
+    vels, seis = meta["velocity_files"], meta["seismic_files"]
+    vcounts = meta.get("file_counts") or [None] * len(vels)
+    scounts = meta.get("paired_counts") or [None] * len(seis)
+    if meta["complete"]:
+        have_v, have_s = set(vels), set(seis)
+    else:
+        have_v = {v for v in vels if os.path.lexists(os.path.join(root, v))}
+        have_s = {s for s in (meta.get("file_stats") or {}) if os.path.lexists(os.path.join(root, s))}
+    pairs, counts = [], []
+    if velocity_only:
+        for v, n in zip(vels, vcounts):
+            if v in have_v:
+                pairs.append((None, os.path.join(root, v)))
+                counts.append((n, None))
+    else:
+        for s, v, n, m in zip(seis, vels, vcounts, scounts):
+            if s in have_s and v in have_v:
+                pairs.append((os.path.join(root, s), os.path.join(root, v)))
+                counts.append((n, m))
+    if not pairs:
+        what = "velocity" if velocity_only else "seismic"
+        extra = "" if velocity_only else " (use velocity_only=True)"
+        state = "" if meta["complete"] else " finished so far"
+        raise DataError(f"{root}: dataset has no {what} file{state}{extra}")
+    return pairs, counts
+
+
+def _check_counts(ds, counts, meta_path):
+    """Every file holds the number of samples ubdiff_dataset.json records for it."""
+    for i, (nv, ns) in enumerate(counts):
+        v = ds._vel[i]
+        if nv is not None and v.shape[0] != nv:
+            raise DataError(f"{ds.vel_paths[i]}: holds {v.shape[0]} samples, {meta_path} records {nv}")
+        if ns is not None and ds._seis and ds._seis[i].shape[0] != ns:
+            raise DataError(f"{ds.seis_paths[i]}: holds {ds._seis[i].shape[0]} samples, {meta_path} records {ns}")
+
+
 class Subset:
     """A view of chosen samples of a dataset (same reading interface)."""
 
@@ -330,7 +408,7 @@ def unbalanced_split(root, family=None, n_paired=1000, seed=0, split="auto", **k
     """
     kw.pop("velocity_only", None)
     if split == "auto":
-        split = None if openfwi.read_meta(root) is not None else "train"
+        split = None if openfwi.has_meta(root) else "train"
     if split is not None and family is None:
         raise ValueError(f"{root}: OpenFWI's {split!r} file split needs the family name")
     vel = OpenFWIDataset.from_folder(root, family, split, velocity_only=True, **kw)

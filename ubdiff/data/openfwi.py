@@ -9,6 +9,7 @@ carry their own constants in ``ubdiff_dataset.json`` beside the files
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -136,16 +137,114 @@ def write_meta(folder: str, meta: dict) -> str:
     return path
 
 
-def read_meta(folder: str) -> dict | None:
-    """The ``ubdiff_dataset.json`` of a folder, or None when there is none."""
+def has_meta(folder: str) -> bool:
+    """Whether ``folder`` holds a ``ubdiff_dataset.json`` (a dataset made by ubdiff), valid or not."""
+    return os.path.lexists(os.path.join(folder, META_NAME))
+
+
+#: Keys every ubdiff_dataset.json holds (make_dataset and UBDiff.generate write them all).
+META_KEYS = ("format", "family", "file_size", "seismic_shape", "velocity_files", "seismic_files",
+             "label_min", "label_max", "data_min", "data_max", "complete")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_count(x, lo=1) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
+
+
+def validate_meta(meta: dict, path: str, partial: bool = False) -> dict:
+    """Check a ``ubdiff_dataset.json`` before anything is read from it; returns it.
+
+    Every key of META_KEYS must be present with the right type; file names
+    must be plain names of this folder (no separators, no '..', no absolute
+    path) of the right kind, each seismic file the partner of the velocity file
+    at the same position; constants finite with min < max. ``complete: false``
+    (an interrupted make_dataset) is refused unless ``partial``. Any problem is
+    a DataError naming the file and the key.
+    """
+    def bad(key, why):
+        raise DataError(f"{path}: key {key!r} {why}")
+
+    for key in META_KEYS:
+        if key not in meta:
+            raise DataError(f"{path}: missing key {key!r} (not a dataset written by ubdiff, or damaged)")
+    for key in ("format", "family"):
+        if not isinstance(meta[key], str):
+            bad(key, f"must be a string, got {meta[key]!r}")
+    if not isinstance(meta["complete"], bool):
+        bad("complete", f"must be true or false, got {meta['complete']!r}")
+    if not _is_count(meta["file_size"]):
+        bad("file_size", f"must be a positive integer, got {meta['file_size']!r}")
+    sh = meta["seismic_shape"]
+    if not (isinstance(sh, list) and len(sh) == 3 and all(_is_count(x) for x in sh)):
+        bad("seismic_shape", f"must be 3 positive integers [shots, nt, receivers], got {sh!r}")
+    names = {}
+    for key, is_kind, kind in (("velocity_files", is_velocity_name, "velocity"),
+                               ("seismic_files", is_seismic_name, "seismic")):
+        files = meta[key]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            bad(key, f"must be a list of file names, got {files!r}")
+        for f in files:
+            if os.path.basename(f) != f or f in ("", ".", "..") or "\\" in f or f.startswith("."):
+                bad(key, f"names {f!r}: only plain file names inside the dataset folder are allowed")
+            if not is_kind(f):
+                bad(key, f"names {f!r}, not a {kind} file name (model*/vel*.npy or data*/seis*.npy)")
+        if len(set(files)) != len(files):
+            bad(key, "lists a file twice")
+        names[key] = files
+    vel, seis = names["velocity_files"], names["seismic_files"]
+    if not vel:
+        bad("velocity_files", "is empty")
+    if len(seis) > len(vel):
+        bad("seismic_files", f"lists {len(seis)} files for {len(vel)} velocity files")
+    for s, v in zip(seis, vel):
+        if partner_name(v) != s:
+            bad("seismic_files", f"pairs {s!r} with {v!r}; the partner of {v!r} is {partner_name(v)!r}")
+    for lo, hi, optional in (("label_min", "label_max", False), ("data_min", "data_max", True)):
+        a, b = meta[lo], meta[hi]
+        if optional and a is None and b is None:
+            continue
+        if not (_is_number(a) and _is_number(b)):
+            bad(lo, f"and {hi!r} must be finite numbers{' (or both null)' if optional else ''}, got {a!r}, {b!r}")
+        if not a < b:
+            bad(lo, f"must be below {hi!r}, got {a!r} >= {b!r}")
+    for key, files in (("file_counts", vel), ("paired_counts", seis)):
+        c = meta.get(key)
+        if c is not None and not (isinstance(c, list) and len(c) == len(files) and all(_is_count(x) for x in c)):
+            bad(key, f"must be {len(files)} positive integers (one per file), got {c!r}")
+    if meta.get("file_counts") is not None and meta.get("paired_counts") is not None:
+        if any(p > n for p, n in zip(meta["paired_counts"], meta["file_counts"])):
+            bad("paired_counts", "exceeds the velocity file's sample count")
+    stats = meta.get("file_stats")
+    if stats is not None:
+        if not isinstance(stats, dict) or not all(
+                k in seis and isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v)
+                for k, v in stats.items()):
+            bad("file_stats", "must map seismic file names to [min, max] pairs of finite numbers")
+    if meta["complete"] and seis and meta["data_min"] is None:
+        bad("data_min", "is null in a complete dataset with seismic files")
+    if not meta["complete"] and not partial:
+        raise DataError(f"{path}: dataset incomplete ('complete': false): the run that writes it was interrupted "
+                        "or is still running; rerun it to finish, or pass partial=True to read the files "
+                        "finished so far")
+    return meta
+
+
+def read_meta(folder: str, partial: bool = False) -> dict | None:
+    """The validated ``ubdiff_dataset.json`` of a folder, or None when there is none.
+
+    A damaged file, a missing key, a path leaving the folder, or -- unless
+    ``partial`` -- an incomplete dataset is a DataError naming the file.
+    """
+    from .files import read_json
+
     path = os.path.join(folder, META_NAME)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable dataset constants ({e})") from e
+    return validate_meta(read_json(path, "dataset constants"), path, partial)
 
 
 def load_info(folder_or_family: str) -> DatasetInfo:

@@ -101,6 +101,9 @@ def mmd2(x, y, degree: int = 3, gamma: float | None = None, coef0: float = 1.0,
     Unbiased: the diagonals k(x_i, x_i), k(y_i, y_i) are left out of the
     within-set means (Gretton et al. 2012, Eq. 3); biased: plain V-statistic.
     """
+    x, y = _features(x, "x"), _features(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     kxx = _poly_kernel(x, x, degree, gamma, coef0)
     kyy = _poly_kernel(y, y, degree, gamma, coef0)

@@ -59,9 +59,10 @@ def normalize(x, modality: str, normalized: bool, dataset: str | None = None, da
 
 def extract_features(x, features: Callable | None = None, modality: str = "velocity", normalized: bool = False,
                      batch_size: int = 64, dataset: str | None = None, data_range=None,
-                     progress: bool = False, desc: str = "features") -> np.ndarray:
+                     progress: bool = False, desc: str = "features", name: str = "x") -> np.ndarray:
     """Run `features` (None: the reference network of `modality`) over `x` (N, C, H, W) in
-    batches (memory-mapped input is fine)."""
+    batches (memory-mapped input is fine). NaN/Inf in `x` raise ValueError naming `name`
+    (a feature network could map them to finite features and hide them)."""
     if features is None:
         features = default_features(modality)
     if not callable(features):
@@ -77,7 +78,11 @@ def extract_features(x, features: Callable | None = None, modality: str = "veloc
         starts = tqdm(starts, desc=desc, unit="batch")
     out = []
     for s in starts:
-        b = normalize(x[s:s + batch_size], modality, normalized, dataset, data_range)
+        raw = np.asarray(x[s:s + batch_size])
+        if raw.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: must be a real numeric array, got dtype {raw.dtype}")
+        _norm.check_finite(raw, name, offset=s)
+        b = normalize(raw, modality, normalized, dataset, data_range)
         f = np.asarray(features(b), dtype=np.float64)
         if f.ndim != 2 or f.shape[0] != b.shape[0]:
             raise ValueError(f"features returned shape {f.shape} for a batch of {b.shape[0]}; expected (B, d)")
@@ -98,8 +103,8 @@ def fid(real, generated, modality: str = "velocity", normalized: bool = False,
         features = default_features(modality)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
-    return fid_from_features(extract_features(real, desc="real features", **kw),
-                             extract_features(generated, desc="generated features", **kw))
+    return fid_from_features(extract_features(real, desc="real features", name="real", **kw),
+                             extract_features(generated, desc="generated features", name="generated", **kw))
 
 
 def kid(real, generated, modality: str = "velocity", normalized: bool = False,
@@ -111,6 +116,6 @@ def kid(real, generated, modality: str = "velocity", normalized: bool = False,
         features = default_features(modality)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
-    return kid_from_features(extract_features(real, desc="real features", **kw),
-                             extract_features(generated, desc="generated features", **kw),
+    return kid_from_features(extract_features(real, desc="real features", name="real", **kw),
+                             extract_features(generated, desc="generated features", name="generated", **kw),
                              subsets=subsets, subset_size=subset_size, seed=seed)

@@ -33,6 +33,9 @@ def _as_maps(a, name, normalized, vmin, vmax) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim < 2:
         raise ValueError(f"{name}: expected maps of shape (..., H, W), got {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: must be a real numeric array, got dtype {a.dtype}")
+    _norm.check_finite(a, name)
     if not normalized:
         a = _norm.normalize_velocity(a, vmin, vmax)
     return a.astype(np.float64)

@@ -93,6 +93,10 @@ def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, 
     if np.ndim(velocity) != 4 or np.ndim(seismic) != 4:
         raise ValueError(f"expected velocity (N, 1, H, W) and seismic (N, S, T, R), got "
                          f"{np.shape(velocity)} and {np.shape(seismic)}")
+    for a, name in ((velocity, "velocity"), (seismic, "seismic")):
+        kind = np.asarray(a[:1]).dtype.kind
+        if kind not in "fiu":
+            raise TypeError(f"{name}: must be a real numeric array, got dtype {np.asarray(a[:1]).dtype}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     simulate = _default_simulate() if simulate is None else simulate
@@ -111,12 +115,15 @@ def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, 
     for s in starts:
         v = np.asarray(velocity[s:s + batch_size], dtype=np.float32)
         g = np.asarray(seismic[s:s + batch_size], dtype=np.float32)
+        _norm.check_finite(v, "velocity", offset=s)
+        _norm.check_finite(g, "seismic", offset=s)
         if normalized:
             v = _norm.denormalize_velocity(v, vmin, vmax)
             g = _norm.denormalize_seismic(g, *drange)
         sim = np.asarray(simulate(np.ascontiguousarray(v), **sim_kwargs), dtype=np.float32)
         if sim.ndim != 4 or sim.shape[0] != v.shape[0]:
             raise ValueError(f"simulate returned shape {sim.shape} for {v.shape[0]} velocity maps")
+        _norm.check_finite(sim, "simulate(velocity) (the simulation)", offset=s)
         if sim.shape[1] != g.shape[1] or sim.shape[3] != g.shape[3]:
             raise ValueError(f"shots/receivers differ: generated {g.shape[1:]} vs simulated {sim.shape[1:]}")
         k = subsample_factor(sim.shape[2], g.shape[2])

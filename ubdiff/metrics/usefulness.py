@@ -72,6 +72,8 @@ class _Pairs:
                     raise TypeError(f"{name}: {what} must be an array or memmap, got {type(a).__name__}")
                 if len(a.shape) != 4:
                     raise ValueError(f"{name}: {what} must be 4-D (N, C, H, W), got shape {tuple(a.shape)}")
+                if np.dtype(a.dtype).kind not in "fiu":
+                    raise TypeError(f"{name}: {what} must be a real numeric array, got dtype {a.dtype}")
             if s.shape[0] != v.shape[0]:
                 raise ValueError(f"{name}: {s.shape[0]} seismic records but {v.shape[0]} velocity maps")
             self.n = int(s.shape[0])
@@ -174,11 +176,13 @@ def open_pairs_folder(folder: str, max_samples: int | None = None):
     physical units; at most max_samples of them (the first ones)."""
     from ..data import OpenFWIDataset, openfwi
     from ..data.dataset import folder_files
-    if openfwi.read_meta(folder) is not None:
+    from ..data.npyio import open_npy
+    if openfwi.has_meta(folder):
         ds = OpenFWIDataset.from_folder(folder)
     else:
         pairs = folder_files(folder)
-        shape = tuple(np.load(pairs[0][0], mmap_mode="r").shape[1:])   # records may be time-subsampled
+        # records may be time-subsampled: take the sample shape from the first seismic file
+        shape = tuple(open_npy(pairs[0][0], what="seismic", ndim=4).shape[1:])
         ds = OpenFWIDataset(pairs, seismic_shape=shape)
     if max_samples is not None and max_samples < len(ds):
         ds = ds.subset(np.arange(max_samples))
