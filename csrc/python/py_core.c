@@ -9,11 +9,11 @@ static PyObject *py_blas_info(PyObject *self, PyObject *args) { return PyUnicode
 /* A thread count argument: an int in 1 .. max_num_threads(), checked before
  * anything reaches libgomp (which exits or crashes when it cannot start the
  * threads). 0 ok / -1 raised. */
-static int thread_count(PyObject *args, const char *fn, int *out) {
+static int thread_count(PyObject *args, const char *fn, const char *name, int *out) {
     PyObject *o;
     if (!PyArg_ParseTuple(args, "O", &o)) return -1;
     if (PyBool_Check(o) || !PyIndex_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s: n must be an int, got %s", fn, Py_TYPE(o)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an int, got %s", fn, name, Py_TYPE(o)->tp_name);
         return -1;
     }
     PyObject *v = PyNumber_Index(o);
@@ -24,7 +24,8 @@ static int thread_count(PyObject *args, const char *fn, int *out) {
     if (n == -1 && PyErr_Occurred()) return -1;
     const int max = ubd_max_num_threads();
     if (overflow || n < 1 || n > max) {
-        PyErr_Format(PyExc_ValueError, "%s: n must be >= 1 and <= %d (max_num_threads), got %R", fn, max, o);
+        PyErr_Format(PyExc_ValueError, "%s: %s must be >= 1 and <= %d (max_num_threads), got %R", fn, name, max,
+                     o);
         return -1;
     }
     *out = (int)n;
@@ -33,7 +34,7 @@ static int thread_count(PyObject *args, const char *fn, int *out) {
 
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
     int n;
-    if (thread_count(args, "set_num_threads", &n) < 0) return NULL;
+    if (thread_count(args, "set_num_threads", "n", &n) < 0) return NULL;
     ubd_status st = ubd_set_num_threads(n);
     if (st != UBD_OK) return ubd_py_raise(st);
     ubd_threads_fixed(); /* an explicit count ends adaptive mode */
@@ -44,7 +45,7 @@ static PyObject *py_max_num_threads(PyObject *self, PyObject *args) { return PyL
 
 static PyObject *py_set_num_threads_adaptive(PyObject *self, PyObject *args) {
     int n;
-    if (thread_count(args, "set_num_threads_adaptive", &n) < 0) return NULL;
+    if (thread_count(args, "set_num_threads_adaptive", "max", &n) < 0) return NULL;
     ubd_status st = ubd_set_num_threads_adaptive(n);
     if (st != UBD_OK) return ubd_py_raise(st);
     Py_RETURN_NONE;
