@@ -8,7 +8,9 @@
  *    Caller owns all memory. Gradients (of inputs and of parameters) are
  *    ACCUMULATED with +=; a NULL gradient pointer means "not needed".
  *  - CPU functions are named ubd_cpu_<op>_<dir>, their CUDA twins
- *    ubd_cuda_<op>_<dir> with the same argument list (device pointers).
+ *    ubd_cuda_<op>_<dir> with the same argument list (device pointers);
+ *    backend.h lists them all once (UBD_BACKEND_OPS) and models call them
+ *    through a backend table, m->be-><op>_<dir>(...).
  */
 #ifndef UBD_H
 #define UBD_H

@@ -113,7 +113,7 @@ def new_ae_model(seed=0):
 
 def new_invnet_model(seed=0):
     from ubdiff.models import InversionNet
-    return InversionNet("small", seed=seed, max_batch=2)
+    return InversionNet("small", seed=seed, max_batch=2, device="cpu")
 
 
 def new_dm_model(seed=0):
@@ -535,6 +535,12 @@ def _seq_lying_positions():
     args = _physics_args()
     args[2], args[3] = LyingSeq(), LyingSeq()
     lib.forward_model(*args)
+
+
+def _seq_arena():
+    sizes = [16, 16, 16]
+    sizes[0] = Emptier(16, sizes)
+    lib.arena_exercise("cpu", sizes, [0, 0, 0])
 
 
 def _seq_conv_pair():
@@ -969,6 +975,8 @@ def registry() -> dict:
     add("sequences", "seq:philox4x32_10.counter", seq_case(_seq_philox))
     add("sequences", "seq:forward_model.lying_len", seq_case(_seq_lying_positions))
     add("sequences", "seq:conv2d.stride_list", seq_case(_seq_conv_pair))
+    if hasattr(lib, "arena_exercise"):
+        add("sequences", "seq:arena_exercise.sizes", seq_case(_seq_arena))
     for n, exc in ((10**6, ValueError), (50000, ValueError), (2**31, ValueError), (2**63, ValueError),
                    (10**30, ValueError), (0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError),
                    (None, TypeError), (True, TypeError)):

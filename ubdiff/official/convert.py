@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from . import layouts as L
-from .pth import read_pth
+from .pth import read_pth, require_checkpoint_file
 
 
 # ---- reading -----------------------------------------------------------------------
@@ -24,8 +24,7 @@ def read(source, trust: bool = False):
     path = os.fspath(source)
     if path.endswith(".safetensors"):
         from safetensors.numpy import load_file
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such checkpoint file")
+        require_checkpoint_file(path)
         return load_file(path)
     return read_pth(path, trust=trust)
 
