@@ -145,13 +145,17 @@ def test_step_update_op(device, kind, noisy):
     cur["kind"], cur["noisy"] = STEP_KINDS[kind], noisy
     x = x0.copy()
     lib.diffusion_op_step_update(device, x, pred, cur)
-    np.testing.assert_allclose(x, step_reference(x0, pred, cur[0], n), rtol=1e-5, atol=1e-6)
+    # the CPU draws the C library's normals, the reference too: float32 rounding only; a GPU's
+    # logf / sinf / cosf may move a normal by an ulp or two (~1e-6 of a value up to ~4)
+    atol = 1e-6 if device == "cpu" else 1e-5
+    np.testing.assert_allclose(x, step_reference(x0, pred, cur[0], n), rtol=1e-5, atol=atol)
 
 
 @requires_gpu
-def test_ops_cuda_match_cpu_bits_of_the_noise():
-    """The noise of a step is the shared Philox stream: identical on both devices (the
-    affine update around it may differ by an FMA's rounding)."""
+def test_ops_cuda_noise_follows_the_cpu_stream():
+    """The noise of a step is element offset + i of the shared Philox stream on both
+    devices: the same bits in, so the normals agree up to CUDA's logf / sinf / cosf
+    (an ulp or two from the C library's; tolerance as tests/test_cuda_basic.py)."""
     n = 200
     pred = np.zeros(n, np.float32)
     cur = plan_of(1)
@@ -160,8 +164,10 @@ def test_ops_cuda_match_cpu_bits_of_the_noise():
     for dev in ("cpu", "cuda"):
         got[dev] = np.zeros(n, np.float32)  # x0 = 0, mean = 0: x = 1 * z exactly
         lib.diffusion_op_step_update(dev, got[dev], pred, cur)
-    assert np.array_equal(got["cpu"], got["cuda"])
-    assert np.array_equal(got["cpu"], rand_normal((n,), 7, int(cur["stream"][0]), 40))
+    want = rand_normal((n,), 7, int(cur["stream"][0]), 40)
+    assert np.array_equal(got["cpu"], want)
+    assert_gpu_matches_cpu(got["cuda"], want, atol=1e-5, rtol=1e-5, what="step noise")
+    assert np.corrcoef(got["cuda"], rand_normal((n,), 7, int(cur["stream"][0]), 41))[0, 1] < 0.5  # not shifted
 
 
 # ---- replay -----------------------------------------------------------------------------------
@@ -219,7 +225,7 @@ def test_get_set_zero_on_any_device(device):
     if device == "cpu":
         assert np.shares_memory(m.flat("param"), m.flat("param"))  # a view
     else:
-        with pytest.raises(Exception, match="CPU"):
+        with pytest.raises(RuntimeError, match="no zero-copy views"):
             lib.diffusion_view(m._h, "param")
 
 
@@ -348,9 +354,10 @@ def test_cuda_training_matches_cpu():
 @requires_gpu
 @pytest.mark.parametrize("sampler,steps,eta", [("ddpm", None, 0.0), ("ddim", 4, 0.0), ("ddim", 4, 1.0)])
 def test_cuda_sampling_matches_cpu(sampler, steps, eta):
-    """The same seed draws the same Philox streams on both devices: the starting noise is
-    bit-identical; the samples agree within float32 rounding carried through the steps
-    (the U-Net's ~1e-6 per pass; clamping to [-1, 1] and the x0 form keep it bounded)."""
+    """The same seed draws the same Philox streams on both devices: the starting noise agrees
+    up to CUDA's logf / sinf / cosf (an ulp or two); the samples agree within float32
+    rounding carried through the steps (the U-Net's ~1e-6 per pass; clamping x0 to [-1, 1]
+    keeps it bounded)."""
     cpu, gpu = model("cpu", seed=11), model("cuda", seed=11)
     gpu.set_tensor(None, cpu.flat("ema"), kind="ema")  # same weights, whatever the init path
     for m in (cpu, gpu):
@@ -358,7 +365,7 @@ def test_cuda_sampling_matches_cpu(sampler, steps, eta):
     xc, xg = np.zeros((3, 1, 8), np.float32), np.zeros((3, 1, 8), np.float32)
     lib.diffusion_sample_read(cpu._h, xc)
     lib.diffusion_sample_read(gpu._h, xg)
-    assert np.array_equal(xc, xg)
+    assert_gpu_matches_cpu(xg, xc, atol=1e-5, rtol=1e-5, what="starting noise")
     zc = cpu.sample(3, seed=4, sampler=sampler, steps=steps, eta=eta)
     zg = gpu.sample(3, seed=4, sampler=sampler, steps=steps, eta=eta)
     assert_gpu_matches_cpu(zg, zc, atol=1e-4, rtol=1e-3, what=f"{sampler} samples")
