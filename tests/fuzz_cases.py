@@ -103,7 +103,7 @@ def new_featnet():
 
 
 def new_dm():
-    return lib.diffusion_create(*DM_ARGS, 0)
+    return lib.diffusion_create(*DM_ARGS, 0, "cpu")
 
 
 def new_ae_model(seed=0):
@@ -119,7 +119,7 @@ def new_invnet_model(seed=0):
 def new_dm_model(seed=0):
     from ubdiff.models import LatentDiffusion
     return LatentDiffusion(dict(dim=8, dim_mults=(1, 2), seq_len=16, groups=2, heads=1, dim_head=4, timesteps=8),
-                           seed=seed, max_batch=2)
+                           seed=seed, max_batch=2, device="cpu")
 
 
 cached = functools.lru_cache(maxsize=None)
@@ -486,7 +486,7 @@ def _seq_dim_mults(pos):
     def make():
         args = list(DM_ARGS)
         args[1] = _mut_list(2, pos, 2)
-        lib.diffusion_create(*args, 0)
+        lib.diffusion_create(*args, 0, "cpu")
     return make
 
 
@@ -612,7 +612,7 @@ SEEDED = {  # name -> (call with a seed)
     "invnet_init": lambda s: lib.invnet_init(invnet(), s),
     "ae_create": lambda s: lib.ae_create(lib.ae_config(ae()), s),
     "ae_init": lambda s: lib.ae_init(ae(), s),
-    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s),
+    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s, "cpu"),
     "diffusion_init": lambda s: lib.diffusion_init(dm(), s),
     "diffusion_train_step": lambda s: lib.diffusion_train_step(dm(), R(2, 1, 16), 2, 1, s, 0, 0.0, 0.9, 0.99, 1e-8,
                                                                0.0, 1.0, 0.995, 0),

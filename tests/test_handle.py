@@ -17,7 +17,7 @@ def test_foreign_handle_is_a_type_error():
 
 
 def test_second_call_while_running_raises_not_races():
-    dm = LatentDiffusion("small", seed=0, max_batch=16)
+    dm = LatentDiffusion("small", seed=0, max_batch=16, device="cpu")
     done = threading.Event()
 
     def long_call():

@@ -491,7 +491,16 @@ ubd_status ubd_diffusion_sample_run(ubd_diffusion *d, int count, int wait) {
     }
     for (int i = 0; i < count; i++) {
         if (d->use_graphs && d->graph_warm) {
-            UBD_TRY(be->replay(&d->graph, sample_one_step, d));
+            const ubd_status s = be->replay(&d->graph, sample_one_step, d);
+            /* A device whose capture failed (graph still NULL) ran nothing of the step: the run
+             * goes on without graphs (ubd_diffusion_graphs then reads 0), rather than failing
+             * on a speed-up. On the CPU replay ran the step itself: its error stands. */
+            if (s != UBD_OK && !be->host_memory && d->graph == NULL) {
+                d->use_graphs = 0;
+                UBD_TRY(sample_one_step(d));
+            } else {
+                UBD_TRY(s);
+            }
         } else {
             UBD_TRY(sample_one_step(d));
             d->graph_warm = 1;

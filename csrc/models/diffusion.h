@@ -132,7 +132,8 @@ ubd_status ubd_diffusion_sample(ubd_diffusion *d, float *z, int N, uint64_t seed
  * `replay`; on by default; the CPU has no graphs and runs the ops either
  * way). The first step with a new batch size or weight buffer runs without
  * (it warms up the kernels and cuBLAS), the second is captured, the rest
- * replay it. use < 0 only reads the setting. Returns the setting. */
+ * replay it. A failed capture turns the setting off (the run goes on op by
+ * op). use < 0 only reads the setting. Returns the setting. */
 int ubd_diffusion_graphs(ubd_diffusion *d, int use);
 
 #ifdef __cplusplus

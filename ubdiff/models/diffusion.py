@@ -257,7 +257,8 @@ class LatentDiffusion:
     @property
     def graphs(self) -> bool:
         """Whether sampling replays each reverse step as one captured CUDA graph (default True;
-        no effect on the CPU). Set False to launch the ops one by one (to compare speeds)."""
+        no effect on the CPU). Set False to launch the ops one by one (to compare speeds). Turns
+        False by itself if a step cannot be captured (sampling then goes on op by op)."""
         return lib.diffusion_graphs(self._h)
 
     @graphs.setter
