@@ -220,6 +220,58 @@ class InversionNet:
                               float(weight_decay), float(l1_weight), float(mse_weight))
         return tuple(float(t) for t in losses)
 
+    # ---- data-parallel training: the step split in two (ubdiff.distributed) -------------------
+    def flat(self, kind: str = "param") -> np.ndarray:
+        """Zero-copy 1-D view of a whole buffer: param | grad | m | v (AdamW moments) | stats
+        (BatchNorm running means and variances)."""
+        return lib.invnet_view(self._h, kind)
+
+    def bn_stats(self) -> np.ndarray:
+        """The BatchNorm running statistics as one 1-D view (flat("stats"))."""
+        return self.flat("stats")
+
+    def forward_backward(self, seismic, velocity, loss_scale: float = 1.0, l1_weight: float = 1.0,
+                         mse_weight: float = 1.0) -> tuple:
+        """The first half of train_step: a training forward of the batch (batch statistics;
+        running statistics updated), the L1 + MSE loss and its backward, whose parameter
+        gradients, multiplied by ``loss_scale``, are ADDED to flat("grad"). Returns the
+        batch's (loss, l1, mse), not scaled. ``zero_grad(); forward_backward(s, v);
+        apply_update(...)`` is train_step(s, v, ...), bit for bit; a data-parallel rank
+        passes loss_scale = its share of the global batch, so that the sum over ranks of
+        the gradients is the gradient of the global batch's mean loss."""
+        x = self._seis(seismic)
+        v = f32(velocity, "velocity")
+        if v.shape != (x.shape[0], 1, OUT, OUT):
+            raise ValueError(f"InversionNet: velocity must have shape ({x.shape[0]}, 1, {OUT}, {OUT}), got {v.shape}")
+        for name, val in (("loss_scale", loss_scale), ("l1_weight", l1_weight), ("mse_weight", mse_weight)):
+            if not (isinstance(val, (int, float, np.floating)) and math.isfinite(val) and val >= 0):
+                raise ValueError(f"InversionNet.forward_backward: {name} must be a finite number >= 0, got {val!r}")
+        pred = self.forward(x, train=True)
+        l1, mse = lib.l1_forward(pred, v), lib.mse_forward(pred, v)
+        dpred = np.zeros_like(pred)
+        if l1_weight > 0:
+            lib.l1_backward(dpred, pred, v, float(np.float32(loss_scale) * np.float32(l1_weight)))
+        if mse_weight > 0:
+            lib.mse_backward(dpred, pred, v, float(np.float32(loss_scale) * np.float32(mse_weight)))
+        lib.invnet_backward(self._h, dpred, x)
+        loss = np.float32(l1_weight) * np.float32(l1) + np.float32(mse_weight) * np.float32(mse)   # as the C step
+        return float(loss), float(l1), float(mse)
+
+    def apply_update(self, lr: float = 1e-4, betas=(0.9, 0.999), eps: float = 1e-8,
+                     weight_decay: float = 1e-4) -> None:
+        """The second half of train_step: one AdamW step (decoupled weight decay, bias
+        correction by the step count) from flat("grad") as it stands -- after a
+        data-parallel all-reduce, the global batch's gradient."""
+        b1, b2 = betas
+        if not (math.isfinite(lr) and lr >= 0 and 0 <= b1 < 1 and 0 <= b2 < 1 and eps > 0
+                and math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"InversionNet.apply_update: need lr >= 0, betas in [0, 1), eps > 0, weight_decay "
+                             f">= 0; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+        t = self.step + 1
+        lib.adam_update(self.flat("param"), self.flat("m"), self.flat("v"), self.flat("grad"), t, float(lr),
+                        float(b1), float(b2), float(eps), float(weight_decay), True)
+        lib.invnet_step(self._h, t)
+
     def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
             betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4, l1_weight: float = 1.0,
             mse_weight: float = 1.0, seed: int = 0, progress: bool = True) -> list:
