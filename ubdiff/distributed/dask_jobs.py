@@ -37,12 +37,11 @@ _SCATTER_BYTES = 1 << 20   # array arguments larger than this travel through cli
 class ShardError(RuntimeError):
     """Some shards of a job failed; ``failed`` maps shard index -> exception."""
 
-    def __init__(self, name: str, failed: dict, total: int):
+    def __init__(self, name: str, failed: dict, total: int, hint: str = ""):
         self.failed = failed
         first = min(failed)
         super().__init__(f"{name}: {len(failed)} of {total} shards failed (first: shard {first}: "
-                         f"{type(failed[first]).__name__}: {failed[first]}); the finished shards are kept, "
-                         "rerun to complete the rest")
+                         f"{type(failed[first]).__name__}: {failed[first]}){'; ' + hint if hint else ''}")
 
 
 @contextlib.contextmanager
@@ -85,8 +84,10 @@ def worker_threads(client) -> dict:
 
 
 def _call(fn, args, kwargs, threads):
-    """A shard on a worker: set the thread count, then run."""
+    """A shard on a worker: set the thread count, then run. Arrays arrive from the network
+    possibly unaligned (deserialised in place): those are copied, as the C core needs."""
     import ubdiff
+    args = tuple(np.require(a, requirements=("C", "A")) if isinstance(a, np.ndarray) else a for a in args)
     if not isinstance(threads, int):
         from distributed import get_worker
         threads = threads.get(get_worker().address, 1)
@@ -104,11 +105,12 @@ def _scatter_big(client, values):
 
 
 def run_shards(client, fn, shards, *, name: str, threads: int | None = None, kwargs: dict | None = None,
-               progress: bool = False, desc: str | None = None, on_result=None) -> list:
+               progress: bool = False, desc: str | None = None, on_result=None, resumable: bool = False) -> list:
     """Run ``fn(*shards[i], **kwargs)`` for every i as one task each; returns the results in
     shard order. ``on_result(i, result)`` (in this process) sees each result as it arrives.
     ``fn`` must be importable on the workers (a module-level function). Large NumPy arrays
-    among the arguments are scattered first rather than embedded in the task graph."""
+    among the arguments are scattered first rather than embedded in the task graph.
+    resumable: the shards write files that a rerun keeps (said in the error when some fail)."""
     distributed = require_dask(name)
     shards = [tuple(s) for s in shards]
     if not shards:
@@ -146,5 +148,6 @@ def run_shards(client, fn, shards, *, name: str, threads: int | None = None, kwa
         if bar is not None:
             bar.close()
     if failed:
-        raise ShardError(name, failed, len(shards))
+        raise ShardError(name, failed, len(shards),
+                         "the finished shards are kept: rerun the same command to complete the rest" if resumable else "")
     return results

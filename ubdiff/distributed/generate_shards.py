@@ -56,7 +56,7 @@ def generate_sharded(client, m, folder: str, todo: list, seed: int, sampler: str
         run_shards(client, generate_file,
                    [(model_dir, m.fingerprint(), folder, i, first, cnt, seed, sampler, steps, eta, weights)
                     for i, first, cnt in todo],
-                   name="generate", threads=threads, progress=progress, desc="generating (file pairs)")
+                   name="generate", resumable=True, threads=threads, progress=progress, desc="generating (file pairs)")
     finally:
         try:
             client.run(forget_models)
