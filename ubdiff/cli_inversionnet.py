@@ -43,7 +43,7 @@ def _cmd(args) -> int:
         given = dict(config=args.config, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
                      weight_decay=args.weight_decay)
         try:
-            st = train_inversionnet(pairs, args.run, args.epochs, comm=comm, save_every=args.save_every,
+            _, st = train_inversionnet(pairs, args.run, args.epochs, comm=comm, save_every=args.save_every,
                                     progress=not args.quiet, log=say, **given)
         except RunError as e:
             raise SystemExit(f"{args.run}: {e}") from None

@@ -684,6 +684,8 @@ class UBDiff:
             else:
                 from .distributed.generate_shards import generate_sharded
                 generate_sharded(client, self, tmp, todo, seed, sampler, steps, eta, weights, threads, progress)
+            from .distributed.generate_shards import drop_model_copy
+            drop_model_copy(tmp)   # what a killed distributed run may have left; not part of the output
             meta.update(complete=True, seconds=round(time.perf_counter() - t0, 3))
             openfwi.write_meta(tmp, meta)
         return meta

@@ -35,11 +35,11 @@ _SCATTER_BYTES = 1 << 20   # array arguments larger than this travel through cli
 
 
 class ShardError(RuntimeError):
-    """Some shards of a job failed; ``failed`` maps shard index -> exception."""
+    """Some shards of a job failed; ``failed`` maps shard id -> exception."""
 
     def __init__(self, name: str, failed: dict, total: int, hint: str = ""):
         self.failed = failed
-        first = min(failed)
+        first = next(iter(failed))
         super().__init__(f"{name}: {len(failed)} of {total} shards failed (first: shard {first}: "
                          f"{type(failed[first]).__name__}: {failed[first]}){'; ' + hint if hint else ''}")
 
@@ -49,7 +49,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     """A ``distributed.Client``: of an existing cluster (``scheduler`` address, e.g.
     ``tcp://10.0.0.1:8786``, or a scheduler file path ending in .json) or of a new
     ``LocalCluster`` of ``workers`` single-threaded worker processes on this machine
-    (no dashboard). Closed (and the local cluster shut down) on exit."""
+    (its dashboard on a free port). Closed (and the local cluster shut down) on exit."""
     if (workers is None) == (scheduler is None):
         raise ValueError("give exactly one of workers= (a LocalCluster) and scheduler= (an existing cluster)")
     distributed = require_dask("a Dask cluster")
@@ -61,7 +61,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         yield client
 
 
@@ -105,12 +105,14 @@ def _scatter_big(client, values):
 
 
 def run_shards(client, fn, shards, *, name: str, threads: int | None = None, kwargs: dict | None = None,
-               progress: bool = False, desc: str | None = None, on_result=None, resumable: bool = False) -> list:
+               progress: bool = False, desc: str | None = None, on_result=None, resumable: bool = False,
+               ids=None) -> list:
     """Run ``fn(*shards[i], **kwargs)`` for every i as one task each; returns the results in
     shard order. ``on_result(i, result)`` (in this process) sees each result as it arrives.
     ``fn`` must be importable on the workers (a module-level function). Large NumPy arrays
     among the arguments are scattered first rather than embedded in the task graph.
-    resumable: the shards write files that a rerun keeps (said in the error when some fail)."""
+    resumable: the shards write files that a rerun keeps (said in the error when some fail).
+    ids: a name for each shard (default its position), in task keys and errors."""
     distributed = require_dask(name)
     shards = [tuple(s) for s in shards]
     if not shards:
@@ -121,10 +123,13 @@ def run_shards(client, fn, shards, *, name: str, threads: int | None = None, kwa
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     else:
         threads = int(threads)
+    ids = list(range(len(shards))) if ids is None else [str(x) for x in ids]
+    if len(ids) != len(shards) or len(set(ids)) != len(ids):
+        raise ValueError(f"run_shards: need {len(shards)} distinct ids, got {ids!r}")
     token = secrets.token_hex(4)
     kwargs = dict(kwargs or {})
-    futures = {client.submit(_call, fn, _scatter_big(client, args), kwargs, threads, key=f"ubdiff-{name}-{i}-{token}",
-                             pure=False): i for i, args in enumerate(shards)}
+    futures = {client.submit(_call, fn, _scatter_big(client, args), kwargs, threads,
+                             key=f"ubdiff-{name}-{ids[i]}-{token}", pure=False): i for i, args in enumerate(shards)}
     results, failed = [None] * len(shards), {}
     bar = None
     if progress:
@@ -134,7 +139,7 @@ def run_shards(client, fn, shards, *, name: str, threads: int | None = None, kwa
         for fut in distributed.as_completed(list(futures)):
             i = futures[fut]
             if fut.status == "error":
-                failed[i] = fut.exception()
+                failed[ids[i]] = fut.exception()
             else:
                 results[i] = fut.result()
                 if on_result is not None:

@@ -105,7 +105,8 @@ def write_sharded(client, out_dir: str, meta: dict, plan: list, seed: int, simul
 
     velocity = [(out_dir, family, count, seed, i) for i, (count, _) in enumerate(plan, 1)
                 if not _valid(os.path.join(out_dir, openfwi.velocity_name(i)), (count,) + openfwi.VELOCITY_SHAPE)]
-    run_shards(fn=velocity_file, shards=velocity, name="velocity-files", resumable=True, desc=f"{family}: velocity files", **run)
+    run_shards(fn=velocity_file, shards=velocity, name="velocity-files", resumable=True,
+               desc=f"{family}: velocity files", ids=[f"model{v[-1]}" for v in velocity], **run)
 
     parts, files = [], []   # files: (i, seismic path, [part paths], count)
     for i, (_, npair) in enumerate(plan, 1):
@@ -127,7 +128,8 @@ def write_sharded(client, out_dir: str, meta: dict, plan: list, seed: int, simul
             if _count_ok(p, e - s) is None:
                 parts.append((vpath, p, s, e, simulate, sim_kwargs))
         files.append((i, spath, mine, npair))
-    run_shards(fn=forward_part, shards=parts, name="forward-model", resumable=True, desc=f"{family}: simulating", **run)
+    run_shards(fn=forward_part, shards=parts, name="forward-model", resumable=True, desc=f"{family}: simulating",
+               ids=[os.path.basename(p[1])[:-4] for p in parts], **run)
 
     for i, spath, mine, _ in files:   # one sample shape for all, as the single-process run checks
         for p in mine:
@@ -142,7 +144,8 @@ def write_sharded(client, out_dir: str, meta: dict, plan: list, seed: int, simul
         meta["file_stats"][os.path.basename(files[k][1])] = lohi
         openfwi.write_meta(out_dir, meta)
     run_shards(fn=assemble_file, shards=[(spath, mine, count) for _, spath, mine, count in files],
-               name="seismic-files", resumable=True, desc=f"{family}: seismic files", on_result=done, **run)
+               name="seismic-files", resumable=True, desc=f"{family}: seismic files", on_result=done,
+               ids=[os.path.basename(f[1])[:-4] for f in files], **run)
     if all(n in meta["file_stats"] for n in meta["seismic_files"]):
         import shutil
         shutil.rmtree(shards, ignore_errors=True)

@@ -41,11 +41,15 @@ def forget_models() -> None:
     _CACHE.clear()
 
 
+def drop_model_copy(folder: str) -> None:
+    """Remove the model copy a distributed generation saved into ``folder``."""
+    import shutil
+    shutil.rmtree(os.path.join(folder, MODEL_DIR), ignore_errors=True)
+
+
 def generate_sharded(client, m, folder: str, todo: list, seed: int, sampler: str, steps, eta: float, weights: str,
                      threads=None, progress: bool = True) -> None:
     """Write the shards ``todo`` [(i, first, count)] of model ``m`` into ``folder`` through ``client``."""
-    import shutil
-
     from .dask_jobs import run_shards
     if not todo:
         return
@@ -56,10 +60,11 @@ def generate_sharded(client, m, folder: str, todo: list, seed: int, sampler: str
         run_shards(client, generate_file,
                    [(model_dir, m.fingerprint(), folder, i, first, cnt, seed, sampler, steps, eta, weights)
                     for i, first, cnt in todo],
-                   name="generate", resumable=True, threads=threads, progress=progress, desc="generating (file pairs)")
+                   name="generate", resumable=True, threads=threads, progress=progress, desc="generating (file pairs)",
+                   ids=[f"file{i}" for i, _, _ in todo])
     finally:
         try:
             client.run(forget_models)
         except Exception:   # noqa: BLE001 -- a worker gone: nothing cached there any more
             pass
-    shutil.rmtree(os.path.dirname(model_dir), ignore_errors=True)
+        drop_model_copy(folder)

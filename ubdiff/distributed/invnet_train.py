@@ -126,7 +126,8 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
     or any such reader); every rank reads only its own indices. given: the run settings
     (SETTINGS; None = default / keep the run's). comm: the process group (default
     :func:`ubdiff.distributed.comm.world`: MPI ranks under mpirun). log(text): called on
-    rank 0 after every epoch. Returns the run state (settings, epoch, step, history).
+    rank 0 after every epoch. Returns (this rank's InversionNet, the run state: settings,
+    epoch, step, history).
     """
     comm = world() if comm is None else comm
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -167,4 +168,4 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
         if log is not None and comm.is_root:
             log(f"epoch {e + 1}: loss {rec['loss']:.4f} (l1 {rec['l1']:.4f}, mse {rec['mse']:.4f}), "
                 f"{rec['steps']} steps on {comm.size} rank(s), {rec['seconds']:.1f} s")
-    return state
+    return model, state
