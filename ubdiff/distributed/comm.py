@@ -88,7 +88,10 @@ class Comm:
         if bad:
             if err is not None and self.size == 1:
                 raise err
-            msg = "; ".join(f"rank {r}: {m}" for r, m in bad)
+            by_msg = {}
+            for r, m in bad:
+                by_msg.setdefault(m, []).append(str(r))
+            msg = "; ".join(f"rank{'s' if len(rs) > 1 else ''} {', '.join(rs)}: {m}" for m, rs in by_msg.items())
             raise RuntimeError(f"{what} failed on {len(bad)} of {self.size} ranks ({msg})") from err
         return out
 
