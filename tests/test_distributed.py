@@ -147,6 +147,56 @@ def test_split_step_is_train_step_bit_for_bit():
         b.apply_update(lr=-1.0)
 
 
+def test_sync_bn_hook_one_process_and_two_replicas_in_threads():
+    """set_bn_sync: with one process (a hook that returns its input) training is bit for bit
+    the per-process BatchNorm; two replicas in two threads whose hook sums their buffers give
+    the single-process statistics of the joint batch (tolerance as tests/test_distributed_mpi.py
+    explains); a failing hook is a clean error; None detaches it."""
+    import threading
+    s, v = _pairs(8)
+    a, b = InversionNet("small", seed=0, max_batch=8), InversionNet("small", seed=0, max_batch=8)
+    calls = []
+    b.set_bn_sync(lambda buf: calls.append(len(buf)))
+    a.train_step(s, v, lr=1e-3)
+    b.train_step(s, v, lr=1e-3)
+    assert len(calls) == 3 * 25    # forward: sums, squared deviations; backward: gradient sums; 25 blocks
+    for k in ("param", "grad", "stats"):
+        assert np.array_equal(a.flat(k), b.flat(k)), k
+    b.set_bn_sync(lambda buf: 1 / 0)
+    with pytest.raises(ValueError, match="all-reduce of the BatchNorm sums failed"):
+        b.train_step(s, v)
+    b.set_bn_sync(None)
+    b.train_step(s, v)
+
+    barrier, slots = threading.Barrier(2), [None, None]
+
+    def hook(r):
+        def allreduce(buf):
+            slots[r] = buf.copy()
+            barrier.wait()
+            total = slots[0] + slots[1]
+            barrier.wait()
+            buf[:] = total
+        return allreduce
+    reps = [InversionNet("small", seed=0, max_batch=8) for _ in range(2)]
+    for r, m in enumerate(reps):
+        m.set_bn_sync(hook(r))
+        m.zero_grad()
+    ts = [threading.Thread(target=lambda r=r: reps[r].forward_backward(s[4 * r:4 * r + 4], v[4 * r:4 * r + 4],
+                                                                          loss_scale=0.5)) for r in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    one = InversionNet("small", seed=0, max_batch=8)
+    one.zero_grad()
+    one.forward_backward(s, v)
+    g = reps[0].flat("grad") + reps[1].flat("grad")
+    assert np.linalg.norm(g - one.flat("grad")) <= 2e-2 * np.linalg.norm(one.flat("grad"))
+    np.testing.assert_allclose(reps[0].flat("stats"), one.flat("stats"), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(reps[0].flat("stats"), reps[1].flat("stats"))
+
+
 def test_sampler_slices_cover_each_global_batch_once():
     for count in range(0, 11):
         for size in (1, 2, 3, 4):

@@ -41,7 +41,7 @@ def _cmd(args) -> int:
         say(f"InversionNet on {len(pairs)} pairs of {args.data}: {comm.size} rank(s) ({comm.backend}), "
             f"{ubdiff.get_num_threads()} thread(s) each")
         given = dict(config=args.config, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                     weight_decay=args.weight_decay)
+                     weight_decay=args.weight_decay, sync_bn=True if args.sync_bn else None)
         try:
             _, st = train_inversionnet(pairs, args.run, args.epochs, comm=comm, save_every=args.save_every,
                                     progress=not args.quiet, log=say, **given)
@@ -79,7 +79,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "folder --run (created, or continued: saved after every --save-every epochs). Started by "
                     "`mpirun -n R`, the R ranks train one model data-parallel: each reads its slice of every "
                     "global batch and the gradients are summed by one MPI all-reduce per step; BatchNorm "
-                    "statistics are per rank (as PyTorch DDP). Needs `pip install 'ubdiff[mpi]'` for R > 1.")
+                    "statistics are per rank (as PyTorch DDP) unless --sync-bn. Needs `pip install 'ubdiff[mpi]'` for R > 1.")
     p.add_argument("--data", required=True, metavar="DIR", help="pairs: a folder made by make-dataset or generate, "
                    "or OpenFWI-layout files (then --dataset)")
     p.add_argument("--run", required=True, metavar="DIR", help="run folder (created or continued)")
@@ -90,6 +90,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (new runs; default 1e-4)")
     p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (new runs; default 1e-4)")
     p.add_argument("--seed", type=int, default=None, help="initialisation and shuffling seed (new runs; default 0)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="BatchNorm statistics over all ranks (SyncBatchNorm; new runs): a step then equals one "
+                        "process on the global batch (default: each rank's own, as PyTorch DDP)")
     p.add_argument("--dataset", default=None, metavar="FAMILY",
                    help="normalisation constants (default: the --data folder's ubdiff_dataset.json)")
     p.add_argument("--max-samples", type=int, default=None, metavar="N", help="use the first N pairs only")

@@ -52,8 +52,12 @@ ubd_status ubd_block2d_forward_train(float *a, float *z, float *y, float *mean, 
     const size_t n = (size_t)B * k->OC * S;
     float *pre = y ? y : a; /* BatchNorm output; activated in place when y is NULL */
     UBD_TRY(conv_forward(z, x, w, work, k, B));
-    UBD_TRY(ubd_cpu_batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC,
-                                            S, k->bn_momentum, k->bn_eps));
+    if (k->bn_sync)
+        UBD_TRY(ubd_syncbn_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC, S,
+                                         k->bn_momentum, k->bn_eps, k->bn_sync));
+    else
+        UBD_TRY(ubd_cpu_batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B,
+                                                k->OC, S, k->bn_momentum, k->bn_eps));
     return ubd_cpu_act_forward(a, pre, n, k->act, k->act_param);
 }
 
@@ -81,7 +85,10 @@ ubd_status ubd_block2d_backward(float *dx, ubd_block2d_grads g, float *da, float
     UBD_TRY(ubd_cpu_act_backward(dy, da, y ? y : a, n, k->act, k->act_param));
     float *dz = da; /* da is spent: reuse it for the gradient of the convolution output */
     memset(dz, 0, n * sizeof *dz);
-    UBD_TRY(ubd_cpu_batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
+    if (k->bn_sync)
+        UBD_TRY(ubd_syncbn_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S, k->bn_sync));
+    else
+        UBD_TRY(ubd_cpu_batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
     if (k->transposed)
         return ubd_cpu_convt2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, convt_shape(k, B));
     return ubd_cpu_conv2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, conv_shape(k, B));

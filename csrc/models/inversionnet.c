@@ -314,6 +314,14 @@ ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int 
     return UBD_OK;
 }
 
+ubd_status ubd_invnet_set_bn_sync(ubd_invnet *m, ubd_allreduce_fn fn, void *ctx) {
+    UBD_REQUIRE_PTR(m);
+    m->bn_sync.fn = fn;
+    m->bn_sync.ctx = ctx;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) m->blocks[l].k.bn_sync = fn ? &m->bn_sync : NULL;
+    return UBD_OK;
+}
+
 ubd_status ubd_invnet_predict(ubd_invnet *m, float *vel_out, const float *seis, int B) {
     return ubd_invnet_forward(m, vel_out, seis, B, 0);
 }

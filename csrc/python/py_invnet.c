@@ -241,6 +241,19 @@ static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* invnet_set_bn_sync(model, fn_address, ctx_address): BatchNorm statistics over all ranks through
+ * the C function at fn_address (int (*)(double *buf, size_t n, void *ctx), e.g. a ctypes
+ * callback; the caller keeps it alive); 0 returns to per-process statistics. */
+static PyObject *invnet_set_bn_sync(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    unsigned long long fn = 0, ctx = 0;
+    if (!PyArg_ParseTuple(args, "OKK", &cap, &fn, &ctx)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    UBD_PY_CALL(ubd_invnet_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
+    Py_RETURN_NONE;
+}
+
 /* invnet_step(model[, new_step]) -> AdamW step counter (set when given) */
 static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -262,6 +275,8 @@ PyMethodDef ubd_py_invnet_methods[] = {
     {"invnet_layout", invnet_layout, METH_VARARGS,
      "invnet_layout(config) -> (params, stats, blocks): InversionNet tables without allocating."},
     {"invnet_create", invnet_create, METH_VARARGS, "invnet_create(config, seed) -> model handle."},
+    {"invnet_set_bn_sync", invnet_set_bn_sync, METH_VARARGS,
+     "invnet_set_bn_sync(model, fn_address, ctx_address): BatchNorm statistics over all ranks (0: per process)."},
     {"invnet_init", invnet_init, METH_VARARGS, "invnet_init(model, seed): re-initialise."},
     {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view."},
     {"invnet_forward", invnet_forward, METH_VARARGS, "invnet_forward(model, out, seis, train)."},

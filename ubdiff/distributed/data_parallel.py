@@ -11,7 +11,11 @@ batch (:mod:`.sampler`). A step is
 
 so the gradient every rank applies is that of the global batch's mean loss
 (with local BatchNorm batch statistics: PyTorch DDP's rule; exactly the
-single-process gradient for models without BatchNorm). Parameters and
+single-process gradient for models without BatchNorm). ``sync_bn=True``
+(SyncBatchNorm) makes BatchNorm take its batch statistics over all ranks
+(model.set_bn_sync: small all-reduces inside forward and backward), so a step
+equals the single-process step on the global batch up to float rounding, and
+the running statistics agree on every rank without a broadcast. Parameters and
 optimiser state are broadcast from rank 0 once at the start, as DDP does;
 after that the ranks stay identical because they apply identical updates.
 
@@ -22,6 +26,7 @@ The model protocol (CPU: the flat buffers are zero-copy NumPy views):
     apply_update(**settings)
     flat(kind) -> 1-D float32 view, kind in "param", "grad" (and "m", "v" when it has them)
     bn_stats() -> 1-D float32 view of its BatchNorm running statistics, or None
+    set_bn_sync(allreduce or None)   # only for sync_bn=True
 """
 from __future__ import annotations
 
@@ -40,9 +45,10 @@ def _flat_or_none(model, kind):
 class DataParallel:
     """Data-parallel steps of ``model`` over ``comm`` (default: :func:`world`)."""
 
-    def __init__(self, model, comm: Comm | None = None):
+    def __init__(self, model, comm: Comm | None = None, sync_bn: bool = False):
         self.model = model
         self.comm = world() if comm is None else comm
+        self.sync_bn = bool(sync_bn)
         for name in ("zero_grad", "forward_backward", "apply_update", "flat"):
             if not callable(getattr(model, name, None)):
                 raise TypeError(f"DataParallel: {type(model).__name__} has no {name}() (see the model protocol in "
@@ -56,6 +62,15 @@ class DataParallel:
                 self.comm.bcast_array(buf, root=0)
         if self.stats is not None:
             self.comm.bcast_array(self.stats, root=0)
+        if self.sync_bn:
+            if not callable(getattr(model, "set_bn_sync", None)):
+                raise TypeError(f"DataParallel: sync_bn needs {type(model).__name__}.set_bn_sync()")
+            model.set_bn_sync(self.comm.allreduce_sum)
+
+    def close(self) -> None:
+        """Detach the BatchNorm hook (sync_bn) from the model."""
+        if self.sync_bn:
+            self.model.set_bn_sync(None)
 
     def step(self, batch, n_global: int, update: dict | None = None, loss: dict | None = None) -> np.ndarray:
         """One optimiser step. ``batch``: this rank's part of the global batch, a tuple of
@@ -72,6 +87,6 @@ class DataParallel:
         losses = m.forward_backward(*batch, loss_scale=scale, **(loss or {}))
         self.comm.allreduce_sum(m.flat("grad"))
         m.apply_update(**(update or {}))
-        if self.stats is not None:
+        if self.stats is not None and not self.sync_bn:
             self.comm.bcast_array(self.stats, root=0)
         return np.asarray(losses, np.float64) * scale

@@ -15,7 +15,10 @@ number of ranks); rank r reads its contiguous slice of each global batch.
 BatchNorm uses each rank's own batch statistics and rank 0's running
 statistics, as PyTorch DDP without SyncBatchNorm: with R ranks a step equals a
 single-process step on the global batch only up to that (one rank: bit for
-bit). Resuming on the same ranks and thread counts continues bit for bit.
+bit). ``sync_bn=True`` (``--sync-bn``) takes the statistics over all ranks
+(SyncBatchNorm): a step then equals the single-process step on the global
+batch up to float rounding. Resuming on the same ranks and thread counts
+continues bit for bit.
 """
 from __future__ import annotations
 
@@ -35,9 +38,10 @@ MODEL_FILE = "inversionnet.safetensors"
 STATE_FILE = "train.json"
 RUN_FILES = (MODEL_FILE, STATE_FILE)
 #: Settings fixed when a run starts; a resumed run keeps them.
-SETTINGS = ("config", "seed", "batch_size", "lr", "betas", "eps", "weight_decay", "l1_weight", "mse_weight")
+SETTINGS = ("config", "seed", "batch_size", "lr", "betas", "eps", "weight_decay", "l1_weight", "mse_weight",
+            "sync_bn")
 DEFAULTS = dict(config="small", seed=0, batch_size=16, lr=1e-4, betas=[0.9, 0.999], eps=1e-8, weight_decay=1e-4,
-                l1_weight=1.0, mse_weight=1.0)
+                l1_weight=1.0, mse_weight=1.0, sync_bn=False)
 
 
 class RunError(ValueError):
@@ -141,7 +145,7 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
                          "(training-mode BatchNorm needs 2); use a larger batch or fewer ranks")
     if n < bs:
         raise ValueError(f"{n} training pairs are fewer than one batch of {bs}")
-    dp = DataParallel(model, comm)
+    dp = DataParallel(model, comm, sync_bn=state["sync_bn"])
     update = dict(lr=state["lr"], betas=tuple(state["betas"]), eps=state["eps"], weight_decay=state["weight_decay"])
     loss_kw = dict(l1_weight=state["l1_weight"], mse_weight=state["mse_weight"])
 
@@ -168,4 +172,5 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
         if log is not None and comm.is_root:
             log(f"epoch {e + 1}: loss {rec['loss']:.4f} (l1 {rec['l1']:.4f}, mse {rec['mse']:.4f}), "
                 f"{rec['steps']} steps on {comm.size} rank(s), {rec['seconds']:.1f} s")
+    dp.close()
     return model, state
