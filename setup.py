@@ -49,12 +49,29 @@ CUDA_HOME = os.path.dirname(os.path.dirname(NVCC)) if NVCC else None
 
 
 class BuildExtWithCuda(build_ext):
-    """build_ext that first compiles csrc/cuda/*.cu with nvcc into objects."""
+    """build_ext that first compiles csrc/cuda/*.cu with nvcc into objects,
+    and fails when the linked extension leaves a ubd_* symbol undefined."""
 
     def build_extension(self, ext):
         if NVCC:
             ext.extra_objects = list(ext.extra_objects or []) + self._compile_cuda()
         super().build_extension(ext)
+        self._check_defined(self.get_ext_fullpath(ext.name))
+
+    @staticmethod
+    def _check_defined(so):
+        """An extension module may link with undefined symbols (Python's own are
+        resolved at import), so an op of the backend table (csrc/backend.h)
+        without its CPU or CUDA twin would only fail at import. nm finds it here."""
+        nm = shutil.which("nm")
+        if nm is None:
+            print("warning: nm not found, cannot check the extension for undefined ubd_* symbols", flush=True)
+            return
+        out = subprocess.run([nm, "-D", "--undefined-only", so], capture_output=True, text=True, check=True).stdout
+        missing = sorted({line.split()[-1] for line in out.splitlines() if line.split()[-1].startswith("ubd_")})
+        if missing:
+            raise RuntimeError(f"{so} references undefined symbols (an op of the backend table without its "
+                               f"CPU or CUDA definition?): {', '.join(missing)}")
 
     def _compile_cuda(self):
         archs = os.environ.get("UBDIFF_CUDA_ARCH", "80;90").split(";")
@@ -69,8 +86,8 @@ class BuildExtWithCuda(build_ext):
             obj = os.path.join(objdir, os.path.basename(src) + ".o")
             deps = [src] + glob.glob("csrc/*.h") + glob.glob("csrc/cpu/*.h") + glob.glob("csrc/cuda/*.cuh")
             if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
-                # -DUBDIFF_WITH_CUDA: the .cu files see the CUDA prototypes of the
-                # headers, so a definition that drifts from its prototype fails here.
+                # -DUBDIFF_WITH_CUDA: the CUDA prototypes of backend.h, so nvcc checks
+                # every definition against the op list
                 cmd = [NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1",
                        "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode]
                 print(" ".join(cmd), flush=True)

@@ -19,12 +19,17 @@
 #endif
 
 /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, with 64-bit-safe
- * size checks done by the caller (OpenBLAS here uses 32-bit ints). */
-static inline void ubd_sgemm(int transA, int transB, int M, int N, int K, float alpha,
-                             const float *A, int lda, const float *B, int ldb, float beta,
-                             float *C, int ldc) {
-    UBD_SGEMM(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
+ * size checks done by the caller (OpenBLAS here uses 32-bit ints). Runs on the
+ * OpenMP team when large enough, OpenBLAS itself on one thread, and gives the
+ * same bits at any thread count (csrc/cpu/gemm.c). Inside a parallel region it
+ * runs on the calling thread. */
+void ubd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc);
+
+/* The BLAS's own thread count for a core thread count of n (1 unless
+ * UBDIFF_GEMM asks for OpenBLAS's threading, see gemm.c). */
+void ubd_gemm_set_threads(int n);
+/* 1 when OpenBLAS threads its own products (UBDIFF_GEMM=blas-omp | blas-own). */
+int ubd_gemm_uses_blas_threads(void);
 
 #endif

@@ -2,11 +2,13 @@
  *
  * Layouts (PyTorch's): activations NCHW / NCL, conv weight (OC, C, KH, KW),
  * conv-transpose weight (C, OC, KH, KW), conv1d weight (OC, C, K).
- * Every function takes a caller-owned `work` buffer of at least
+ * Ops (prototypes and shapes in backend.h, included at the end): conv2d_,
+ * convt2d_, conv1d_ forward and backward. Every one takes a caller-owned `work` buffer of at least
  * ubd_conv*_workspace(s) floats (im2col / col2im scratch), so no call
  * allocates. Gradients accumulate (+=); NULL gradients are skipped.
  * Invalid shapes (non-positive sizes, kernel larger than the padded input,
  * negative padding, output_padding >= stride) return UBD_ERR_VALUE.
+ * The CUDA twins take `work` as device memory of the same size.
  */
 #ifndef UBD_CONV_H
 #define UBD_CONV_H
@@ -28,12 +30,6 @@ typedef struct {
 
 ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW);
 size_t ubd_conv2d_workspace(ubd_conv2d_shape s);
-/* out (B,OC,OH,OW); inp (B,C,H,W); weight (OC,C,KH,KW); bias (OC) or NULL */
-ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                  ubd_conv2d_shape s);
-/* dinp (B,C,H,W) +=; dweight (OC,C,KH,KW) +=; dbias (OC) +=; dout (B,OC,OH,OW) */
-ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                   const float *weight, float *work, ubd_conv2d_shape s);
 
 /* ConvTranspose2d: inp (B, C, H, W) -> out (B, OC, OH, OW),
  * OH = (H - 1) SH - 2 PH + KH + OPH, OW likewise. */
@@ -47,11 +43,6 @@ typedef struct {
 
 ubd_status ubd_convt2d_check(ubd_convt2d_shape s, int *OH, int *OW);
 size_t ubd_convt2d_workspace(ubd_convt2d_shape s);
-/* out (B,OC,OH,OW); inp (B,C,H,W); weight (C,OC,KH,KW); bias (OC) or NULL */
-ubd_status ubd_cpu_convt2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                   ubd_convt2d_shape s);
-ubd_status ubd_cpu_convt2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                    const float *weight, float *work, ubd_convt2d_shape s);
 
 /* Conv1d: inp (B, C, L) -> out (B, OC, OL), OL = (L + 2P - K) / S + 1. */
 typedef struct {
@@ -62,30 +53,9 @@ typedef struct {
 
 ubd_status ubd_conv1d_check(ubd_conv1d_shape s, int *OL);
 size_t ubd_conv1d_workspace(ubd_conv1d_shape s);
-/* out (B,OC,OL); inp (B,C,L); weight (OC,C,K); bias (OC) or NULL */
-ubd_status ubd_cpu_conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                  ubd_conv1d_shape s);
-ubd_status ubd_cpu_conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                   const float *weight, float *work, ubd_conv1d_shape s);
-
-/* ---- CUDA twins (csrc/cuda/conv.cu): same arguments, device pointers,
- * `work` a device buffer of the same ubd_conv*_workspace() floats. ---- */
-#ifdef UBDIFF_WITH_CUDA
-ubd_status ubd_cuda_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                   ubd_conv2d_shape s);
-ubd_status ubd_cuda_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                    const float *weight, float *work, ubd_conv2d_shape s);
-ubd_status ubd_cuda_convt2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                    ubd_convt2d_shape s);
-ubd_status ubd_cuda_convt2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                     const float *weight, float *work, ubd_convt2d_shape s);
-ubd_status ubd_cuda_conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
-                                   ubd_conv1d_shape s);
-ubd_status ubd_cuda_conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                                    const float *weight, float *work, ubd_conv1d_shape s);
-#endif
 
 #ifdef __cplusplus
 }
 #endif
+#include "backend.h" /* the prototypes */
 #endif

@@ -1,10 +1,18 @@
 /* params.c — see params.h. */
 #include "params.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void ubd_params_init(ubd_params *p) { memset(p, 0, sizeof *p); }
+void ubd_params_init_on(ubd_params *p, const ubd_backend *be) {
+    memset(p, 0, sizeof *p);
+    p->be = be;
+}
+
+void ubd_params_init(ubd_params *p) { ubd_params_init_on(p, NULL); }
+
+static const ubd_backend *backend_of(const ubd_params *p) { return p->be ? p->be : ubd_backend_cpu(); }
 
 const char *ubd_buf_kind_name(ubd_buf_kind k) {
     static const char *names[UBD_NUM_BUFS] = {"param", "grad", "m", "v", "ema"};
@@ -55,17 +63,48 @@ ubd_status ubd_params_alloc(ubd_params *p, ubd_buf_kind kind) {
     UBD_REQUIRE(kind >= 0 && kind < UBD_NUM_BUFS, UBD_ERR_VALUE, "params_alloc: bad buffer kind %d", (int)kind);
     UBD_REQUIRE(p->n > 0, UBD_ERR_VALUE, "params_alloc: no parameters were added");
     if (p->buf[kind]) return UBD_OK;
-    size_t bytes = (p->n * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    UBD_REQUIRE(b != NULL, UBD_ERR_MEMORY, "params_alloc: cannot allocate %zu bytes for '%s'", bytes,
-                ubd_buf_kind_name(kind));
-    memset(b, 0, bytes);
+    const ubd_backend *be = backend_of(p);
+    void *b = NULL;
+    ubd_status s = be->alloc(&b, p->n * sizeof(float));
+    if (s == UBD_OK) s = be->zero(b, p->n);
+    if (s != UBD_OK) {
+        char why[200]; /* copy: ubd_fail rewrites the message buffer */
+        snprintf(why, sizeof why, "%s", ubd_last_error());
+        if (b) be->free(b);
+        return ubd_fail(s, "params_alloc: cannot allocate %zu bytes for '%s' on %s (%s)", p->n * sizeof(float),
+                        ubd_buf_kind_name(kind), be->name, why);
+    }
     p->buf[kind] = b;
     return UBD_OK;
 }
 
+/* Checks a host copy's range and buffer; returns the device address. */
+static ubd_status span(const ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, const void *host, float **dev) {
+    UBD_REQUIRE(kind >= 0 && kind < UBD_NUM_BUFS, UBD_ERR_VALUE, "params: bad buffer kind %d", (int)kind);
+    UBD_REQUIRE(p->buf[kind] != NULL, UBD_ERR_VALUE, "params: buffer '%s' is not allocated", ubd_buf_kind_name(kind));
+    UBD_REQUIRE(off <= p->n && n <= p->n - off, UBD_ERR_VALUE, "params: floats [%zu, %zu) outside the %zu of '%s'",
+                off, off + n, p->n, ubd_buf_kind_name(kind));
+    UBD_REQUIRE(host != NULL || n == 0, UBD_ERR_VALUE, "params: NULL host buffer");
+    *dev = p->buf[kind] + off;
+    return UBD_OK;
+}
+
+ubd_status ubd_params_read(const ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, float *host) {
+    float *dev;
+    UBD_TRY(span(p, kind, off, n, host, &dev));
+    return n ? backend_of(p)->copy(host, dev, n * sizeof(float), UBD_D2H) : UBD_OK;
+}
+
+ubd_status ubd_params_write(ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, const float *host) {
+    float *dev;
+    UBD_TRY(span(p, kind, off, n, host, &dev));
+    return n ? backend_of(p)->copy(dev, host, n * sizeof(float), UBD_H2D) : UBD_OK;
+}
+
 void ubd_params_free(ubd_params *p) {
-    for (int b = 0; b < UBD_NUM_BUFS; b++) free(p->buf[b]);
+    const ubd_backend *be = backend_of(p);
+    for (int b = 0; b < UBD_NUM_BUFS; b++)
+        if (p->buf[b]) be->free(p->buf[b]);
     free(p->views);
-    ubd_params_init(p);
+    ubd_params_init_on(p, p->be);
 }

@@ -2,13 +2,22 @@
  *
  * All parameters of a model live in ONE contiguous float buffer (and likewise
  * its gradients, Adam m and v, and EMA copy), so optimiser steps, EMA, zeroing
- * and checkpointing are single loops over n floats. A view (name, shape,
- * offset) names a slice; Python sees views as zero-copy NumPy arrays.
+ * and checkpointing are single calls over n floats. A view (name, shape,
+ * offset) names a slice.
+ *
+ * The buffers are memory of the table's backend (backend.h), allocated with
+ * be->alloc: host memory on the CPU, where Python sees views as zero-copy
+ * NumPy arrays, device memory on a GPU, reached from the host only through
+ * ubd_params_read / ubd_params_write (and be->copy).
  */
 #ifndef UBD_PARAMS_H
 #define UBD_PARAMS_H
 
-#include "ubd.h"
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define UBD_MAX_NAME 96
 #define UBD_MAX_DIMS 4
@@ -27,17 +36,29 @@ typedef struct ubd_params_s {
     ubd_view *views;
     int nviews, cap;
     size_t n;                 /* total floats (= number of parameters) */
-    float *buf[UBD_NUM_BUFS]; /* NULL until allocated */
+    float *buf[UBD_NUM_BUFS]; /* NULL until allocated; memory of `be` */
+    const ubd_backend *be;    /* where the buffers live (NULL: the CPU) */
 } ubd_params;
 
+/* An empty table whose buffers will live on the CPU. */
 void ubd_params_init(ubd_params *p);
+/* An empty table whose buffers will live on backend `be` (NULL: the CPU). */
+void ubd_params_init_on(ubd_params *p, const ubd_backend *be);
 /* Appends a view; fails on a duplicate name, bad shape, or after allocation. */
 ubd_status ubd_params_add(ubd_params *p, const char *name, int ndim, const int64_t *shape, size_t *offset_out);
-/* Allocates (zeroed, 64-byte aligned) the buffer `kind` if not there yet. */
+/* Allocates (zeroed, 64-byte aligned, on the table's backend) the buffer `kind` if not there yet. */
 ubd_status ubd_params_alloc(ubd_params *p, ubd_buf_kind kind);
+/* Host copies of n floats at float offset `off` of buffer `kind`:
+ * host (n) = buf[kind][off .. off+n), and the reverse. */
+ubd_status ubd_params_read(const ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, float *host);
+ubd_status ubd_params_write(ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, const float *host);
 /* Index of the view called `name`, or -1. */
 int ubd_params_find(const ubd_params *p, const char *name);
+/* Frees the buffers and views; the table stays on its backend, empty. */
 void ubd_params_free(ubd_params *p);
 const char *ubd_buf_kind_name(ubd_buf_kind k);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

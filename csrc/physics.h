@@ -58,23 +58,22 @@ ubd_status ubd_fwd_check_stats(int map, float vmin, float vmax, float emax, cons
 /* Floats of CPU workspace for `slots` simulations running at once
  * (at most min(threads, N*ns) are used). */
 size_t ubd_cpu_forward_model_workspace(int H, int W, const ubd_fwd_params *p, int slots);
-
-/* seis (N, ns, nt, nr) = recorded pressure; vel (N, H, W) in m/s;
- * work (work_floats) scratch: as many simulations run concurrently as whole
- * slots fit (see ubd_cpu_forward_model_workspace), at most one per thread. */
-ubd_status ubd_cpu_forward_model(float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p,
-                                 float *work, size_t work_floats);
-
 #ifdef UBDIFF_WITH_CUDA
 /* Floats of device workspace for N maps (all N*ns simulations at once). */
 size_t ubd_cuda_forward_model_workspace(int N, int H, int W, const ubd_fwd_params *p);
-/* Same as the CPU version; seis, vel, work are device pointers (p and its
- * position arrays stay on the host). */
-ubd_status ubd_cuda_forward_model(float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p,
-                                  float *work, size_t work_floats);
 #endif
+
+/* The ops (prototypes in backend.h, included at the end):
+ * forward_model: seis (N, ns, nt, nr) = recorded pressure; vel (N, H, W) in
+ *   m/s; work (work_floats) scratch. On the CPU as many simulations run
+ *   concurrently as whole slots fit (see ubd_cpu_forward_model_workspace), at
+ *   most one per thread; the CUDA twin runs all N*ns at once. seis, vel, work
+ *   are backend memory; p and its position arrays stay on the host.
+ * forward_model_work: *floats = the workspace forward_model needs for N maps
+ *   on this backend (CPU: one slot per thread, at most N*ns). */
 
 #ifdef __cplusplus
 }
 #endif
+#include "backend.h" /* the prototypes */
 #endif

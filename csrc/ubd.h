@@ -8,7 +8,9 @@
  *    Caller owns all memory. Gradients (of inputs and of parameters) are
  *    ACCUMULATED with +=; a NULL gradient pointer means "not needed".
  *  - CPU functions are named ubd_cpu_<op>_<dir>, their CUDA twins
- *    ubd_cuda_<op>_<dir> with the same argument list (device pointers).
+ *    ubd_cuda_<op>_<dir> with the same argument list (device pointers);
+ *    backend.h lists them all once (UBD_BACKEND_OPS) and models call them
+ *    through a backend table, m->be-><op>_<dir>(...).
  */
 #ifndef UBD_H
 #define UBD_H
@@ -61,6 +63,14 @@ void ubd_clear_error(void);
 /* Sets the OpenMP and the BLAS thread count (n >= 1). */
 ubd_status ubd_set_num_threads(int n);
 int ubd_get_num_threads(void);
+/* Adaptive mode (cpu/threads_auto.c): up to max threads, fewer while other
+ * tasks compete for the cores; ubd_threads_adapt() re-decides (cheap, rate
+ * limited; the binding calls it before each long call). ubd_threads_fixed()
+ * leaves adaptive mode (an explicit thread count). */
+ubd_status ubd_set_num_threads_adaptive(int max);
+int ubd_threads_adaptive(void);
+void ubd_threads_fixed(void);
+void ubd_threads_adapt(void);
 /* Name/config string of the BLAS linked in. */
 const char *ubd_blas_info(void);
 

@@ -19,7 +19,7 @@ import importlib as _importlib
 __version__ = "0.1.0"
 
 from ._native import lib as _lib  # noqa: F401  (loads the extension)
-from ._threads import available_cores, get_num_threads, set_num_threads
+from ._threads import available_cores, get_num_threads, set_num_threads, set_num_threads_adaptive, threads_adaptive
 from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
 
@@ -45,17 +45,33 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_NAMES))
 
 
-def _default_threads() -> int:
-    """OMP_NUM_THREADS when set to a positive int, else the cores this process may use."""
+def _env_threads() -> int:
+    """OMP_NUM_THREADS when set to a positive int, else 0."""
     import os
     try:
         n = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
     except ValueError:
         n = 0
-    return n if n > 0 else available_cores()
+    return max(n, 0)
 
 
-set_num_threads(_default_threads())
+def _default_threads() -> int:
+    """OMP_NUM_THREADS when set to a positive int, else the cores this process may use."""
+    return _env_threads() or available_cores()
+
+
+def _set_default_threads() -> None:
+    """OMP_NUM_THREADS fixes the count; otherwise adaptive, up to the available
+    cores (fewer while other processes keep them busy: on a partly loaded machine
+    a fixed count of all cores measured up to 2.5x slower than one thread;
+    benchmarks/RESULTS.md, "Threads under load"). Results do not depend on it."""
+    if _env_threads():
+        set_num_threads(_env_threads())
+    else:
+        set_num_threads_adaptive(available_cores())
+
+
+_set_default_threads()
 
 __all__ = [
     "__version__",
@@ -64,6 +80,8 @@ __all__ = [
     "gpu_count",
     "set_num_threads",
     "get_num_threads",
+    "set_num_threads_adaptive",
+    "threads_adaptive",
     "available_cores",
     "ops",
     "UBDiff",

@@ -17,6 +17,13 @@ try:
 except ImportError:  # a build against a system BLAS needs no preload
     pass
 
+# Waiting OpenMP threads sleep instead of spinning unless the user chose a
+# policy: on a busy machine a spinning thread takes the core from the sibling
+# it waits for (benchmarks/RESULTS.md, "Threads under load"). libgomp reads
+# this once, when the extension loads it, so it is set here, before.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+
 from . import _ubdiff as lib  # noqa: E402
 
 __all__ = ["lib"]

@@ -13,10 +13,28 @@ def available_cores() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the number of threads for ubdiff's OpenMP loops and the BLAS."""
+    """Fixes the number of threads of ubdiff's C core (OpenMP loops and the
+    products; OpenBLAS itself runs on one thread). Ends adaptive mode."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     lib.set_num_threads(n)
+
+
+def set_num_threads_adaptive(max_threads: int | None = None) -> None:
+    """Adaptive mode (the default unless OMP_NUM_THREADS is set): up to
+    ``max_threads`` (default: the available cores) threads, fewer while other
+    processes keep the cores busy, re-decided before each long call. Results
+    do not depend on the thread count, so this changes speed only. Ended by
+    set_num_threads."""
+    n = available_cores() if max_threads is None else max_threads
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads_adaptive: max_threads must be an int, got {type(n).__name__}")
+    lib.set_num_threads_adaptive(n)
+
+
+def threads_adaptive() -> bool:
+    """True when the thread count adapts to the machine's load."""
+    return bool(lib.threads_adaptive())
 
 
 def get_num_threads() -> int:

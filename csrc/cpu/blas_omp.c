@@ -1,4 +1,5 @@
-/* blas_omp.c — run OpenBLAS's parallel jobs on the OpenMP thread team.
+/* blas_omp.c — run OpenBLAS's parallel jobs on the OpenMP thread team
+ * (UBDIFF_GEMM=blas-omp only; the default is gemm.c's own split).
  *
  * Why: the wheel's OpenBLAS is a pthreads build with its own busy-waiting
  * worker pool. A layer alternates OpenMP loops (im2col, col2im, packing,
@@ -18,6 +19,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../blas.h"
 
@@ -74,8 +76,9 @@ static void run_jobs(int sync, openblas_dojob_callback dojob, int numjobs, size_
     }
 }
 
-/* UBDIFF_BLAS_OWN_THREADS=1 keeps OpenBLAS's own pool (for comparisons). */
+/* Only with UBDIFF_GEMM=blas-omp (a comparison mode, see gemm.c): by default
+ * OpenBLAS runs on one thread and this callback is never asked for a team. */
 __attribute__((constructor)) static void ubd_blas_use_openmp(void) {
-    const char *own = getenv("UBDIFF_BLAS_OWN_THREADS");
-    if (!(own && own[0] == '1')) UBD_BLAS_SET_CALLBACK(run_jobs);
+    const char *mode = getenv("UBDIFF_GEMM");
+    if (mode && !strcmp(mode, "blas-omp")) UBD_BLAS_SET_CALLBACK(run_jobs);
 }

@@ -209,3 +209,15 @@ ubd_status ubd_cpu_forward_model(float *seis, const float *vel, int N, int H, in
     }
     return UBD_OK;
 }
+
+ubd_status ubd_cpu_forward_model_work(size_t *floats, int N, int H, int W, const ubd_fwd_params *p) {
+    UBD_REQUIRE_PTR(floats);
+    UBD_REQUIRE_PTR(p);
+    UBD_REQUIRE_POSITIVE(N);
+    UBD_TRY(ubd_fwd_check_params(p, H, W));
+    /* one slot per thread, no more slots than simulations */
+    long long slots = ubd_get_num_threads();
+    if (slots > (long long)N * p->ns) slots = (long long)N * p->ns;
+    *floats = ubd_cpu_forward_model_workspace(H, W, p, (int)slots);
+    return UBD_OK;
+}

@@ -35,9 +35,21 @@ ubd_status ubd_cpu_ema_update(float *ema, const float *param, size_t n, float de
 ubd_status ubd_cpu_grad_norm(float *norm, const float *grad, size_t n) {
     UBD_REQUIRE_PTR(norm);
     UBD_REQUIRE(grad || n == 0, UBD_ERR_VALUE, "grad_norm: NULL buffer");
+    /* Fixed blocks summed in a fixed order (not an OpenMP reduction, whose
+     * partial sums follow the thread count): the norm scales every gradient
+     * when clipping, so it must not change the bits at another thread count. */
+    enum { NB = 64 };
+    double part[NB];
+    const size_t per = (n + NB - 1) / NB;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int k = 0; k < NB; k++) {
+        const size_t lo = (size_t)k * per, hi = lo + per < n ? lo + per : n;
+        double t = 0.0;
+        for (size_t i = lo; i < hi; i++) t += (double)grad[i] * (double)grad[i];
+        part[k] = t;
+    }
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double)grad[i] * (double)grad[i];
+    for (int k = 0; k < NB; k++) s += part[k];
     *norm = (float)sqrt(s);
     return UBD_OK;
 }

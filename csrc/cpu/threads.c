@@ -11,7 +11,7 @@ ubd_status ubd_set_num_threads(int n) {
     UBD_REQUIRE(n >= 1, UBD_ERR_VALUE, "set_num_threads: n must be >= 1, got %d", n);
     ubd_threads_ = n;
     omp_set_num_threads(n);
-    UBD_BLAS_SET_THREADS(n);
+    ubd_gemm_set_threads(n); /* OpenBLAS stays on one thread: gemm.c parallelises */
     return UBD_OK;
 }
 

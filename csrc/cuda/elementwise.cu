@@ -99,3 +99,20 @@ extern "C" ubd_status ubd_cuda_rand_normal(float *out, size_t n, uint64_t seed, 
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
+
+__global__ void init_uniform_k(float *out, size_t n, float bound, uint64_t seed, uint64_t stream, uint64_t offset) {
+    GRID_STRIDE(i, n) {
+        uint64_t k = offset + i;
+        ubd_u32x4 r = ubd_philox_block(seed, stream, k >> 2);
+        out[i] = (2.0f * ubd_u32_to_uniform(r.v[k & 3]) - 1.0f) * bound;
+    }
+}
+
+extern "C" ubd_status ubd_cuda_init_uniform(float *out, size_t n, float bound, uint64_t seed, uint64_t stream,
+                                            uint64_t offset) {
+    UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "init_uniform: out is NULL");
+    if (n == 0) return UBD_OK;
+    init_uniform_k<<<ubd_grid(n, 256), 256>>>(out, n, bound, seed, stream, offset);
+    UBD_CUDA_LAUNCHED();
+    return UBD_OK;
+}

@@ -240,3 +240,11 @@ extern "C" ubd_status ubd_cuda_forward_model(float *seis, const float *vel, int 
     }
     return UBD_OK;
 }
+
+extern "C" ubd_status ubd_cuda_forward_model_work(size_t *floats, int N, int H, int W, const ubd_fwd_params *p) {
+    UBD_REQUIRE_PTR(floats);
+    UBD_REQUIRE_POSITIVE(N);
+    UBD_TRY(ubd_fwd_check_params(p, H, W));
+    *floats = ubd_cuda_forward_model_workspace(N, H, W, p);
+    return UBD_OK;
+}

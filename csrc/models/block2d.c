@@ -1,10 +1,7 @@
 /* block2d.c — Conv/ConvTranspose + BatchNorm + activation; see block2d.h. */
 #include "block2d.h"
 
-#include <string.h>
-
 #include "conv.h"
-#include "norm.h"
 
 static ubd_conv2d_shape conv_shape(const ubd_block2d *k, int B) {
     return (ubd_conv2d_shape){B, k->C, k->H, k->W, k->OC, k->KH, k->KW, k->SH, k->SW, k->PH, k->PW};
@@ -35,15 +32,15 @@ size_t ubd_block2d_workspace(const ubd_block2d *k, int B) {
 
 size_t ubd_block2d_weight_size(const ubd_block2d *k) { return (size_t)k->C * k->OC * k->KH * k->KW; }
 
-static ubd_status conv_forward(float *z, const float *x, ubd_block2d_weights w, float *work, const ubd_block2d *k,
-                               int B) {
-    if (k->transposed) return ubd_cpu_convt2d_forward(z, x, w.weight, w.bias, work, convt_shape(k, B));
-    return ubd_cpu_conv2d_forward(z, x, w.weight, w.bias, work, conv_shape(k, B));
+static ubd_status conv_forward(const ubd_backend *be, float *z, const float *x, ubd_block2d_weights w, float *work,
+                               const ubd_block2d *k, int B) {
+    if (k->transposed) return be->convt2d_forward(z, x, w.weight, w.bias, work, convt_shape(k, B));
+    return be->conv2d_forward(z, x, w.weight, w.bias, work, conv_shape(k, B));
 }
 
-ubd_status ubd_block2d_forward_train(float *a, float *z, float *y, float *mean, float *rstd, float *running_mean,
-                                     float *running_var, const float *x, ubd_block2d_weights w, float *work,
-                                     const ubd_block2d *k, int B) {
+ubd_status ubd_block2d_forward_train(const ubd_backend *be, float *a, float *z, float *y, float *mean, float *rstd,
+                                     float *running_mean, float *running_var, const float *x, ubd_block2d_weights w,
+                                     float *work, const ubd_block2d *k, int B) {
     UBD_REQUIRE_POSITIVE(B);
     UBD_REQUIRE(a && z && mean && rstd && x, UBD_ERR_VALUE, "block2d_forward_train: NULL buffer");
     UBD_REQUIRE(y || act_from_output(k), UBD_ERR_VALUE,
@@ -51,45 +48,45 @@ ubd_status ubd_block2d_forward_train(float *a, float *z, float *y, float *mean, 
     const int S = k->OH * k->OW;
     const size_t n = (size_t)B * k->OC * S;
     float *pre = y ? y : a; /* BatchNorm output; activated in place when y is NULL */
-    UBD_TRY(conv_forward(z, x, w, work, k, B));
-    if (k->bn_sync)
+    UBD_TRY(conv_forward(be, z, x, w, work, k, B));
+    if (k->bn_sync) /* host memory only: ubd_invnet_set_bn_sync refuses other backends */
         UBD_TRY(ubd_syncbn_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC, S,
                                          k->bn_momentum, k->bn_eps, k->bn_sync));
     else
-        UBD_TRY(ubd_cpu_batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B,
-                                                k->OC, S, k->bn_momentum, k->bn_eps));
-    return ubd_cpu_act_forward(a, pre, n, k->act, k->act_param);
+        UBD_TRY(be->batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC,
+                                            S, k->bn_momentum, k->bn_eps));
+    return be->act_forward(a, pre, n, k->act, k->act_param);
 }
 
-ubd_status ubd_block2d_forward_eval(float *a, float *z, const float *x, ubd_block2d_weights w,
+ubd_status ubd_block2d_forward_eval(const ubd_backend *be, float *a, float *z, const float *x, ubd_block2d_weights w,
                                     const float *running_mean, const float *running_var, float *work,
                                     const ubd_block2d *k, int B) {
     UBD_REQUIRE_POSITIVE(B);
     UBD_REQUIRE(a && z && x && running_mean && running_var, UBD_ERR_VALUE, "block2d_forward_eval: NULL buffer");
     const int S = k->OH * k->OW;
-    UBD_TRY(conv_forward(z, x, w, work, k, B));
-    UBD_TRY(ubd_cpu_batchnorm_forward_eval(a, z, w.gamma, w.beta, running_mean, running_var, B, k->OC, S, k->bn_eps));
-    return ubd_cpu_act_forward(a, a, (size_t)B * k->OC * S, k->act, k->act_param);
+    UBD_TRY(conv_forward(be, z, x, w, work, k, B));
+    UBD_TRY(be->batchnorm_forward_eval(a, z, w.gamma, w.beta, running_mean, running_var, B, k->OC, S, k->bn_eps));
+    return be->act_forward(a, a, (size_t)B * k->OC * S, k->act, k->act_param);
 }
 
-ubd_status ubd_block2d_backward(float *dx, ubd_block2d_grads g, float *da, float *dy, const float *x, const float *z,
-                                const float *y, const float *a, const float *mean, const float *rstd,
-                                ubd_block2d_weights w, float *work, const ubd_block2d *k, int B) {
+ubd_status ubd_block2d_backward(const ubd_backend *be, float *dx, ubd_block2d_grads g, float *da, float *dy,
+                                const float *x, const float *z, const float *y, const float *a, const float *mean,
+                                const float *rstd, ubd_block2d_weights w, float *work, const ubd_block2d *k, int B) {
     UBD_REQUIRE_POSITIVE(B);
     UBD_REQUIRE(da && dy && x && z && a && mean && rstd, UBD_ERR_VALUE, "block2d_backward: NULL buffer");
     UBD_REQUIRE(y || act_from_output(k), UBD_ERR_VALUE,
                 "block2d_backward: activation %d needs the pre-activation buffer y", (int)k->act);
     const int S = k->OH * k->OW;
     const size_t n = (size_t)B * k->OC * S;
-    memset(dy, 0, n * sizeof *dy);
-    UBD_TRY(ubd_cpu_act_backward(dy, da, y ? y : a, n, k->act, k->act_param));
+    UBD_TRY(be->zero(dy, n));
+    UBD_TRY(be->act_backward(dy, da, y ? y : a, n, k->act, k->act_param));
     float *dz = da; /* da is spent: reuse it for the gradient of the convolution output */
-    memset(dz, 0, n * sizeof *dz);
+    UBD_TRY(be->zero(dz, n));
     if (k->bn_sync)
         UBD_TRY(ubd_syncbn_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S, k->bn_sync));
     else
-        UBD_TRY(ubd_cpu_batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
+        UBD_TRY(be->batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
     if (k->transposed)
-        return ubd_cpu_convt2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, convt_shape(k, B));
-    return ubd_cpu_conv2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, conv_shape(k, B));
+        return be->convt2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, convt_shape(k, B));
+    return be->conv2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, conv_shape(k, B));
 }

@@ -11,11 +11,13 @@
  *   a  (B, OC, OH, OW)  the block output,
  *   mean, rstd (OC)     BatchNorm batch statistics.
  * Gradients accumulate (+=); NULL gradient pointers are skipped.
+ * The compute functions run on backend `be` (first argument): every buffer is
+ * that backend's memory; `k` (the geometry) stays on the host.
  */
 #ifndef UBD_BLOCK2D_H
 #define UBD_BLOCK2D_H
 
-#include "ops.h"
+#include "backend.h"
 #include "syncbn.h"
 
 #ifdef __cplusplus
@@ -56,12 +58,12 @@ typedef struct {
 /* Training mode. x (B,C,H,W); z, a (B,OC,OH,OW); y as above (required for
  * tanh/SiLU/GELU); mean, rstd (OC); running_mean, running_var (OC) updated in
  * place (or NULL); work (ubd_block2d_workspace floats). */
-ubd_status ubd_block2d_forward_train(float *a, float *z, float *y, float *mean, float *rstd, float *running_mean,
-                                     float *running_var, const float *x, ubd_block2d_weights w, float *work,
-                                     const ubd_block2d *k, int B);
+ubd_status ubd_block2d_forward_train(const ubd_backend *be, float *a, float *z, float *y, float *mean, float *rstd,
+                                     float *running_mean, float *running_var, const float *x, ubd_block2d_weights w,
+                                     float *work, const ubd_block2d *k, int B);
 /* Eval mode (running statistics). a (B,OC,OH,OW); z (B,OC,OH,OW) scratch for
  * the convolution output (may not alias a or x). */
-ubd_status ubd_block2d_forward_eval(float *a, float *z, const float *x, ubd_block2d_weights w,
+ubd_status ubd_block2d_forward_eval(const ubd_backend *be, float *a, float *z, const float *x, ubd_block2d_weights w,
                                     const float *running_mean, const float *running_var, float *work,
                                     const ubd_block2d *k, int B);
 /* Backward of the training-mode forward.
@@ -69,9 +71,9 @@ ubd_status ubd_block2d_forward_eval(float *a, float *z, const float *x, ubd_bloc
  * da (B,OC,OH,OW) the gradient of the block output — CLOBBERED (reused as
  * scratch for the BatchNorm input gradient, which saves one buffer);
  * dy (B,OC,OH,OW) scratch; z, y, a, mean, rstd, x: the forward's. */
-ubd_status ubd_block2d_backward(float *dx, ubd_block2d_grads g, float *da, float *dy, const float *x, const float *z,
-                                const float *y, const float *a, const float *mean, const float *rstd,
-                                ubd_block2d_weights w, float *work, const ubd_block2d *k, int B);
+ubd_status ubd_block2d_backward(const ubd_backend *be, float *dx, ubd_block2d_grads g, float *da, float *dy,
+                                const float *x, const float *z, const float *y, const float *a, const float *mean,
+                                const float *rstd, ubd_block2d_weights w, float *work, const ubd_block2d *k, int B);
 
 #ifdef __cplusplus
 }

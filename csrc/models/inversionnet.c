@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shape_ops.h"
-
 /* ---- the architecture: one row per OpenFWI module ---------------------- */
 /* Channel codes: 0 = in_channels, 1..5 = dim1..dim5, 6 = the single output channel. */
 typedef struct {
@@ -155,33 +153,33 @@ ubd_status ubd_invnet_tables(ubd_params *params, ubd_params *stats, const ubd_in
 static size_t out_size(const ubd_block2d *k) { return (size_t)k->OC * k->OH * k->OW; }
 static size_t in_size(const ubd_block2d *k) { return (size_t)k->C * k->H * k->W; }
 static int needs_pre(const ubd_block2d *k) { return k->act == UBD_ACT_TANH; }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+static size_t out_floats(int B) { return (size_t)B * UBD_INVNET_OUT * UBD_INVNET_OUT; }
 
 void ubd_invnet_free(ubd_invnet *m) {
     if (!m) return;
     ubd_params_free(&m->params);
     ubd_params_free(&m->stats);
-    free(m->arena);
+    ubd_arena_release(&m->arena);
     free(m);
 }
 
-ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
+ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg, const ubd_backend *be) {
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(cfg);
     *out = NULL;
     ubd_invnet *m = calloc(1, sizeof *m);
     UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "inversionnet: out of memory");
-    ubd_params_init(&m->params);
-    ubd_params_init(&m->stats);
+    m->be = be ? be : ubd_backend_cpu();
+    ubd_params_init_on(&m->params, m->be);
+    ubd_params_init_on(&m->stats, m->be);
+    ubd_arena_begin(&m->arena, m->be);
     m->cfg = *cfg;
     ubd_status s = ubd_invnet_layout(m->blocks, cfg);
     if (s == UBD_OK) s = build_tables(&m->params, &m->stats, m->st, m->blocks);
     for (int b = UBD_BUF_PARAM; s == UBD_OK && b <= UBD_BUF_V; b++) s = ubd_params_alloc(&m->params, (ubd_buf_kind)b);
     if (s == UBD_OK) s = ubd_params_alloc(&m->stats, UBD_BUF_PARAM);
-    if (s != UBD_OK) {
-        ubd_invnet_free(m);
-        return s;
-    }
-    s = ubd_invnet_reserve(m, cfg->max_batch);
+    if (s == UBD_OK) s = ubd_invnet_reserve(m, cfg->max_batch);
     if (s != UBD_OK) {
         ubd_invnet_free(m);
         return s;
@@ -190,51 +188,59 @@ ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg) {
     return UBD_OK;
 }
 
+/* The activation memory for batches up to B, slice by slice (arena.h: run
+ * once to plan, once to bind). gsize and wsize are the largest activation and
+ * conv workspace of any block. */
+static void lay_out(ubd_invnet *m, ubd_arena *a, size_t B, size_t gsize, size_t wsize) {
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
+        const ubd_block2d *k = &m->blocks[l].k;
+        ubd_invnet_state *st = &m->st[l];
+        ubd_arena_take(a, &st->z, B * out_size(k), "z: conv output");   /* (B, OC, OH, OW) */
+        ubd_arena_take(a, &st->a, B * out_size(k), "a: block output");  /* (B, OC, OH, OW) */
+        ubd_arena_take(a, &st->y, needs_pre(k) ? B * out_size(k) : 0, "y: BatchNorm output");
+        ubd_arena_take(a, &st->mean, (size_t)k->OC, "mean");
+        ubd_arena_take(a, &st->rstd, (size_t)k->OC, "rstd");
+    }
+    ubd_arena_take(a, &m->crop, B * (size_t)m->cfg.dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT, "crop");
+    for (int i = 0; i < 3; i++) ubd_arena_take(a, &m->g[i], gsize, "gradient scratch");
+    ubd_arena_take(a, &m->work, wsize, "conv workspace");
+    ubd_arena_take(a, &m->loss, 2, "losses");
+    const ubd_invnet_config *c = &m->cfg;
+    ubd_arena_stage(a, &m->seis_in, B * (size_t)c->in_channels * c->nt * c->nx, "seis staging");
+    ubd_arena_stage(a, &m->vel_in, out_floats((int)B), "velocity staging");
+}
+
 ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_POSITIVE(max_batch);
-    /* Sizes of the activation arena: per block z, a, (y), mean, rstd; crop; 3 gradient buffers; workspace. */
     const size_t B = (size_t)max_batch;
-    size_t total = 0, gmax = 0, wmax = 0;
+    size_t gmax = 0, wmax = 1;
     for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
         const ubd_block2d *k = &m->blocks[l].k;
-        total += B * out_size(k) * (needs_pre(k) ? 3 : 2) + 2 * (size_t)k->OC;
-        gmax = gmax > B * out_size(k) ? gmax : B * out_size(k);
-        gmax = gmax > B * in_size(k) ? gmax : B * in_size(k);
-        size_t w = ubd_block2d_workspace(k, max_batch);
-        wmax = wmax > w ? wmax : w;
+        gmax = zmax(gmax, zmax(B * out_size(k), B * in_size(k)));
+        wmax = zmax(wmax, ubd_block2d_workspace(k, max_batch));
     }
-    const size_t crop = B * (size_t)m->cfg.dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT;
-    const size_t floats = total + crop + 3 * gmax + wmax + 1;
-    float *arena = malloc(floats * sizeof(float));
-    UBD_REQUIRE(arena != NULL, UBD_ERR_MEMORY, "inversionnet: cannot allocate %zu MiB of activations for max_batch %d",
-                floats * sizeof(float) >> 20, max_batch);
-    free(m->arena); /* only activations live there: parameters and statistics stay put */
-    m->arena = arena;
-    m->arena_floats = floats;
+    /* the new arena first: on failure the model keeps its old one */
+    ubd_arena a;
+    ubd_arena_begin(&a, m->be);
+    lay_out(m, &a, B, gmax, wmax);
+    char owner[64];
+    snprintf(owner, sizeof owner, "inversionnet (max_batch %d)", max_batch);
+    UBD_TRY(ubd_arena_commit(&a, owner));
+    lay_out(m, &a, B, gmax, wmax);
+    ubd_status s = ubd_arena_end(&a);
+    ubd_arena_release(&m->arena); /* only activations lived there: parameters and statistics stay put */
+    m->arena = a;
     m->cfg.max_batch = max_batch;
     m->gsize = gmax;
     m->wsize = wmax;
     m->last_train_B = 0;
-    float *p = arena;
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        ubd_invnet_state *st = &m->st[l];
-        st->z = p, p += B * out_size(k);
-        st->a = p, p += B * out_size(k);
-        st->y = NULL;
-        if (needs_pre(k)) st->y = p, p += B * out_size(k);
-        st->mean = p, p += k->OC;
-        st->rstd = p, p += k->OC;
-    }
-    m->crop = p, p += crop;
-    for (int i = 0; i < 3; i++) m->g[i] = p, p += gmax;
-    m->work = p;
-    return UBD_OK;
+    return s;
 }
 
 ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    const ubd_backend *be = m->be;
     float *P = m->params.buf[UBD_BUF_PARAM], *S = m->stats.buf[UBD_BUF_PARAM];
     for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
         const ubd_block2d *k = &m->blocks[l].k;
@@ -242,19 +248,15 @@ ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed) {
         /* torch: fan_in = weight.size(1) * KH * KW, for Conv2d and ConvTranspose2d alike */
         const int fan_in = (k->transposed ? k->OC : k->C) * k->KH * k->KW;
         const float bound = 1.0f / sqrtf((float)fan_in);
-        const size_t nw = ubd_block2d_weight_size(k);
-        UBD_TRY(ubd_cpu_rand_uniform(P + st->w, nw, seed, 2 * (uint64_t)l, 0));
-        UBD_TRY(ubd_cpu_rand_uniform(P + st->b, (size_t)k->OC, seed, 2 * (uint64_t)l + 1, 0));
-        for (size_t i = 0; i < nw; i++) P[st->w + i] = (2.0f * P[st->w + i] - 1.0f) * bound;
-        for (int c = 0; c < k->OC; c++) {
-            P[st->b + c] = (2.0f * P[st->b + c] - 1.0f) * bound;
-            P[st->gamma + c] = 1.0f;
-            P[st->beta + c] = 0.0f;
-            S[st->rmean + c] = 0.0f;
-            S[st->rvar + c] = 1.0f;
-        }
+        const size_t OC = (size_t)k->OC;
+        UBD_TRY(be->init_uniform(P + st->w, ubd_block2d_weight_size(k), bound, seed, 2 * (uint64_t)l, 0));
+        UBD_TRY(be->init_uniform(P + st->b, OC, bound, seed, 2 * (uint64_t)l + 1, 0));
+        UBD_TRY(be->fill(P + st->gamma, OC, 1.0f));
+        UBD_TRY(be->zero(P + st->beta, OC));
+        UBD_TRY(be->zero(S + st->rmean, OC));
+        UBD_TRY(be->fill(S + st->rvar, OC, 1.0f));
     }
-    for (int b = UBD_BUF_GRAD; b <= UBD_BUF_V; b++) memset(m->params.buf[b], 0, m->params.n * sizeof(float));
+    for (int b = UBD_BUF_GRAD; b <= UBD_BUF_V; b++) UBD_TRY(be->zero(m->params.buf[b], m->params.n));
     m->step = 0;
     m->last_train_B = 0;
     return UBD_OK;
@@ -276,9 +278,10 @@ static ubd_status check_batch(const ubd_invnet *m, const float *seis, int B) {
     return UBD_OK;
 }
 
-/* Forward; the output stays in the last block's `a` (B,1,70,70). */
+/* Forward of seis (B,C,nt,nx), backend memory; the output stays in the last
+ * block's `a` (B,1,70,70). */
 static ubd_status forward_impl(ubd_invnet *m, const float *seis, int B, int train) {
-    UBD_TRY(check_batch(m, seis, B));
+    const ubd_backend *be = m->be;
     float *S = m->stats.buf[UBD_BUF_PARAM];
     const float *x = seis;
     m->last_train_B = 0;
@@ -288,34 +291,44 @@ static ubd_status forward_impl(ubd_invnet *m, const float *seis, int B, int trai
         ubd_invnet_state *st = &m->st[l];
         if (blk->crop_before) {
             const int c = UBD_INVNET_CROP;
-            UBD_TRY(ubd_cpu_crop2d_forward(m->crop, x, B, k->C, k->H + 2 * c, k->W + 2 * c, c, c, c, c));
+            UBD_TRY(be->crop2d_forward(m->crop, x, B, k->C, k->H + 2 * c, k->W + 2 * c, c, c, c, c));
             x = m->crop;
         }
         UBD_REQUIRE(ubd_block2d_workspace(k, B) <= m->wsize, UBD_ERR_RUNTIME,
                     "inversionnet: %s needs more workspace at batch %d than was sized", blk->name, B);
         if (train)
-            UBD_TRY(ubd_block2d_forward_train(st->a, st->z, st->y, st->mean, st->rstd, S + st->rmean, S + st->rvar, x,
-                                              weights_of(m, l), m->work, k, B));
+            UBD_TRY(ubd_block2d_forward_train(be, st->a, st->z, st->y, st->mean, st->rstd, S + st->rmean,
+                                              S + st->rvar, x, weights_of(m, l), m->work, k, B));
         else
-            UBD_TRY(ubd_block2d_forward_eval(st->a, st->z, x, weights_of(m, l), S + st->rmean, S + st->rvar, m->work,
-                                             k, B));
+            UBD_TRY(ubd_block2d_forward_eval(be, st->a, st->z, x, weights_of(m, l), S + st->rmean, S + st->rvar,
+                                             m->work, k, B));
         x = st->a;
     }
     if (train) m->last_train_B = B;
     return UBD_OK;
 }
 
-static size_t out_floats(int B) { return (size_t)B * UBD_INVNET_OUT * UBD_INVNET_OUT; }
+/* The model's copy of host seis (B,C,nt,nx): staged on a GPU, in place on the CPU. */
+static ubd_status stage_seis(ubd_invnet *m, const float **dev, const float *seis, int B) {
+    const ubd_invnet_config *c = &m->cfg;
+    return ubd_stage_in(m->be, dev, m->seis_in, seis, (size_t)B * c->in_channels * c->nt * c->nx);
+}
 
 ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int B, int train) {
+    UBD_TRY(check_batch(m, seis, B));
     UBD_REQUIRE_PTR(out);
-    UBD_TRY(forward_impl(m, seis, B, train));
-    memcpy(out, m->st[UBD_INVNET_BLOCKS - 1].a, out_floats(B) * sizeof(float));
-    return UBD_OK;
+    const float *x;
+    UBD_TRY(stage_seis(m, &x, seis, B));
+    UBD_TRY(forward_impl(m, x, B, train));
+    return m->be->copy(out, m->st[UBD_INVNET_BLOCKS - 1].a, out_floats(B) * sizeof(float), UBD_D2H);
 }
 
 ubd_status ubd_invnet_set_bn_sync(ubd_invnet *m, ubd_allreduce_fn fn, void *ctx) {
     UBD_REQUIRE_PTR(m);
+    /* syncbn.c loops over host memory; a device backend would need its own (NCCL) version */
+    UBD_REQUIRE(fn == NULL || strcmp(m->be->name, "cpu") == 0, UBD_ERR_VALUE,
+                "inversionnet: BatchNorm over all ranks (sync-bn) runs on the CPU only, this model is on '%s'",
+                m->be->name);
     m->bn_sync.fn = fn;
     m->bn_sync.ctx = ctx;
     for (int l = 0; l < UBD_INVNET_BLOCKS; l++) m->blocks[l].k.bn_sync = fn ? &m->bn_sync : NULL;
@@ -326,11 +339,13 @@ ubd_status ubd_invnet_predict(ubd_invnet *m, float *vel_out, const float *seis, 
     return ubd_invnet_forward(m, vel_out, seis, B, 0);
 }
 
-/* Backward from m->g[ig] holding dL/d(output) (B,1,70,70); the three buffers rotate. */
+/* Backward from m->g[ig] holding dL/d(output) (B,1,70,70); the three buffers
+ * rotate. seis: the forward's input, backend memory. */
 static ubd_status backward_impl(ubd_invnet *m, int ig, const float *seis, int B) {
     UBD_REQUIRE(m->last_train_B == B, UBD_ERR_VALUE,
                 "inversionnet: backward needs a training forward of the same batch first (last: %d, now: %d)",
                 m->last_train_B, B);
+    const ubd_backend *be = m->be;
     float *G = m->params.buf[UBD_BUF_GRAD];
     for (int l = UBD_INVNET_BLOCKS - 1; l >= 0; l--) {
         const ubd_invnet_block *blk = &m->blocks[l];
@@ -341,17 +356,17 @@ static ubd_status backward_impl(ubd_invnet *m, int ig, const float *seis, int B)
         float *dx = NULL;
         if (l > 0) {
             dx = m->g[ix];
-            memset(dx, 0, (size_t)B * in_size(k) * sizeof(float));
+            UBD_TRY(be->zero(dx, (size_t)B * in_size(k)));
         }
         ubd_block2d_grads gr = {G + st->w, G + st->b, G + st->gamma, G + st->beta};
-        UBD_TRY(ubd_block2d_backward(dx, gr, m->g[ig], m->g[iy], x, st->z, st->y, st->a, st->mean, st->rstd,
+        UBD_TRY(ubd_block2d_backward(be, dx, gr, m->g[ig], m->g[iy], x, st->z, st->y, st->a, st->mean, st->rstd,
                                      weights_of(m, l), m->work, k, B));
         ig = ix;
         if (blk->crop_before) { /* gradient of the uncropped map: zero border, copy of the inside */
             const int c = UBD_INVNET_CROP, H = k->H + 2 * c, W = k->W + 2 * c;
             const int id = (ig + 1) % 3;
-            memset(m->g[id], 0, (size_t)B * k->C * H * W * sizeof(float));
-            UBD_TRY(ubd_cpu_crop2d_backward(m->g[id], m->g[ig], B, k->C, H, W, c, c, c, c));
+            UBD_TRY(be->zero(m->g[id], (size_t)B * k->C * H * W));
+            UBD_TRY(be->crop2d_backward(m->g[id], m->g[ig], B, k->C, H, W, c, c, c, c));
             ig = id;
         }
     }
@@ -361,8 +376,10 @@ static ubd_status backward_impl(ubd_invnet *m, int ig, const float *seis, int B)
 ubd_status ubd_invnet_backward(ubd_invnet *m, const float *dout, const float *seis, int B) {
     UBD_TRY(check_batch(m, seis, B));
     UBD_REQUIRE_PTR(dout);
-    memcpy(m->g[0], dout, out_floats(B) * sizeof(float));
-    return backward_impl(m, 0, seis, B);
+    const float *x;
+    UBD_TRY(stage_seis(m, &x, seis, B));
+    UBD_TRY(m->be->copy(m->g[0], dout, out_floats(B) * sizeof(float), UBD_H2D));
+    return backward_impl(m, 0, x, B);
 }
 
 static ubd_status check_hparams(ubd_invnet_hparams hp) {
@@ -383,23 +400,29 @@ ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *
     UBD_REQUIRE_PTR(losses_out);
     UBD_REQUIRE_PTR(vel);
     UBD_TRY(check_hparams(hp)); /* before anything changes (running statistics, step) */
-    memset(m->params.buf[UBD_BUF_GRAD], 0, m->params.n * sizeof(float));
-    UBD_TRY(forward_impl(m, seis, B, 1));
-    const float *pred = m->st[UBD_INVNET_BLOCKS - 1].a; /* (B,1,70,70) */
+    const ubd_backend *be = m->be;
     const size_t n = out_floats(B);
-    float l1 = 0.0f, mse = 0.0f;
-    UBD_TRY(ubd_cpu_l1_forward(&l1, pred, vel, n));
-    UBD_TRY(ubd_cpu_mse_forward(&mse, pred, vel, n));
-    losses_out[0] = hp.w_l1 * l1 + hp.w_mse * mse;
-    losses_out[1] = l1;
-    losses_out[2] = mse;
-    memset(m->g[0], 0, n * sizeof(float));
-    if (hp.w_l1 > 0.0f) UBD_TRY(ubd_cpu_l1_backward(m->g[0], pred, vel, n, hp.w_l1));
-    if (hp.w_mse > 0.0f) UBD_TRY(ubd_cpu_mse_backward(m->g[0], pred, vel, n, hp.w_mse));
-    UBD_TRY(backward_impl(m, 0, seis, B));
+    const float *x, *target;
+    UBD_TRY(stage_seis(m, &x, seis, B));
+    UBD_TRY(ubd_stage_in(be, &target, m->vel_in, vel, n));
+    UBD_TRY(be->zero(m->params.buf[UBD_BUF_GRAD], m->params.n));
+    UBD_TRY(forward_impl(m, x, B, 1));
+    const float *pred = m->st[UBD_INVNET_BLOCKS - 1].a; /* (B,1,70,70) */
+    UBD_TRY(be->l1_forward(&m->loss[0], pred, target, n));
+    UBD_TRY(be->mse_forward(&m->loss[1], pred, target, n));
+    UBD_TRY(be->zero(m->g[0], n));
+    if (hp.w_l1 > 0.0f) UBD_TRY(be->l1_backward(m->g[0], pred, target, n, hp.w_l1));
+    if (hp.w_mse > 0.0f) UBD_TRY(be->mse_backward(m->g[0], pred, target, n, hp.w_mse));
+    UBD_TRY(backward_impl(m, 0, x, B));
     ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
-    UBD_TRY(ubd_cpu_adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
-                                m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
+    UBD_TRY(be->adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
+                            m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
     m->step++;
+    /* the losses of the forward above, read back once at the end so a GPU never waits mid-step */
+    float l[2];
+    UBD_TRY(be->copy(l, m->loss, sizeof l, UBD_D2H));
+    losses_out[0] = hp.w_l1 * l[0] + hp.w_mse * l[1];
+    losses_out[1] = l[0];
+    losses_out[2] = l[1];
     return UBD_OK;
 }

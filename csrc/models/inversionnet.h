@@ -22,6 +22,7 @@
 #ifndef UBD_INVERSIONNET_H
 #define UBD_INVERSIONNET_H
 
+#include "arena.h"
 #include "block2d.h"
 #include "params.h"
 
@@ -64,8 +65,12 @@ typedef struct {
     float *mean, *rstd; /* (OC) batch statistics of the last training forward */
 } ubd_invnet_state;
 
+/* Every buffer below is memory of the model's backend `be` (device memory on a
+ * GPU); the host arguments of the calls (seis, vel, out, dout, losses_out)
+ * cross over once per call through the staging slices of the arena. */
 typedef struct {
     ubd_invnet_config cfg;
+    const ubd_backend *be; /* chosen at creation; every op goes through it */
     ubd_invnet_block blocks[UBD_INVNET_BLOCKS];
     ubd_invnet_state st[UBD_INVNET_BLOCKS];
     ubd_params params;   /* param, grad, m, v */
@@ -75,15 +80,18 @@ typedef struct {
     size_t gsize;
     float *work;         /* conv workspace, wsize floats */
     size_t wsize;
-    float *arena;        /* one allocation behind all activation buffers above */
-    size_t arena_floats;
+    float *seis_in;      /* (max_batch, in_channels, nt, nx) staged input; NULL on the CPU */
+    float *vel_in;       /* (max_batch, 1, 70, 70) staged target; NULL on the CPU */
+    float *loss;         /* (2) L1 and MSE of the last training step */
+    ubd_arena arena;     /* one allocation behind all activation buffers above */
     ubd_bn_sync bn_sync; /* the blocks' BatchNorm all-reduce hook when fn != NULL (ubd_invnet_set_bn_sync) */
     long long step;      /* AdamW steps taken (bias correction) */
     int last_train_B;    /* batch of the last training forward (0: none; backward needs one) */
 } ubd_invnet;
 
-/* Allocates a model for `cfg` (parameters zero; call ubd_invnet_init). */
-ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg);
+/* Allocates a model for `cfg` on backend `be` (ubd_backend_get; NULL: the
+ * CPU). Parameters are zero: call ubd_invnet_init. */
+ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg, const ubd_backend *be);
 void ubd_invnet_free(ubd_invnet *m);
 /* Re-sizes the activation buffers for batches up to max_batch (parameters,
  * statistics and optimiser state stay where they are; a pending backward is
@@ -95,7 +103,8 @@ ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch);
  * beta 0, running mean 0, running var 1. Resets Adam state and step. */
 ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed);
 
-/* Forward pass. out (B,1,70,70); seis (B,in_channels,nt,nx); B <= max_batch.
+/* Host arrays: out, seis, dout, vel, losses_out, vel_out below.
+ * Forward pass. out (B,1,70,70); seis (B,in_channels,nt,nx); B <= max_batch.
  * train = 1: batch statistics (running stats updated), saves what backward
  * needs; train = 0: running statistics (eval). */
 ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int B, int train);

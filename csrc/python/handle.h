@@ -30,6 +30,7 @@ ubd_handle *ubd_handle_get(PyObject *cap, const char *name);
     do {                                           \
         ubd_status hs_;                            \
         (h)->busy = 1;                             \
+        ubd_threads_adapt();                       \
         Py_BEGIN_ALLOW_THREADS hs_ = (expr);       \
         Py_END_ALLOW_THREADS(h)->busy = 0;         \
         if (hs_ != UBD_OK) return ubd_py_raise(hs_); \

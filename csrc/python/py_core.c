@@ -8,8 +8,25 @@ static PyObject *py_blas_info(PyObject *self, PyObject *args) { return PyUnicode
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
-    UBD_PY_CALL(ubd_set_num_threads(n));
+    ubd_status st = ubd_set_num_threads(n);
+    if (st != UBD_OK) return ubd_py_raise(st);
+    ubd_threads_fixed(); /* an explicit count ends adaptive mode */
     Py_RETURN_NONE;
+}
+
+static PyObject *py_set_num_threads_adaptive(PyObject *self, PyObject *args) {
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    ubd_status st = ubd_set_num_threads_adaptive(n);
+    if (st != UBD_OK) return ubd_py_raise(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_threads_adaptive(PyObject *self, PyObject *args) { return PyBool_FromLong(ubd_threads_adaptive()); }
+
+static PyObject *py_threads_adapt(PyObject *self, PyObject *args) {
+    ubd_threads_adapt();
+    return PyLong_FromLong(ubd_get_num_threads());
 }
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(ubd_get_num_threads()); }
@@ -53,6 +70,10 @@ PyMethodDef ubd_py_core_methods[] = {
     {"compiler_info", py_compiler_info, METH_NOARGS, "Compiler and OpenMP version of the build."},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "set_num_threads(n): OpenMP and BLAS threads."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Current thread count."},
+    {"set_num_threads_adaptive", py_set_num_threads_adaptive, METH_VARARGS,
+     "set_num_threads_adaptive(max): up to max threads, fewer while other tasks compete for the cores."},
+    {"threads_adaptive", py_threads_adaptive, METH_NOARGS, "True in adaptive mode."},
+    {"threads_adapt", py_threads_adapt, METH_NOARGS, "Re-decide the adaptive thread count now; returns it."},
     {"philox4x32_10", py_philox4x32_10, METH_VARARGS, "philox4x32_10((c0,c1,c2,c3), (k0,k1)) -> 4 words."},
     {"rand_uniform", py_rand_uniform, METH_VARARGS,
      "rand_uniform(out, seed, stream=0, offset=0): fill float32 out with Philox uniforms in (0,1)."},

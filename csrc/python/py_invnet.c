@@ -1,13 +1,19 @@
 /* py_invnet.c — bindings of InversionNet (csrc/models/inversionnet.h).
  *
- * A model is a PyCapsule owning a ubd_invnet; its parameters, gradients, Adam
- * moments and BatchNorm statistics are exposed as zero-copy NumPy views that
- * keep the capsule alive. A config travels as the tuple
+ * A model is a PyCapsule owning a ubd_invnet on the backend named at creation
+ * (device "cpu" | "cuda" | "auto"). Its parameters, gradients, Adam moments
+ * and BatchNorm statistics are reached through tensor_io.h: copies in and out
+ * on every device (invnet_get / invnet_set / invnet_zero), and on the CPU also
+ * zero-copy NumPy views that keep the capsule alive (invnet_view). Compute
+ * calls take host arrays; the model stages them onto its device. A config
+ * travels as the tuple
  *   ((dim1, ..., dim5), in_channels, nt, nx, max_batch, slope, bn_momentum, bn_eps).
  * Compute calls release the GIL; a model used by two threads at once raises
  * RuntimeError instead of racing. */
 #include "handle.h" /* first: Python.h must precede system headers */
 #include <string.h>
+
+#include "tensor_io.h"
 
 #include "models/inversionnet.h"
 
@@ -86,16 +92,20 @@ static PyObject *invnet_layout(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NNN)", pl, sl, bl);
 }
 
-/* invnet_create(config, seed) -> model handle, initialised as torch does by default */
+/* invnet_create(config, seed, device="auto") -> model handle on that device,
+ * initialised as torch does by default */
 static PyObject *invnet_create(PyObject *self, PyObject *args) {
     PyObject *cfg_obj;
     unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cfg_obj, &seed)) return NULL;
+    const char *device = "auto";
+    if (!PyArg_ParseTuple(args, "OK|s", &cfg_obj, &seed, &device)) return NULL;
     ubd_invnet_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    const ubd_backend *be = NULL;
+    ubd_status s = ubd_backend_find(device, &be);
+    if (s != UBD_OK) return ubd_py_raise(s);
     ubd_invnet *m = NULL;
-    ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = ubd_invnet_create(&m, &cfg);
+    Py_BEGIN_ALLOW_THREADS s = ubd_invnet_create(&m, &cfg, be);
     if (s == UBD_OK) s = ubd_invnet_init(m, seed);
     Py_END_ALLOW_THREADS if (s != UBD_OK) {
         ubd_invnet_free(m);
@@ -115,8 +125,20 @@ static PyObject *invnet_init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
+static int find_tensor(ubd_py_tensor *t, ubd_invnet *net, const char *kind, PyObject *name) {
+    static const char *kinds[] = {"param", "grad", "m", "v"};
+    if (strcmp(kind, "stats") == 0)
+        return ubd_py_tensor_find(t, &net->stats, UBD_BUF_PARAM, name, "InversionNet", "statistics");
+    for (int k = 0; k < 4; k++)
+        if (strcmp(kind, kinds[k]) == 0)
+            return ubd_py_tensor_find(t, &net->params, (ubd_buf_kind)k, name, "InversionNet", "parameter");
+    PyErr_Format(PyExc_ValueError, "InversionNet: kind must be param, grad, m, v or stats; got '%s'", kind);
+    return -1;
+}
+
 /* invnet_view(model, kind, name=None) -> zero-copy view of one tensor (or the
- * whole flat buffer when name is None). kind: param | grad | m | v | stats. */
+ * whole flat buffer when name is None); CPU models only. */
 static PyObject *invnet_view(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
@@ -125,43 +147,55 @@ static PyObject *invnet_view(PyObject *self, PyObject *args) {
     if (!PyCapsule_IsValid(cap, CAPSULE_NAME))
         return PyErr_Format(PyExc_TypeError, "expected an InversionNet model handle");
     ubd_invnet *net = ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
-    ubd_params *p = &net->params;
-    float *base = NULL;
-    if (strcmp(kind, "stats") == 0) {
-        p = &net->stats;
-        base = p->buf[UBD_BUF_PARAM];
-    } else if (strcmp(kind, "param") == 0) {
-        base = p->buf[UBD_BUF_PARAM];
-    } else if (strcmp(kind, "grad") == 0) {
-        base = p->buf[UBD_BUF_GRAD];
-    } else if (strcmp(kind, "m") == 0) {
-        base = p->buf[UBD_BUF_M];
-    } else if (strcmp(kind, "v") == 0) {
-        base = p->buf[UBD_BUF_V];
-    } else {
-        PyErr_Format(PyExc_ValueError, "invnet_view: kind must be param, grad, m, v or stats; got '%s'", kind);
-        return NULL;
-    }
-    npy_intp dims[UBD_MAX_DIMS];
-    int nd;
-    if (name_obj == Py_None) {
-        nd = 1;
-        dims[0] = (npy_intp)p->n;
-    } else {
-        const char *name = PyUnicode_AsUTF8(name_obj);
-        if (!name) return NULL;
-        int i = ubd_params_find(p, name);
-        if (i < 0) {
-            PyErr_Format(PyExc_KeyError, "InversionNet has no %s tensor named '%s'",
-                         strcmp(kind, "stats") == 0 ? "statistics" : "parameter", name);
-            return NULL;
-        }
-        const ubd_view *v = &p->views[i];
-        nd = v->ndim;
-        for (int d = 0; d < nd; d++) dims[d] = (npy_intp)v->shape[d];
-        base += v->offset;
-    }
-    return ubd_py_view(cap, base, nd, dims);
+    ubd_py_tensor t;
+    if (find_tensor(&t, net, kind, name_obj) < 0) return NULL;
+    return ubd_py_tensor_view(cap, &t, "InversionNet");
+}
+
+/* invnet_get(model, kind, name=None) -> a host copy of one tensor (or the whole buffer) */
+static PyObject *invnet_get(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
+    return ubd_py_tensor_get(&t);
+}
+
+/* invnet_set(model, kind, name, value): copies value (float32, the tensor's shape) in */
+static PyObject *invnet_set(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj, *value;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "invnet_set") < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* invnet_zero(model, kind, name=None): zeroes one tensor (or the whole buffer) */
+static PyObject *invnet_zero(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
+    ubd_handle *h = get_handle(cap);
+    if (!h) return NULL;
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* invnet_device(model) -> "cpu" | "cuda" */
+static PyObject *invnet_device(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    if (!PyCapsule_IsValid(cap, CAPSULE_NAME))
+        return PyErr_Format(PyExc_TypeError, "expected an InversionNet model handle");
+    ubd_invnet *net = ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
+    return PyUnicode_FromString(net->be->name);
 }
 
 /* Checks seis (B, in_channels, nt, nx) against the model; returns B or -1. */
@@ -274,11 +308,16 @@ static PyObject *invnet_step(PyObject *self, PyObject *args) {
 PyMethodDef ubd_py_invnet_methods[] = {
     {"invnet_layout", invnet_layout, METH_VARARGS,
      "invnet_layout(config) -> (params, stats, blocks): InversionNet tables without allocating."},
-    {"invnet_create", invnet_create, METH_VARARGS, "invnet_create(config, seed) -> model handle."},
+    {"invnet_create", invnet_create, METH_VARARGS,
+     "invnet_create(config, seed, device='auto') -> model handle on 'cpu' or 'cuda'."},
     {"invnet_set_bn_sync", invnet_set_bn_sync, METH_VARARGS,
      "invnet_set_bn_sync(model, fn_address, ctx_address): BatchNorm statistics over all ranks (0: per process)."},
     {"invnet_init", invnet_init, METH_VARARGS, "invnet_init(model, seed): re-initialise."},
-    {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view."},
+    {"invnet_device", invnet_device, METH_VARARGS, "invnet_device(model) -> 'cpu' | 'cuda'."},
+    {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view (CPU only)."},
+    {"invnet_get", invnet_get, METH_VARARGS, "invnet_get(model, kind, name=None) -> host copy."},
+    {"invnet_set", invnet_set, METH_VARARGS, "invnet_set(model, kind, name, value): copy value in."},
+    {"invnet_zero", invnet_zero, METH_VARARGS, "invnet_zero(model, kind, name=None): set to zero."},
     {"invnet_forward", invnet_forward, METH_VARARGS, "invnet_forward(model, out, seis, train)."},
     {"invnet_backward", invnet_backward, METH_VARARGS, "invnet_backward(model, dout, seis): grads +=."},
     {"invnet_train_step", invnet_train_step, METH_VARARGS,

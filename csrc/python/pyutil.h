@@ -40,6 +40,7 @@ PyObject *ubd_py_raise(ubd_status s);
 #define UBD_PY_CALL(expr)                          \
     do {                                           \
         ubd_status s_;                             \
+        ubd_threads_adapt();                       \
         Py_BEGIN_ALLOW_THREADS s_ = (expr);        \
         Py_END_ALLOW_THREADS if (s_ != UBD_OK) return ubd_py_raise(s_); \
     } while (0)

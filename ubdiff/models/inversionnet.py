@@ -23,6 +23,15 @@ hard-codes (8, ceil(70 sample_spatial / 8)), the same (8, 9) for the paper.
 Parameter and statistics names are the keys of network.py's state_dict
 (``convblock1.layers.0.weight``, ``convblock1.layers.1.running_mean``, ...),
 so OpenFWI weights load with :meth:`InversionNet.from_state_dict`.
+
+Devices: ``device="cpu" | "cuda" | "auto"`` (default "auto": the GPU when this
+build has CUDA and one is visible, else the CPU). The C model runs every op on
+that device; inputs and outputs are NumPy arrays that cross over once per
+call. On the CPU :meth:`parameters`, :meth:`gradients` and :meth:`buffers`
+are zero-copy views (writes go to the model); on a GPU they are copies, and
+:meth:`get_tensor` / :meth:`set_tensor` / :meth:`load_state_dict` reach the
+model on any device. Checkpoints hold the same bytes whichever device wrote
+them and load on either.
 """
 from __future__ import annotations
 
@@ -101,44 +110,109 @@ def _progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
+DEVICES = ("auto", "cpu", "cuda")
+KINDS = ("param", "grad", "m", "v", "stats")  # stats: BatchNorm running mean / variance
+
+
 class InversionNet:
     """InversionNet on the C core. ``seed`` draws PyTorch's default
     initialisation from Philox streams; ``max_batch`` sizes the activation
-    buffers (they grow on demand when fit() is given a larger batch_size)."""
+    buffers (they grow on demand when fit() is given a larger batch_size);
+    ``device`` is "cpu", "cuda" or "auto" (the GPU when one is usable)."""
 
-    def __init__(self, config="paper", seed: int = 0, max_batch: int = 8):
+    def __init__(self, config="paper", seed: int = 0, max_batch: int = 8, device: str = "auto"):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"InversionNet: seed must be a non-negative int, got {seed!r}")
         if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
             raise ValueError(f"InversionNet: max_batch must be a positive int, got {max_batch!r}")
+        if device not in DEVICES:
+            raise ValueError(f"InversionNet: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.config = resolve_config(config)
         self.max_batch = int(max_batch)
-        self._h = lib.invnet_create(_c_config(self.config, self.max_batch), int(seed))
+        self._h = lib.invnet_create(_c_config(self.config, self.max_batch), int(seed), device)
         self._names, self._stat_names = self._tables()
 
     def _tables(self):
         params, stats, _ = lib.invnet_layout(_c_config(self.config, 1))
+        self._n_params = sum(math.prod(shape) for _, shape in params)
         return [n for n, _ in params], [n for n, _ in stats]
 
     # ---- tensors -----------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the model's memory and ops are."""
+        return lib.invnet_device(self._h)
+
     def num_parameters(self) -> int:
-        return int(lib.invnet_view(self._h, "param").size)
+        return self._n_params
+
+    def _tensors(self, kind, names) -> dict:
+        if self.device == "cpu":
+            return {n: lib.invnet_view(self._h, kind, n) for n in names}
+        return {n: lib.invnet_get(self._h, kind, n) for n in names}
 
     def parameters(self) -> dict:
-        """name -> zero-copy float32 view of each parameter (writes go to the model)."""
-        return {n: lib.invnet_view(self._h, "param", n) for n in self._names}
+        """name -> float32 array of each parameter: on the CPU a zero-copy view
+        (writes go to the model), on a GPU a copy (use set_tensor to write)."""
+        return self._tensors("param", self._names)
 
     def gradients(self) -> dict:
-        """name -> view of each parameter's gradient from the last backward."""
-        return {n: lib.invnet_view(self._h, "grad", n) for n in self._names}
+        """name -> each parameter's gradient from the last backward (view on the CPU, copy on a GPU)."""
+        return self._tensors("grad", self._names)
 
     def buffers(self) -> dict:
-        """name -> zero-copy view of each BatchNorm running mean / variance."""
-        return {n: lib.invnet_view(self._h, "stats", n) for n in self._stat_names}
+        """name -> each BatchNorm running mean / variance (view on the CPU, copy on a GPU)."""
+        return self._tensors("stats", self._stat_names)
+
+    def get_tensor(self, name: str | None = None, kind: str = "param") -> np.ndarray:
+        """A copy of one tensor, or of the whole flat buffer when name is None.
+        kind: param, grad, m, v (AdamW moments) or stats (BatchNorm statistics)."""
+        if kind not in KINDS:
+            raise ValueError(f"InversionNet: kind must be one of {KINDS}, got {kind!r}")
+        return lib.invnet_get(self._h, kind, name)
+
+    def set_tensor(self, name: str | None, value, kind: str = "param") -> None:
+        """Copies `value` (its shape: the tensor's; name None: the whole flat
+        buffer) into the model on any device."""
+        if kind not in KINDS:
+            raise ValueError(f"InversionNet: kind must be one of {KINDS}, got {kind!r}")
+        label = name if name is not None else f"the {kind} buffer"
+        lib.invnet_set(self._h, kind, name, f32(value, label))
 
     def state_dict(self) -> dict:
         """Copies of parameters and BatchNorm statistics under OpenFWI's names."""
-        return {n: np.array(v) for n, v in {**self.parameters(), **self.buffers()}.items()}
+        return {**{n: self.get_tensor(n, "param") for n in self._names},
+                **{n: self.get_tensor(n, "stats") for n in self._stat_names}}
+
+    def load_state_dict(self, state_dict) -> None:
+        """Sets parameters and BatchNorm statistics from a dict under OpenFWI's
+        names (network.py's state_dict as NumPy, or anything np.asarray accepts).
+        num_batches_tracked entries are ignored; missing, unknown, mis-shaped or
+        non-finite entries raise ValueError naming them, before anything is set."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict: expected a dict of arrays, got {type(state_dict).__name__}")
+        params, stats, _ = lib.invnet_layout(_c_config(self.config, 1))
+        targets = dict(params + stats)
+        given = {k for k in state_dict.keys() if not str(k).endswith("num_batches_tracked")}
+        missing = sorted(set(targets) - given)
+        extra = sorted(given - set(targets))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} keys (first: {missing[:3]})")
+            if extra:
+                parts.append(f"unexpected {len(extra)} keys (first: {extra[:3]})")
+            raise ValueError(f"load_state_dict: state_dict does not fit InversionNet config: {'; '.join(parts)}")
+        values = {}
+        for name, shape in targets.items():
+            a = np.asarray(state_dict[name])
+            if a.shape != tuple(shape):
+                raise ValueError(f"load_state_dict: {name!r} has shape {a.shape}, the model expects {tuple(shape)}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"load_state_dict: {name!r} holds non-finite values")
+            values[name] = a
+        for name, a in values.items():
+            self.set_tensor(name, a, "stats" if name in self._stat_names else "param")
 
     @property
     def step(self) -> int:
@@ -181,7 +255,7 @@ class InversionNet:
         lib.invnet_backward(self._h, f32(dout, "dout"), x)
 
     def zero_grad(self) -> None:
-        lib.invnet_view(self._h, "grad")[...] = 0.0
+        lib.invnet_zero(self._h, "grad")
 
     def predict(self, seismic, batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
         """Normalised velocity (N, 1, 70, 70) of normalised seismic (N, C, nt, nx),
@@ -223,7 +297,11 @@ class InversionNet:
     # ---- data-parallel training: the step split in two (ubdiff.distributed) -------------------
     def flat(self, kind: str = "param") -> np.ndarray:
         """Zero-copy 1-D view of a whole buffer: param | grad | m | v (AdamW moments) | stats
-        (BatchNorm running means and variances)."""
+        (BatchNorm running means and variances). CPU models only (a GPU model's buffers are
+        device memory: get_tensor / set_tensor copy them)."""
+        if self.device != "cpu":
+            raise ValueError(f"InversionNet.flat: zero-copy views need a CPU model, this one is on {self.device!r}; "
+                             "data-parallel training runs on the CPU for now")
         return lib.invnet_view(self._h, kind)
 
     def bn_stats(self) -> np.ndarray:
@@ -336,63 +414,48 @@ class InversionNet:
         safetensors checkpoint (atomic)."""
         tensors = self.state_dict()
         for kind in ("m", "v"):
-            tensors.update({f"adam_{kind}.{n}": np.array(lib.invnet_view(self._h, kind, n)) for n in self._names})
+            tensors.update({f"adam_{kind}.{n}": self.get_tensor(n, kind) for n in self._names})
         meta = {"kind": KIND, "config": {**self.config, "dims": list(self.config["dims"])}, "step": self.step}
         checkpoint.save(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str, max_batch: int = 8) -> "InversionNet":
-        """A model restored from save(): identical predictions and training state."""
+    def load(cls, path: str, max_batch: int = 8, device: str = "auto") -> "InversionNet":
+        """A model restored from save() on `device` (a checkpoint of either
+        device loads on either): identical predictions and training state."""
         meta = checkpoint.read_meta(path)
         if meta.get("kind") != KIND:
             raise checkpoint.CheckpointError(f"{path}: holds a {meta.get('kind')!r} checkpoint, expected {KIND!r}")
         try:
-            model = cls(meta["config"], max_batch=max_batch)
+            model = cls(meta["config"], max_batch=max_batch, device=device)
         except (KeyError, TypeError, ValueError) as e:
             raise checkpoint.CheckpointError(f"{path}: bad InversionNet config in metadata ({e})") from None
         params, stats, _ = lib.invnet_layout(_c_config(model.config, 1))
         expected = dict(params + stats)
         expected.update({f"adam_{k}.{n}": s for k in ("m", "v") for n, s in params})
         tensors, _ = checkpoint.load(path, expected=expected, kind=KIND)
-        for n, v in model.parameters().items():
-            v[...] = tensors[n]
-            lib.invnet_view(model._h, "m", n)[...] = tensors[f"adam_m.{n}"]
-            lib.invnet_view(model._h, "v", n)[...] = tensors[f"adam_v.{n}"]
-        for n, v in model.buffers().items():
-            v[...] = tensors[n]
+        for n in model._names:
+            model.set_tensor(n, tensors[n], "param")
+            model.set_tensor(n, tensors[f"adam_m.{n}"], "m")
+            model.set_tensor(n, tensors[f"adam_v.{n}"], "v")
+        for n in model._stat_names:
+            model.set_tensor(n, tensors[n], "stats")
         lib.invnet_step(model._h, int(meta.get("step", 0)))
         return model
 
     @classmethod
-    def from_state_dict(cls, state_dict, config="paper", max_batch: int = 8) -> "InversionNet":
+    def from_state_dict(cls, state_dict, config="paper", max_batch: int = 8,
+                        device: str = "auto") -> "InversionNet":
         """A model holding OpenFWI weights: `state_dict` maps network.py's
         state_dict keys to arrays (NumPy, or anything np.asarray accepts).
         num_batches_tracked entries are ignored; missing, unknown or
         mis-shaped entries raise ValueError naming them."""
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"from_state_dict: expected a dict of arrays, got {type(state_dict).__name__}")
-        model = cls(config, max_batch=max_batch)
-        targets = {**model.parameters(), **model.buffers()}
-        given = {k for k in state_dict.keys() if not str(k).endswith("num_batches_tracked")}
-        missing = sorted(set(targets) - given)
-        extra = sorted(given - set(targets))
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} keys (first: {missing[:3]})")
-            if extra:
-                parts.append(f"unexpected {len(extra)} keys (first: {extra[:3]})")
-            raise ValueError(f"from_state_dict: state_dict does not fit InversionNet config: {'; '.join(parts)}")
-        for name, view in targets.items():
-            a = np.asarray(state_dict[name])
-            if a.shape != view.shape:
-                raise ValueError(f"from_state_dict: {name!r} has shape {a.shape}, the model expects {view.shape}")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"from_state_dict: {name!r} holds non-finite values")
-            view[...] = a
+        model = cls(config, max_batch=max_batch, device=device)
+        model.load_state_dict(state_dict)
         return model
 
     def __repr__(self):
         c = self.config
         return (f"InversionNet(dims={c['dims']}, input=({c['in_channels']}, {c['nt']}, {c['nx']}), "
-                f"parameters={self.num_parameters():,}, step={self.step})")
+                f"parameters={self.num_parameters():,}, step={self.step}, device={self.device!r})")

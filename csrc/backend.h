@@ -1,0 +1,236 @@
+/* backend.h — the backend table: every op a model calls, once, for the CPU and
+ * for CUDA.
+ *
+ * Why a table. A model is written once, as a sequence of op calls, and runs on
+ * whichever device it was created for: it picks a backend at creation
+ * (ubd_backend_get("cpu" | "cuda" | "auto")) and from then on calls ops only
+ * through it, m->be->conv2d_forward(...), never ubd_cpu_* or memset/memcpy on
+ * its buffers. The one list UBD_BACKEND_OPS below generates
+ *   - the struct ubd_backend (one function pointer per entry),
+ *   - the prototypes of ubd_cpu_<op> and, in CUDA builds, ubd_cuda_<op>
+ *     (the definitions in cpu/ and cuda/ are compiled against them: a
+ *     definition whose parameters differ from its entry does not compile),
+ *   - the two tables, cpu/backend_cpu.c and cuda/backend_cuda.cu (an entry
+ *     without both twins leaves an undefined symbol, which setup.py turns into
+ *     a build failure).
+ * No graph, no autograd: forward and backward stay written out in the models.
+ *
+ * How a model uses it.
+ *   create:  const ubd_backend *be = ubd_backend_get(device);   (NULL + message if unavailable)
+ *            m->be = be; ubd_params_init_on(&m->params, be); ubd_params_alloc(...);
+ *            activations: one ubd_arena (arena.h) planned once, one be->alloc;
+ *   run:     stage host inputs in (ubd_stage_in: a copy on a GPU, the host pointer itself on
+ *            the CPU), call be-><op>(...) on arena/param pointers, be->zero before an op that
+ *            accumulates (+=) into a fresh buffer, be->copy(..., UBD_D2H) the outputs out;
+ *   free:    ubd_arena_release, ubd_params_free (both go back through be->free).
+ * Python sees CPU memory as zero-copy views and device memory through explicit
+ * copies (csrc/python/tensor_io.h); `host_memory` tells which.
+ *
+ * Who owns which memory. Every pointer an op receives is memory of ITS backend
+ * (device memory for CUDA), owned by the caller (a model's params or arena);
+ * ops never allocate. The exceptions are host-side descriptions: shape structs
+ * by value, ubd_adam_hparams, and ubd_fwd_params with its position arrays.
+ * Scalars an op returns (a loss, a norm, a count) are written to backend
+ * memory too; the model copies them out with be->copy.
+ *
+ * How to add an op.
+ *   1. Add X(name, (params)) to UBD_BACKEND_OPS with a shape comment;
+ *      conventions of ubd.h: outputs first, then inputs, weights, sizes,
+ *      scratch; gradients +=; a status code, never exit.
+ *   2. Define ubd_cpu_<name> in csrc/cpu/ and ubd_cuda_<name> (extern "C") in
+ *      csrc/cuda/ with exactly those parameters; include any family header
+ *      (they end by including this file) so the compiler checks the signature.
+ *   3. Test it: a NumPy reference (and a finite-difference gradient check for
+ *      a backward), and the GPU against the CPU (tests/cuda_util.py).
+ *
+ * Types used by the list come from the family headers (ops.h: ubd_act,
+ * ubd_adam_hparams; conv.h: shapes; physics.h: ubd_fwd_params), which also
+ * hold each family's longer description; every one of them includes this file
+ * at its end, so including a family header gives its prototypes.
+ */
+#ifndef UBD_BACKEND_H
+#define UBD_BACKEND_H
+
+#include "ubd.h"
+/* the types the list uses (each of these includes backend.h after its types) */
+#include "conv.h"
+#include "ops.h"
+#include "physics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Direction of be->copy. The backend's own memory is "device" memory; on the
+ * CPU backend every direction is a plain memcpy. */
+typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
+
+/* clang-format off */
+#define UBD_BACKEND_OPS(X) \
+    /* ---- memory ------------------------------------------------------------------------------------- */ \
+    X(alloc, (void **p, size_t bytes))                     /* *p: backend memory, 64-byte aligned, not zeroed */ \
+    X(free, (void *p))                                     /* p from alloc, or NULL */ \
+    X(zero, (float *p, size_t n))                          /* p (n) = 0 */ \
+    X(copy, (void *dst, const void *src, size_t bytes, ubd_copy_dir dir)) /* host <-> backend memory */ \
+    X(sync, (void))                                        /* wait for all queued work */ \
+    X(fill, (float *p, size_t n, float value))             /* p (n) = value */ \
+    /* ---- linear (ops.h): out = inp @ weight^T + bias ---------------------------------------------------- */ \
+    /* out (B,OC); inp (B,C); weight (OC,C); bias (OC) or NULL */ \
+    X(linear_forward, (float *out, const float *inp, const float *weight, const float *bias, int B, int C, int OC)) \
+    /* dinp (B,C) +=; dweight (OC,C) +=; dbias (OC) +=; dout (B,OC) */ \
+    X(linear_backward, (float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, \
+                        const float *weight, int B, int C, int OC)) \
+    /* ---- activations (ops.h): out (n), inp (n); dinp (n) += dout * f'(inp) ------------------------------ */ \
+    X(act_forward, (float *out, const float *inp, size_t n, ubd_act act, float param)) \
+    X(act_backward, (float *dinp, const float *dout, const float *inp, size_t n, ubd_act act, float param)) \
+    /* ---- losses (ops.h), means over n: loss (1); dpred (n) += scale * dloss/dpred ---------------------- */ \
+    X(l1_forward, (float *loss, const float *pred, const float *target, size_t n)) \
+    X(l1_backward, (float *dpred, const float *pred, const float *target, size_t n, float scale)) \
+    X(mse_forward, (float *loss, const float *pred, const float *target, size_t n)) \
+    X(mse_backward, (float *dpred, const float *pred, const float *target, size_t n, float scale)) \
+    /* softmax cross-entropy (xent.h): loss (1); probs (B,K); correct (1) int or NULL; labels (B) int */ \
+    X(xent_forward, (float *loss, float *probs, int *correct, const float *logits, const int *labels, int B, \
+                     int K)) \
+    X(xent_backward, (float *dlogits, const float *probs, const int *labels, int B, int K, float scale)) \
+    /* ---- optimiser over flat buffers (ops.h) ------------------------------------------------------------ */ \
+    X(adam_update, (float *param, float *m, float *v, const float *grad, size_t n, ubd_adam_hparams hp, \
+                    long long t))                          /* step t >= 1 */ \
+    X(ema_update, (float *ema, const float *param, size_t n, float decay)) \
+    X(grad_norm, (float *norm, const float *grad, size_t n))              /* norm (1) */ \
+    X(clip_grad_norm, (float *norm, float *grad, size_t n, float max_norm)) /* norm (1): before clipping */ \
+    /* ---- random streams (philox.h): element (offset + i) of stream (seed, stream) ---------------------- */ \
+    X(rand_uniform, (float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset)) \
+    X(rand_normal, (float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset)) \
+    /* out (n) = (2u - 1) * bound, u = rand_uniform: PyTorch's default init U(-bound, bound) */ \
+    X(init_uniform, (float *out, size_t n, float bound, uint64_t seed, uint64_t stream, uint64_t offset)) \
+    /* ---- convolutions (conv.h); work: ubd_conv*_workspace(s) floats of backend memory ------------------ */ \
+    /* out (B,OC,OH,OW); inp (B,C,H,W); weight (OC,C,KH,KW); bias (OC) or NULL */ \
+    X(conv2d_forward, (float *out, const float *inp, const float *weight, const float *bias, float *work, \
+                       ubd_conv2d_shape s)) \
+    X(conv2d_backward, (float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, \
+                        const float *weight, float *work, ubd_conv2d_shape s)) \
+    /* weight (C,OC,KH,KW) */ \
+    X(convt2d_forward, (float *out, const float *inp, const float *weight, const float *bias, float *work, \
+                        ubd_convt2d_shape s)) \
+    X(convt2d_backward, (float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, \
+                         const float *weight, float *work, ubd_convt2d_shape s)) \
+    /* out (B,OC,OL); inp (B,C,L); weight (OC,C,K) */ \
+    X(conv1d_forward, (float *out, const float *inp, const float *weight, const float *bias, float *work, \
+                       ubd_conv1d_shape s)) \
+    X(conv1d_backward, (float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, \
+                        const float *weight, float *work, ubd_conv1d_shape s)) \
+    /* ---- normalisation (norm.h) -------------------------------------------------------------------------- */ \
+    /* BatchNorm over channels of (B,C,S): out (B,C,S); mean, rstd (C) saved; running stats (C) or NULL */ \
+    X(batchnorm_forward_train, (float *out, float *mean, float *rstd, float *running_mean, float *running_var, \
+                                const float *inp, const float *gamma, const float *beta, int B, int C, int S, \
+                                float momentum, float eps)) \
+    X(batchnorm_forward_eval, (float *out, const float *inp, const float *gamma, const float *beta, \
+                               const float *running_mean, const float *running_var, int B, int C, int S, \
+                               float eps)) \
+    X(batchnorm_backward, (float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp, \
+                           const float *gamma, const float *mean, const float *rstd, int B, int C, int S)) \
+    X(batchnorm_backward_eval, (float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp, \
+                                const float *gamma, const float *running_mean, const float *running_var, int B, \
+                                int C, int S, float eps)) \
+    /* GroupNorm of (B,C,S) in G groups; mean, rstd (B,G) */ \
+    X(groupnorm_forward, (float *out, float *mean, float *rstd, const float *inp, const float *gamma, \
+                          const float *beta, int B, int C, int S, int G, float eps)) \
+    X(groupnorm_backward, (float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp, \
+                           const float *gamma, const float *mean, const float *rstd, int B, int C, int S, int G)) \
+    /* LayerNorm over the last axis of (N,C); mean, rstd (N) */ \
+    X(layernorm_forward, (float *out, float *mean, float *rstd, const float *inp, const float *gamma, \
+                          const float *beta, int N, int C, float eps)) \
+    X(layernorm_backward, (float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp, \
+                           const float *gamma, const float *mean, const float *rstd, int N, int C)) \
+    /* RMSNorm over channels of (B,C,L); g (C); rnorm (B,L) */ \
+    X(rmsnorm_forward, (float *out, float *rnorm, const float *inp, const float *g, int B, int C, int L)) \
+    X(rmsnorm_backward, (float *dinp, float *dg, const float *dout, const float *inp, const float *g, \
+                         const float *rnorm, int B, int C, int L)) \
+    /* ---- softmax and attention (attention.h) -------------------------------------------------------------- */ \
+    X(softmax_forward, (float *out, const float *inp, int N, int D))      /* over the last axis of (N,D) */ \
+    X(softmax_backward, (float *dinp, const float *dout, const float *out, int N, int D)) \
+    /* seismic transformer: qkv (B,T,3C); out (B,T,C); att (B,NH,T,T) saved; datt scratch */ \
+    X(mhsa_forward, (float *out, float *att, const float *qkv, int B, int T, int C, int NH)) \
+    X(mhsa_backward, (float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B, \
+                      int T, int C, int NH)) \
+    /* U-Net full attention: qkv (B,3*NH*HD,L); out (B,NH*HD,L); att (B,NH,L,L) saved; datt scratch */ \
+    X(full_attention_forward, (float *out, float *att, const float *qkv, int B, int NH, int HD, int L, \
+                               float scale)) \
+    X(full_attention_backward, (float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, \
+                                int B, int NH, int HD, int L, float scale)) \
+    /* U-Net linear attention: qs, ks (B,NH*HD,L), context (B,NH,HD,HD) saved; \
+     * work (2*B*NH*HD*L + B*NH*HD*HD) scratch */ \
+    X(linear_attention_forward, (float *out, float *qs, float *ks, float *context, const float *qkv, int B, \
+                                 int NH, int HD, int L, float scale)) \
+    X(linear_attention_backward, (float *dqkv, float *work, const float *dout, const float *qkv, \
+                                  const float *qs, const float *ks, const float *context, int B, int NH, int HD, \
+                                  int L, float scale)) \
+    /* ---- shape ops (shape_ops.h) -------------------------------------------------------------------------- */ \
+    X(upsample1d_forward, (float *out, const float *inp, int B, int C, int L))   /* (B,C,L) -> (B,C,2L) */ \
+    X(upsample1d_backward, (float *dinp, const float *dout, int B, int C, int L)) \
+    X(upsample2d_forward, (float *out, const float *inp, int B, int C, int H, int W)) /* -> (B,C,2H,2W) */ \
+    X(upsample2d_backward, (float *dinp, const float *dout, int B, int C, int H, int W)) \
+    /* (B,C,H,W) -> (B,C,H-top-bottom,W-left-right); dinp (B,C,H,W) += */ \
+    X(crop2d_forward, (float *out, const float *inp, int B, int C, int H, int W, int top, int bottom, int left, \
+                       int right)) \
+    X(crop2d_backward, (float *dinp, const float *dout, int B, int C, int H, int W, int top, int bottom, \
+                        int left, int right)) \
+    /* a (B,C1,S), b (B,C2,S) -> out (B,C1+C2,S) */ \
+    X(concat_forward, (float *out, const float *a, const float *b, int B, int C1, int C2, int S)) \
+    X(concat_backward, (float *da, float *db, const float *dout, int B, int C1, int C2, int S)) \
+    X(time_embedding, (float *out, const float *t, int B, int dim))       /* t (B) -> out (B,dim) */ \
+    /* out (B,C,L) = x * (1 + scale) + shift, ss (B,2C) = [scale | shift] */ \
+    X(scale_shift_forward, (float *out, const float *x, const float *ss, int B, int C, int L)) \
+    X(scale_shift_backward, (float *dx, float *dss, const float *dout, const float *x, const float *ss, int B, \
+                             int C, int L)) \
+    X(axpy, (float *y, const float *x, size_t n, float a))              /* y (n) += a * x (n) */ \
+    /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
+    X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
+    X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \
+                      size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */
+/* clang-format on */
+
+/* The prototypes: ubd_cpu_<op> always, ubd_cuda_<op> in CUDA builds. */
+#define UBD_DECLARE_CPU_OP(name, params) ubd_status ubd_cpu_##name params;
+UBD_BACKEND_OPS(UBD_DECLARE_CPU_OP)
+#undef UBD_DECLARE_CPU_OP
+#ifdef UBDIFF_WITH_CUDA
+#define UBD_DECLARE_CUDA_OP(name, params) ubd_status ubd_cuda_##name params;
+UBD_BACKEND_OPS(UBD_DECLARE_CUDA_OP)
+#undef UBD_DECLARE_CUDA_OP
+#endif
+
+typedef struct ubd_backend {
+    const char *name; /* "cpu" | "cuda" */
+    int host_memory;  /* 1: its memory is host memory (the CPU): inputs need no staging copy and
+                       * Python may view buffers in place; 0: device memory, reached by be->copy */
+#define UBD_BACKEND_MEMBER(name, params) ubd_status(*name) params;
+    UBD_BACKEND_OPS(UBD_BACKEND_MEMBER)
+#undef UBD_BACKEND_MEMBER
+} ubd_backend;
+
+/* The backend for `device`: "cpu", "cuda", or "auto" (CUDA when this build has
+ * it and a GPU is visible, else the CPU). Unknown names fail with
+ * UBD_ERR_VALUE; "cuda" in a CPU-only build or without a GPU with
+ * UBD_ERR_RUNTIME; the message says which. */
+ubd_status ubd_backend_find(const char *device, const ubd_backend **out);
+/* Same, returning NULL (message in ubd_last_error()) when unavailable. */
+const ubd_backend *ubd_backend_get(const char *device);
+/* The CPU table (always available). */
+const ubd_backend *ubd_backend_cpu(void);
+
+/* Host data into backend memory, once per call: on a host-memory backend
+ * *dev = host (no copy, `stage` unused and may be NULL); otherwise host (n
+ * floats) is copied into `stage` (n floats of backend memory) and *dev = stage. */
+ubd_status ubd_stage_in(const ubd_backend *be, const float **dev, float *stage, const float *host, size_t n);
+/* The same for n ints (class labels). */
+ubd_status ubd_stage_in_int(const ubd_backend *be, const int **dev, int *stage, const int *host, size_t n);
+/* Where an op should write an output bound for host memory: `host` itself on
+ * a host-memory backend, `stage` otherwise. Then be->copy(host, ptr, bytes,
+ * UBD_D2H) brings it over (on the CPU a no-op: the same address). */
+float *ubd_stage_out(const ubd_backend *be, float *stage, float *host);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UBD_BACKEND_H */

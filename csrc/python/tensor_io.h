@@ -1,0 +1,44 @@
+/* tensor_io.h — a model's named tensors seen from Python, on any backend.
+ *
+ * A model keeps its tensors in ubd_params tables (params.h) on its backend.
+ * A binding names one tensor by (table, buffer kind, name, or None for the
+ * whole flat buffer) and then either
+ *   - views it: a zero-copy NumPy array, only where the backend's memory is
+ *     host memory (the CPU); on a device this raises and says to copy instead;
+ *   - gets it: a new host array holding a copy (any backend);
+ *   - sets it: copies a host float32 array of exactly its shape in (any backend);
+ *   - zeroes it.
+ * So Python code that only gets and sets runs unchanged on every device, and
+ * checkpoints hold the same bytes whichever device wrote them.
+ */
+#ifndef UBD_TENSOR_IO_H
+#define UBD_TENSOR_IO_H
+
+#include "pyutil.h" /* first: Python.h must precede system headers */
+
+#include "../params.h"
+
+typedef struct {
+    ubd_params *p;
+    ubd_buf_kind kind;
+    size_t offset, size; /* floats */
+    int ndim;
+    npy_intp dims[UBD_MAX_DIMS];
+    const char *name;    /* the tensor's name, or "(whole buffer)" */
+} ubd_py_tensor;
+
+/* Resolves `name` (a str, or None for the whole buffer) in table p, buffer
+ * `kind`. KeyError names `model` and `what` ("parameter", "statistics") when
+ * there is no such tensor. 0 ok / -1 raised. */
+int ubd_py_tensor_find(ubd_py_tensor *t, ubd_params *p, ubd_buf_kind kind, PyObject *name, const char *model,
+                       const char *what);
+/* Zero-copy view kept alive by `owner` (host-memory backends only). */
+PyObject *ubd_py_tensor_view(PyObject *owner, const ubd_py_tensor *t, const char *model);
+/* A new float32 array holding a copy of the tensor. */
+PyObject *ubd_py_tensor_get(const ubd_py_tensor *t);
+/* Copies `value` (float32, C-contiguous, the tensor's shape) into the tensor. 0 ok / -1 raised. */
+int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn);
+/* Sets the tensor to zero. 0 ok / -1 raised. */
+int ubd_py_tensor_zero(const ubd_py_tensor *t);
+
+#endif
