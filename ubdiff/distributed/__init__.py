@@ -5,6 +5,8 @@ when used.
 
 - :mod:`.dask_jobs`      a Dask client (LocalCluster or an existing scheduler) and
                           :func:`run_shards`: one task per shard, threads set per worker
+- :mod:`.dataset_shards`, :mod:`.generate_shards`, :mod:`.eval_shards`: the shards of
+                          make_dataset, UBDiff.generate and the evaluation metrics
 - :mod:`.comm`           the process group: MPI's COMM_WORLD under mpirun, else one process
 - :mod:`.sampler`        global batches and each rank's slice of them
 - :mod:`.data_parallel`  one data-parallel optimiser step (one all-reduce of the flat
