@@ -280,9 +280,8 @@ static PyObject *invnet_set_bn_sync(PyObject *self, PyObject *args) {
     PyObject *cap;
     unsigned long long fn = 0, ctx = 0;
     if (!PyArg_ParseTuple(args, "OKK", &cap, &fn, &ctx)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
-    UBD_PY_CALL(ubd_invnet_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
+    ACQUIRE(h, cap);
+    INVNET_CALL(h, ubd_invnet_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
     Py_RETURN_NONE;
 }
 
