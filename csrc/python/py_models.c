@@ -253,12 +253,13 @@ static PyObject *ae_zero(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* ae_device(handle) -> "cpu" | "cuda" */
+/* ae_device(handle) -> "cpu" | "cuda" (fixed at creation: answered while the model runs, too) */
 static PyObject *ae_device(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    if (!PyCapsule_IsValid(cap, AE_CAPSULE))
+        return PyErr_Format(PyExc_TypeError, "expected a %s model handle", AE_CAPSULE);
+    const ubd_handle *h = PyCapsule_GetPointer(cap, AE_CAPSULE);
     return PyUnicode_FromString(ubd_ae_backend(h->obj)->name);
 }
 
