@@ -142,15 +142,17 @@ static PyObject *ae_spec(PyObject *self, PyObject *args) {
 
 /* ---- handle ------------------------------------------------------------- */
 static void ae_destroy(void *m) { ubd_ae_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), AE_CAPSULE)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, AE_CAPSULE)
 #define AE_CALL UBD_HANDLE_CALL
+#define OUTSIDE_MODEL(h, ...) UBD_PY_OUTSIDE_MODEL(ubd_ae_params((h)->obj), ubd_ae_buffers((h)->obj), __VA_ARGS__)
 
 /* ae_create(config, seed=0, device="auto") -> handle of a model on that device */
 static PyObject *ae_create(PyObject *self, PyObject *args) {
-    PyObject *d;
-    unsigned long long seed = 0;
+    PyObject *d, *seed_obj = NULL;
     const char *device = "auto";
-    if (!PyArg_ParseTuple(args, "O|Ks", &d, &seed, &device)) return NULL;
+    if (!PyArg_ParseTuple(args, "O|Os", &d, &seed_obj, &device)) return NULL;
+    unsigned long long seed = 0;
+    if (seed_obj && ubd_py_u64(seed_obj, __func__, "seed", &seed) < 0) return NULL;
     ubd_ae_config c;
     if (dict_to_config(d, &c) < 0) return NULL;
     const ubd_backend *be = NULL;
@@ -165,16 +167,14 @@ static PyObject *ae_create(PyObject *self, PyObject *args) {
 static PyObject *ae_config(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     return config_to_dict(ubd_ae_get_config(h->obj));
 }
 
 static PyObject *ae_spec_of(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     size_t goff[UBD_AE_NGROUPS], gn[UBD_AE_NGROUPS];
     for (int k = 0; k < UBD_AE_NGROUPS; k++) ubd_ae_group_range(h->obj, k, &goff[k], &gn[k]);
     return spec_dict(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), goff, gn);
@@ -198,8 +198,7 @@ static PyObject *ae_view(PyObject *self, PyObject *args) {
     PyObject *cap, *name;
     const char *kind = "param";
     if (!PyArg_ParseTuple(args, "OU|s", &cap, &name, &kind)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name) < 0) return NULL;
     return ubd_py_tensor_view(cap, &t, "autoencoder");
@@ -210,8 +209,7 @@ static PyObject *ae_flat(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind = "param";
     if (!PyArg_ParseTuple(args, "O|s", &cap, &kind)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, Py_None) < 0) return NULL;
     return ubd_py_tensor_view(cap, &t, "autoencoder");
@@ -222,8 +220,7 @@ static PyObject *ae_get(PyObject *self, PyObject *args) {
     PyObject *cap, *name = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name) < 0) return NULL;
     return ubd_py_tensor_get(&t);
@@ -234,8 +231,7 @@ static PyObject *ae_set(PyObject *self, PyObject *args) {
     PyObject *cap, *name, *value;
     const char *kind;
     if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name, &value)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name) < 0 || ubd_py_tensor_set(&t, value, "ae_set") < 0) return NULL;
     Py_RETURN_NONE;
@@ -246,8 +242,7 @@ static PyObject *ae_zero(PyObject *self, PyObject *args) {
     PyObject *cap, *name = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
     Py_RETURN_NONE;
@@ -264,11 +259,10 @@ static PyObject *ae_device(PyObject *self, PyObject *args) {
 }
 
 static PyObject *ae_init(PyObject *self, PyObject *args) {
-    PyObject *cap;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    PyObject *cap, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(h, cap);
     AE_CALL(h, ubd_ae_init(h->obj, seed));
     Py_RETURN_NONE;
 }
@@ -276,8 +270,7 @@ static PyObject *ae_init(PyObject *self, PyObject *args) {
 static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     AE_CALL(h, ubd_ae_reset_optimizer(h->obj));
     Py_RETURN_NONE;
 }
@@ -286,8 +279,7 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
 static PyObject *ae_steps(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     PyObject *d = PyDict_New();
     for (int k = 0; d && k < UBD_AE_NGROUPS; k++) {
         PyObject *v = PyLong_FromLongLong(ubd_ae_group_steps(h->obj, k));
@@ -305,24 +297,34 @@ static PyObject *ae_steps(PyObject *self, PyObject *args) {
 static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
     PyObject *cap, *d;
     if (!PyArg_ParseTuple(args, "OO!", &cap, &PyDict_Type, &d)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
-    PyObject *key, *val;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(d, &pos, &key, &val)) {
+    ACQUIRE(h, cap);
+    /* a copy of the items: a value's __index__ may change the dict itself */
+    PyObject *items = PyDict_Items(d);
+    if (!items) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+        PyObject *val = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
         const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
         int g = -1;
-        for (int i = 0; k && i < UBD_AE_NGROUPS; i++)
-            if (strcmp(k, AE_GROUP_NAMES[i]) == 0) g = i;
+        for (int j = 0; k && j < UBD_AE_NGROUPS; j++)
+            if (strcmp(k, AE_GROUP_NAMES[j]) == 0) g = j;
         if (g < 0) {
             PyErr_Format(PyExc_ValueError, "ae_set_steps: unknown group %R", key);
+            Py_DECREF(items);
             return NULL;
         }
         long long v = PyLong_AsLongLong(val);
-        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(items);
+            return NULL;
+        }
         ubd_status s = ubd_ae_set_group_steps(h->obj, g, v);
-        if (s) return ubd_py_raise(s);
+        if (s) {
+            Py_DECREF(items);
+            return ubd_py_raise(s);
+        }
     }
+    Py_DECREF(items);
     Py_RETURN_NONE;
 }
 
@@ -331,14 +333,15 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
     PyObject *cap, *zo, *vo;
     int training = 0;
     if (!PyArg_ParseTuple(args, "OOO|p", &cap, &zo, &vo, &training)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(z_out, zo);
     UBD_PY_IN(vel, vo);
     UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
     long long B = vel.shape[0];
     UBD_PY_EXPECT(z_out, 2, B, (long long)c->latent);
+    UBD_PY_NO_OVERLAP(&z_out, &vel);
+    OUTSIDE_MODEL(h, &z_out, &vel);
     AE_CALL(h, ubd_ae_encode(h->obj, z_out.data, vel.data, (int)B, training));
     Py_RETURN_NONE;
 }
@@ -347,8 +350,7 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
 static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     PyObject *cap, *vo, *so, *zo;
     if (!PyArg_ParseTuple(args, "OOOO", &cap, &vo, &so, &zo)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OPT_OUT(vel_out, vo);
     UBD_PY_OPT_OUT(seis_out, so);
@@ -357,6 +359,8 @@ static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     long long B = z.shape[0];
     UBD_PY_EXPECT_OPT(vel_out, 4, B, 1LL, 70LL, 70LL);
     UBD_PY_EXPECT_OPT(seis_out, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
+    UBD_PY_NO_OVERLAP(&vel_out, &seis_out, &z);
+    OUTSIDE_MODEL(h, &vel_out, &seis_out, &z);
     AE_CALL(h, ubd_ae_decode(h->obj, vel_out.data, seis_out.data, z.data, (int)B));
     Py_RETURN_NONE;
 }
@@ -374,8 +378,7 @@ static PyObject *ae_step_common(PyObject *args, int update) {
                           &hp.adam.beta1, &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &hp.l1_v, &hp.mse_v,
                           &hp.l1_s, &hp.mse_s))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(losses_out, lo);
     UBD_PY_IN(vel, vo);
@@ -384,6 +387,8 @@ static PyObject *ae_step_common(PyObject *args, int update) {
     UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
     long long B = vel.shape[0];
     UBD_PY_EXPECT_OPT(seis, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
+    UBD_PY_NO_OVERLAP_FN(update ? "ae_train_step" : "ae_forward_backward", 0, &losses_out, &vel, &seis);
+    OUTSIDE_MODEL(h, &losses_out, &vel, &seis);
     if (update)
         AE_CALL(h, ubd_ae_train_step(h->obj, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode, freeze,
                                      &hp));
@@ -408,8 +413,7 @@ static PyObject *py_ae_apply_update(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Oip(fffff)", &cap, &mode, &freeze, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     AE_CALL(h, ubd_ae_apply_update(h->obj, (ubd_ae_mode)mode, freeze, &hp));
     Py_RETURN_NONE;
 }
@@ -419,8 +423,7 @@ static PyObject *py_ae_trained_range(PyObject *self, PyObject *args) {
     PyObject *cap;
     int mode, freeze;
     if (!PyArg_ParseTuple(args, "Oip", &cap, &mode, &freeze)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     size_t off = 0, n = 0;
     ubd_status s = ubd_ae_trained_range(h->obj, (ubd_ae_mode)mode, freeze, &off, &n);
     if (s != UBD_OK) return ubd_py_raise(s);
@@ -494,6 +497,7 @@ static PyObject *ae_tokens_forward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(tok, 3, B, T - 1, C);
     UBD_PY_EXPECT(cls, 1, C);
     UBD_PY_EXPECT(pos, 2, T, C);
+    UBD_PY_NO_OVERLAP(&x0, &tok, &cls, &pos);
     op_args o = {be, 0, {0}, {0}, {0}};
     ubd_status s = op_push(&o, &x0, 1);
     if (s == UBD_OK) s = op_push(&o, &tok, 0);
@@ -522,6 +526,7 @@ static PyObject *ae_tokens_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT_OPT(dtok, 3, B, T - 1, C);
     UBD_PY_EXPECT_OPT(dcls, 1, C);
     UBD_PY_EXPECT_OPT(dpos, 2, T, C);
+    UBD_PY_NO_OVERLAP(&dtok, &dcls, &dpos, &dx0);
     op_args o = {be, 0, {0}, {0}, {0}};
     ubd_status s = op_push(&o, &dtok, 1);
     if (s == UBD_OK) s = op_push(&o, &dcls, 1);
