@@ -91,6 +91,8 @@ def test_get_set_zero_on_any_device(device, rng):
         m.get_tensor("fc_v.weight", kind="buf")
     with pytest.raises(ValueError, match="kind must be"):
         m.get_tensor(name, kind="ema")
+    with pytest.raises(TypeError, match="tensor name must be a str or None, got int"):
+        lib.ae_get(m._h, "param", 5)
     if device == "cpu":  # zero-copy views: writes go to the model
         m.parameter(name)[...] = 0.5
         assert np.all(m.get_tensor(name) == 0.5)
