@@ -214,7 +214,12 @@ typedef ubd_status (*ubd_replay_fn)(void *ctx);
     /* cur (1) = plan[*k]; tf (B) = cur->time; *k += 1 (k (1) int) */ \
     X(diffusion_step_begin, (ubd_sample_step *cur, float *tf, int *k, const ubd_sample_step *plan, int B)) \
     /* x (n) advanced by cur (1) from pred (n); noise (n) scratch */ \
-    X(diffusion_step_update, (float *x, const float *pred, const ubd_sample_step *cur, size_t n, float *noise))
+    X(diffusion_step_update, (float *x, const float *pred, const ubd_sample_step *cur, size_t n, float *noise)) \
+    /* ---- co-latent autoencoder (p2-ae): the ViT token assembly of D_s (cpu/tokens.c) ------------------ */ \
+    /* x0 (B,T,C): row 0 = cls + pos[0], row t >= 1 = tok[:, t-1] + pos[t]; tok (B,T-1,C); cls (C); pos (T,C) */ \
+    X(tokens_forward, (float *x0, const float *tok, const float *cls, const float *pos, int B, int T, int C)) \
+    /* dtok (B,T-1,C) +=, dcls (C) +=, dpos (T,C) += (any may be NULL), sums over b in order b = 0..B-1 */ \
+    X(tokens_backward, (float *dtok, float *dcls, float *dpos, const float *dx0, int B, int T, int C))
 /* clang-format on */
 
 /* The prototypes: ubd_cpu_<op> always, ubd_cuda_<op> in CUDA builds. */

@@ -1,6 +1,8 @@
 /* block2d.h — OpenFWI's building block: a Conv2d or ConvTranspose2d, then
  * BatchNorm2d, then an activation (ConvBlock, DeconvBlock, ConvBlock_Tanh of
- * OpenFWI's network.py). A reusable unit for any model made of such blocks.
+ * OpenFWI's network.py, and the same three of the UB-Diff authors' VSNet).
+ * The one such block of the code base: InversionNet and the co-latent
+ * autoencoder's E and D_v are made of it.
  *
  * Training-mode forward keeps what backward needs as explicit outputs:
  *   z  (B, OC, OH, OW)  the convolution output (BatchNorm's input),
