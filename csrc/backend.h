@@ -184,6 +184,12 @@ typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
     X(scale_shift_backward, (float *dx, float *dss, const float *dout, const float *x, const float *ss, int B, \
                              int C, int L)) \
     X(axpy, (float *y, const float *x, size_t n, float a))              /* y (n) += a * x (n) */ \
+    /* ---- p2-rest: pooling and scaled-normal initialisation (feature net) ------------------------------- */ \
+    /* global average pooling over the last axis: out (N) = mean of inp (N,S), each sum in double */ \
+    X(mean_pool_forward, (float *out, const float *inp, int N, int S)) \
+    X(mean_pool_backward, (float *dinp, const float *dout, int N, int S)) /* dinp (N,S) += dout (N) / S */ \
+    /* out (n) = std * rand_normal (same element k of the same stream): He / scaled-normal initialisation */ \
+    X(init_normal, (float *out, size_t n, float std, uint64_t seed, uint64_t stream, uint64_t offset)) \
     /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
     X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
     X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \

@@ -1,11 +1,21 @@
 """Forward modelling (ubdiff.physics) against the spec (shared/specs/forward_modeling.md)
 and a plain NumPy implementation of the same scheme."""
+import functools
+
 import numpy as np
 import pytest
 
 import ubdiff
 from ubdiff import physics
 from ubdiff._native import lib
+
+
+@pytest.fixture(autouse=True)
+def on_cpu(monkeypatch):
+    """These tests check the CPU core (against NumPy, bit-identical across
+    threads): pinned to device="cpu", which on a GPU machine "auto" would not
+    pick. tests/test_physics_cuda.py compares the devices."""
+    monkeypatch.setattr(physics, "forward_model", functools.partial(physics.forward_model, device="cpu"))
 
 
 # ---- NumPy reference --------------------------------------------------------
