@@ -47,15 +47,23 @@ static PyObject *dev_done(dev_call *c, ubd_status s) {
     Py_RETURN_NONE;
 }
 
-static int dev_begin(dev_call *c, const char *device) {
+/* math: a math mode name, or NULL for the process-wide mode */
+static int dev_begin_math(dev_call *c, const char *device, const char *math) {
     memset(c, 0, sizeof *c);
-    ubd_status s = ubd_backend_find(device, &c->be);
+    int m = (int)ubd_get_math_mode();
+    if (math && (m = ubd_math_mode_parse(math)) < 0) {
+        PyErr_Format(PyExc_ValueError, "math must be 'fp32', 'tf32-conv' or 'tf32', got '%s'", math);
+        return -1;
+    }
+    ubd_status s = ubd_backend_find_math(device, (ubd_math_mode)m, &c->be);
     if (s != UBD_OK) {
         ubd_py_raise(s);
         return -1;
     }
     return 0;
 }
+
+static int dev_begin(dev_call *c, const char *device) { return dev_begin_math(c, device, NULL); }
 
 #define DEV_PUSH(c, a, out)                         \
     do {                                            \
@@ -130,7 +138,51 @@ static PyObject *init_normal(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS return dev_done(&c, s);
 }
 
+/* linear_forward_on(out (B,OC), inp (B,C), weight (OC,C), device="cpu", math=None): out = inp @ weight^T
+ * on the named device in the named math mode (the GPU check measures TF32 against strict float32) */
+static PyObject *linear_forward_on(PyObject *self, PyObject *args) {
+    PyObject *o, *i, *w;
+    const char *device = "cpu", *math = NULL;
+    if (!PyArg_ParseTuple(args, "OOO|sz", &o, &i, &w, &device, &math)) return NULL;
+    UBD_PY_OUT(out, o);
+    UBD_PY_IN(inp, i);
+    UBD_PY_IN(weight, w);
+    int B, C, OC, C2;
+    UBD_PY_EXPECT(weight, 2, -1LL, -1LL);
+    if (rows_of(&inp, __func__, &B, &C) < 0 || rows_of(&weight, __func__, &OC, &C2) < 0) return NULL;
+    UBD_PY_EXPECT(weight, 2, (long long)OC, (long long)C);
+    UBD_PY_EXPECT(out, 2, (long long)B, (long long)OC);
+    dev_call c;
+    if (dev_begin_math(&c, device, math) < 0) return NULL;
+    DEV_PUSH(c, out, 1);
+    DEV_PUSH(c, inp, 0);
+    DEV_PUSH(c, weight, 0);
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = c.be->linear_forward(c.dev[0], c.dev[1], c.dev[2], NULL, B, C, OC);
+    Py_END_ALLOW_THREADS return dev_done(&c, s);
+}
+
+/* set_math_mode(name): the math mode of models and ops created from now on */
+static PyObject *set_math_mode(PyObject *self, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    const int m = ubd_math_mode_parse(name);
+    if (m < 0) return PyErr_Format(PyExc_ValueError, "math mode must be 'fp32', 'tf32-conv' or 'tf32', got '%s'", name);
+    ubd_status s = ubd_set_math_mode((ubd_math_mode)m);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *math_mode(PyObject *self, PyObject *noargs) {
+    return PyUnicode_FromString(ubd_math_mode_name((int)ubd_get_math_mode()));
+}
+
 PyMethodDef ubd_py_devops_methods[] = {
+    {"linear_forward_on", linear_forward_on, METH_VARARGS,
+     "linear_forward_on(out (B,OC), inp (B,C), weight (OC,C), device='cpu', math=None): out = inp @ weight^T"},
+    {"set_math_mode", set_math_mode, METH_VARARGS,
+     "set_math_mode('fp32' | 'tf32-conv' | 'tf32'): math mode of GPU models and ops created from now on"},
+    {"math_mode", math_mode, METH_NOARGS, "math_mode() -> the current math mode's name"},
     {"mean_pool_forward", mean_pool_forward, METH_VARARGS,
      "mean_pool_forward(out (N), inp (N,S), device='cpu'): out = mean of each row"},
     {"mean_pool_backward", mean_pool_backward, METH_VARARGS,
