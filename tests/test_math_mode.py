@@ -89,7 +89,7 @@ def test_cpu_is_strict_fp32_in_every_mode():
 
 @requires_gpu
 @pytest.mark.parametrize("B,C,OC", [(64, 640, 1024), (128, 1152, 64)])  # decoder / conv-GEMM-like shapes
-def test_gpu_tf32_within_rounding_error(B, C, OC):
+def test_cuda_tf32_within_rounding_error(B, C, OC):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(B, C)).astype(np.float32)
     w = (rng.normal(size=(OC, C)) / np.sqrt(C)).astype(np.float32)
