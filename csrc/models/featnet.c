@@ -331,9 +331,15 @@ ubd_status ubd_featnet_backward(ubd_featnet *m, const float *dfeat, const float 
     return backward_impl(m, dlogits ? m->dlogits : NULL, dreg && R > 0 ? m->dreg : NULL, dx, B);
 }
 
-static ubd_status check_hparams(ubd_featnet_hparams hp) {
-    UBD_REQUIRE(hp.lr >= 0.0f && isfinite(hp.lr), UBD_ERR_VALUE, "featnet: lr must be finite and >= 0, got %g", hp.lr);
+static ubd_status check_w_reg(float w_reg) {
+    UBD_REQUIRE(isfinite(w_reg) && w_reg >= 0.0f, UBD_ERR_VALUE, "featnet: w_reg must be finite and >= 0, got %g",
+                w_reg);
     return UBD_OK;
+}
+
+static ubd_status check_hparams(ubd_featnet_hparams hp) {
+    const ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
+    return ubd_adam_check("featnet", ah);
 }
 
 /* Training forward, losses, backward of host x, labels, reg_target; the losses
@@ -393,6 +399,7 @@ ubd_status ubd_featnet_accumulate(ubd_featnet *m, float *out, const float *x, co
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_PTR(out);
     UBD_TRY(check_step(m, x, labels, reg_target, B));
+    UBD_TRY(check_w_reg(w_reg));
     UBD_TRY(accumulate_impl(m, x, labels, reg_target, B, w_reg));
     return read_losses(m, out, B, w_reg);
 }
@@ -413,6 +420,7 @@ ubd_status ubd_featnet_train_step(ubd_featnet *m, float *out, const float *x, co
     UBD_REQUIRE_PTR(out);
     UBD_TRY(check_step(m, x, labels, reg_target, B)); /* before anything changes (statistics, gradients) */
     UBD_TRY(check_hparams(hp));
+    UBD_TRY(check_w_reg(hp.w_reg));
     UBD_TRY(m->be->zero(m->params.buf[UBD_BUF_GRAD], m->params.n));
     UBD_TRY(accumulate_impl(m, x, labels, reg_target, B, hp.w_reg));
     UBD_TRY(ubd_featnet_apply(m, hp));

@@ -24,7 +24,7 @@
 #define CAPSULE_NAME "ubdiff.FeatureNet"
 
 static void featnet_destroy(void *m) { ubd_featnet_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
 #define FEATNET_CALL UBD_HANDLE_CALL
 
 static int parse_config(PyObject *obj, ubd_featnet_config *c) {
@@ -38,9 +38,9 @@ static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     if (!PyArg_ParseTuple(obj, "iiiOiiiff;FeatureNet config", &c->C, &c->H, &c->W, &blocks, &c->n_classes,
                           &c->n_reg, &c->max_batch, &c->bn_momentum, &c->bn_eps))
         return -1;
-    PyObject *seq = PySequence_Fast(blocks, "FeatureNet config: blocks must be a sequence of 7-tuples");
+    PyObject *seq = ubd_py_tuple(blocks, "FeatureNet config", "blocks");
     if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > UBD_FEATNET_MAX_BLOCKS) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "FeatureNet config: 1..%d blocks, got %zd", UBD_FEATNET_MAX_BLOCKS, n);
@@ -49,7 +49,7 @@ static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     c->nblocks = (int)n;
     for (Py_ssize_t i = 0; i < n; i++) {
         ubd_featnet_block *k = &c->blocks[i];
-        PyObject *t = PySequence_Tuple(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *t = PySequence_Tuple(PyTuple_GET_ITEM(seq, i)); /* a copy: PyArg_ParseTuple reads it in place */
         int ok = t && PyArg_ParseTuple(t, "iiiiiii;FeatureNet block (OC, KH, KW, SH, SW, PH, PW)", &k->OC, &k->KH,
                                        &k->KW, &k->SH, &k->SW, &k->PH, &k->PW);
         Py_XDECREF(t);
@@ -87,10 +87,10 @@ static PyObject *featnet_layout(PyObject *self, PyObject *args) {
 
 /* featnet_create(config, seed, device="auto") -> model handle on that device (initialised) */
 static PyObject *featnet_create(PyObject *self, PyObject *args) {
-    PyObject *cfg_obj;
-    unsigned long long seed;
+    PyObject *cfg_obj, *seed_obj;
     const char *device = "auto";
-    if (!PyArg_ParseTuple(args, "OK|s", &cfg_obj, &seed, &device)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO|s", &cfg_obj, &seed_obj, &device)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     ubd_featnet_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
     const ubd_backend *be = NULL;
@@ -110,8 +110,7 @@ static PyObject *featnet_create(PyObject *self, PyObject *args) {
 static PyObject *featnet_info(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_featnet *m = h->obj;
     PyObject *sizes = PyList_New(m->cfg.nblocks);
     if (!sizes) return NULL;
@@ -159,8 +158,7 @@ static PyObject *featnet_get(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
     return ubd_py_tensor_get(&t);
@@ -171,8 +169,7 @@ static PyObject *featnet_set(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj, *value;
     const char *kind;
     if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "featnet_set") < 0) return NULL;
     Py_RETURN_NONE;
@@ -183,8 +180,7 @@ static PyObject *featnet_zero(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
     Py_RETURN_NONE;
@@ -195,8 +191,7 @@ static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step;
     if (!PyArg_ParseTuple(args, "OL", &cap, &step)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     if (step < 0) {
         PyErr_Format(PyExc_ValueError, "featnet_set_step: step must be >= 0, got %lld", step);
         return NULL;
@@ -204,6 +199,8 @@ static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
     ((ubd_featnet *)h->obj)->step = step;
     Py_RETURN_NONE;
 }
+
+#define OUTSIDE_MODEL(m, ...) UBD_PY_OUTSIDE_MODEL(&(m)->params, &(m)->stats, __VA_ARGS__)
 
 /* Checks x against the model: (B, C, H, W) with 1 <= B <= max_batch. */
 static int check_input(const ubd_featnet *m, const ubd_f32 *x, const char *fn) {
@@ -222,8 +219,7 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     int train;
     if (!PyArg_ParseTuple(args, "OOOOOp", &cap, &xo, &fo, &lo, &ro, &train)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_OUT(feat, fo);
@@ -238,6 +234,8 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
         return NULL;
     }
     UBD_PY_EXPECT_OPT(reg, 2, B, (long long)m->cfg.n_reg);
+    UBD_PY_NO_OVERLAP(&feat, &logits, &reg, &x);
+    OUTSIDE_MODEL(m, &feat, &logits, &reg, &x);
     FEATNET_CALL(h, ubd_featnet_forward(m, feat.data, logits.data, reg.data, x.data, (int)B, train));
     Py_RETURN_NONE;
 }
@@ -246,8 +244,7 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
 static PyObject *featnet_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     if (!PyArg_ParseTuple(args, "OOOOO", &cap, &xo, &fo, &lo, &ro)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_IN(dfeat, fo);
@@ -262,11 +259,13 @@ static PyObject *featnet_backward(PyObject *self, PyObject *args) {
         return NULL;
     }
     UBD_PY_EXPECT_OPT(dreg, 2, B, (long long)m->cfg.n_reg);
+    OUTSIDE_MODEL(m, &x, &dfeat, &dlogits, &dreg);
     FEATNET_CALL(h, ubd_featnet_backward(m, dfeat.data, dlogits.data, dreg.data, x.data, (int)B));
     Py_RETURN_NONE;
 }
 
-/* An integer array of `n` labels as a new int32 C array object (or NULL with TypeError/ValueError). */
+/* An integer array of `n` labels as a new int32 C array object (or NULL with
+ * TypeError/ValueError): always a private copy, so it cannot alias an output. */
 static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
     PyArrayObject *src = (PyArrayObject *)PyArray_FROM_O(obj);
     if (!src) return NULL;
@@ -295,8 +294,8 @@ static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
             Py_DECREF(wide);
             return NULL;
         }
-    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)wide, NPY_INT32,
-                                                           NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF(
+        (PyObject *)wide, NPY_INT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST | NPY_ARRAY_ENSURECOPY);
     Py_DECREF(wide);
     return out;
 }
@@ -311,6 +310,8 @@ static int step_inputs(ubd_featnet *m, PyObject *xo, PyObject *lo, PyObject *ro,
     if (check_input(m, x, fn) < 0) return -1;
     long long B = x->shape[0];
     if (reg_target->data && ubd_py_expect(reg_target, fn, "reg_target", 2, B, (long long)m->cfg.n_reg) < 0) return -1;
+    const ubd_f32 *inputs[2] = {x, reg_target};
+    if (ubd_py_outside_model(fn, &m->params, &m->stats, 2, inputs) < 0) return -1;
     *lab = labels_i32(lo, fn, (npy_intp)B);
     return *lab ? 0 : -1;
 }
@@ -323,19 +324,16 @@ static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOffffff", &cap, &xo, &lo, &ro, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay, &hp.w_reg))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     ubd_f32 x, reg_target;
     PyArrayObject *lab = NULL;
     if (step_inputs(m, xo, lo, ro, __func__, &x, &reg_target, &lab) < 0) return NULL;
     float out[4];
     ubd_status s;
-    h->busy = 1;
     Py_BEGIN_ALLOW_THREADS s = ubd_featnet_train_step(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
                                                       (int)x.shape[0], hp);
-    Py_END_ALLOW_THREADS h->busy = 0;
-    Py_DECREF(lab);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
     if (s != UBD_OK) return ubd_py_raise(s);
     return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
 }
@@ -345,19 +343,16 @@ static PyObject *featnet_accumulate(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *lo, *ro;
     float w_reg;
     if (!PyArg_ParseTuple(args, "OOOOf", &cap, &xo, &lo, &ro, &w_reg)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     ubd_f32 x, reg_target;
     PyArrayObject *lab = NULL;
     if (step_inputs(m, xo, lo, ro, __func__, &x, &reg_target, &lab) < 0) return NULL;
     float out[4];
     ubd_status s;
-    h->busy = 1;
     Py_BEGIN_ALLOW_THREADS s = ubd_featnet_accumulate(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
                                                       (int)x.shape[0], w_reg);
-    Py_END_ALLOW_THREADS h->busy = 0;
-    Py_DECREF(lab);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
     if (s != UBD_OK) return ubd_py_raise(s);
     return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
 }
@@ -367,8 +362,7 @@ static PyObject *featnet_apply(PyObject *self, PyObject *args) {
     PyObject *cap;
     ubd_featnet_hparams hp = {0};
     if (!PyArg_ParseTuple(args, "Offfff", &cap, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps, &hp.weight_decay)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     FEATNET_CALL(h, ubd_featnet_apply(h->obj, hp));
     Py_RETURN_NONE;
 }
@@ -384,6 +378,7 @@ static PyObject *xent_forward(PyObject *self, PyObject *args) {
     long long B = logits.shape[0], K = logits.shape[1];
     UBD_PY_EXPECT(probs, 2, B, K);
     UBD_PY_EXPECT(loss, 1, 1LL);
+    UBD_PY_NO_OVERLAP(&loss, &probs, &logits);
     PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
     if (!lab) return NULL;
     int correct = 0;
@@ -405,6 +400,7 @@ static PyObject *xent_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(probs, 2, -1LL, -1LL);
     long long B = probs.shape[0], K = probs.shape[1];
     UBD_PY_EXPECT(dlogits, 2, B, K);
+    UBD_PY_NO_OVERLAP(&dlogits, &probs);
     PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
     if (!lab) return NULL;
     ubd_status s;
