@@ -99,7 +99,7 @@ AE_OVR = dict(nt=16, nr=8, shots=1, max_batch=2, dim1=4, dim2=4, dim3=8, dim4=8,
 
 
 def new_featnet():
-    return lib.featnet_create(FEAT_CFG, 0)
+    return lib.featnet_create(FEAT_CFG, 0, "cpu")
 
 
 def new_dm():
@@ -598,7 +598,7 @@ SEEDED = {  # name -> (call with a seed)
     "rand_normal": lambda s: lib.rand_normal(Z(4), s),
     "rand_stream": lambda s: lib.rand_uniform(Z(4), 0, s),
     "rand_offset": lambda s: lib.rand_normal(Z(1), 0, 0, s),  # one element: offset 2**64 - 1 is its last
-    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s),
+    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s, "cpu"),
     "invnet_init": lambda s: lib.invnet_init(invnet(), s),
     "ae_create": lambda s: lib.ae_create(lib.ae_config(ae()), s),
     "ae_init": lambda s: lib.ae_init(ae(), s),
