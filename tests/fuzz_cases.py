@@ -99,7 +99,7 @@ AE_OVR = dict(nt=16, nr=8, shots=1, max_batch=2, dim1=4, dim2=4, dim3=8, dim4=8,
 
 
 def new_featnet():
-    return lib.featnet_create(FEAT_CFG, 0)
+    return lib.featnet_create(FEAT_CFG, 0, "cpu")
 
 
 def new_dm():
@@ -387,7 +387,7 @@ def case_alias(name, i, j, cuda):
 def model_buffers(name):
     """Flat views of the model buffers of template `name` (param + grad at least)."""
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(featnet(), k) for k in ("param", "grad", "stats")]
+        return [lib.featnet_view(featnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("invnet"):
         return [lib.invnet_view(invnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("ae"):
@@ -608,7 +608,7 @@ SEEDED = {  # name -> (call with a seed)
     "rand_normal": lambda s: lib.rand_normal(Z(4), s),
     "rand_stream": lambda s: lib.rand_uniform(Z(4), 0, s),
     "rand_offset": lambda s: lib.rand_normal(Z(1), 0, 0, s),  # one element: offset 2**64 - 1 is its last
-    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s),
+    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s, "cpu"),
     "invnet_init": lambda s: lib.invnet_init(invnet(), s),
     "ae_create": lambda s: lib.ae_create(lib.ae_config(ae()), s),
     "ae_init": lambda s: lib.ae_init(ae(), s),
@@ -699,7 +699,7 @@ def fresh_template(name):
 
 def model_outputs(name, args):
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(args[0], k) for k in ("param", "grad")]
+        return [lib.featnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("invnet"):
         return [lib.invnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("ae"):
@@ -870,7 +870,7 @@ def _hparam_cases():
         return [lib.invnet_view(m._h, k) for k in ("param", "m", "v", "stats")]
 
     def feat_state(h):
-        return [lib.featnet_buffer(h, k) for k in ("param", "m", "v", "stats")]
+        return [lib.featnet_view(h, k) for k in ("param", "m", "v", "stats")]
 
     z0 = R(2, 1, 16)
     for bad, v in BAD.items():

@@ -114,3 +114,24 @@ extern "C" ubd_status ubd_cuda_init_uniform(float *out, size_t n, float bound, u
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
+
+__global__ void init_normal_k(float *out, size_t n, float std, uint64_t seed, uint64_t stream, uint64_t offset) {
+    GRID_STRIDE(i, n) {
+        uint64_t k = offset + i;
+        ubd_u32x4 r = ubd_philox_block(seed, stream, k >> 2);
+        float n0, n1;
+        int pair = (int)(k & 2);
+        ubd_box_muller(r.v[pair], r.v[pair + 1], &n0, &n1);
+        out[i] = ((k & 1) ? n1 : n0) * std;
+    }
+}
+
+extern "C" ubd_status ubd_cuda_init_normal(float *out, size_t n, float std, uint64_t seed, uint64_t stream,
+                                           uint64_t offset) {
+    UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "init_normal: out is NULL");
+    UBD_REQUIRE(std >= 0.0f && isfinite(std), UBD_ERR_VALUE, "init_normal: std must be finite and >= 0, got %g", std);
+    if (n == 0) return UBD_OK;
+    init_normal_k<<<ubd_grid(n, 256), 256>>>(out, n, std, seed, stream, offset);
+    UBD_CUDA_LAUNCHED();
+    return UBD_OK;
+}
