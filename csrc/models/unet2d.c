@@ -19,7 +19,7 @@ ubd_unet2d_config ubd_unet2d_config_paper(void) {
 }
 
 ubd_unet2d_config ubd_unet2d_config_small(void) {
-    ubd_unet2d_config c = {16, 4, {1, 2, 4, 8}, {0, 0, 0, 1}, 1, 70, 70, 8, 4, 16};
+    ubd_unet2d_config c = {16, 4, {1, 2, 4, 8}, {0, 0, 0, 1}, 1, 70, 70, 8, 4, 32};
     return c;
 }
 

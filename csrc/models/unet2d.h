@@ -69,9 +69,9 @@ typedef struct {
     int heads, dim_head;                  /* attention heads x width (paper: 4 x 32) */
 } ubd_unet2d_config;
 
-/* The paper's configuration (width 64, (1, 2, 4, 8), 70 x 70, 35,703,937
- * parameters) and the small one for laptops and tests (width 16, the same
- * structure, 2,238,785 parameters). */
+/* The paper's configuration (Unet(dim=64, dim_mults=(1, 2, 4, 8),
+ * channels=1) on 70 x 70 maps: 35,703,937 parameters) and the small one for
+ * laptops and tests (the same at dim=16: 2,430,241 parameters). */
 ubd_unet2d_config ubd_unet2d_config_paper(void);
 ubd_unet2d_config ubd_unet2d_config_small(void);
 

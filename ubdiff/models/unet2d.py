@@ -21,8 +21,12 @@ Configurations (``UNet2D(config=...)``):
 
 * ``"paper"`` -- ``Unet(dim=64, dim_mults=(1, 2, 4, 8), channels=1)``:
   35,703,937 parameters.
-* ``"small"`` -- the same structure at width 16 with 4 x 16 attention heads
-  (2,303,265 parameters), for laptops and tests.
+* ``"small"`` -- ``Unet(dim=16, dim_mults=(1, 2, 4, 8), channels=1)``:
+  2,430,241 parameters, for laptops and tests.
+
+``heads`` and ``dim_head`` are 4 x 32 in every preset: release 1.8.0's
+module fixes them (its attention blocks' defaults); other values are an
+extension of ours for experiments, which that module cannot build.
 * a dict of overrides on top of ``base`` ("paper" unless given), e.g.
   ``{"base": "small", "height": 16, "width": 16}``. Keys: base, dim,
   dim_mults, full_attn, channels, height, width, groups, heads, dim_head.
@@ -56,7 +60,7 @@ PRESETS = {
     "paper": {"dim": 64, "dim_mults": (1, 2, 4, 8), "full_attn": (False, False, False, True), "channels": 1,
               "height": 70, "width": 70, "groups": 8, "heads": 4, "dim_head": 32},
     "small": {"dim": 16, "dim_mults": (1, 2, 4, 8), "full_attn": (False, False, False, True), "channels": 1,
-              "height": 70, "width": 70, "groups": 8, "heads": 4, "dim_head": 16},
+              "height": 70, "width": 70, "groups": 8, "heads": 4, "dim_head": 32},
 }
 _INT_KEYS = ("dim", "channels", "height", "width", "groups", "heads", "dim_head")
 _KEYS = _INT_KEYS + ("dim_mults", "full_attn")
