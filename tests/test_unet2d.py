@@ -400,3 +400,25 @@ def test_views_stay_valid_when_the_arena_grows(rng):
     m.forward(x, t)  # 3 > max_batch: the arena is re-planned, the parameters stay
     v[...] = 0.25
     assert m.get_tensor("final_conv.bias")[0] == np.float32(0.25)
+
+
+def test_same_bits_at_any_thread_count(rng):
+    """Products are cut into shape-determined blocks (csrc/cpu/gemm.c) and every other op writes
+    each output from one thread: forward, backward and a training step give the same bits with
+    1 and 2 threads (README, Reproducibility)."""
+    x, t = inputs(rng, REF, 3)
+    target = np.tanh(x).astype(np.float32)
+
+    def run():
+        m = UNet2D(REF, seed=4, max_batch=3, device="cpu")
+        out = m.forward(x, t)
+        dx = m.backward(target, need_dx=True)
+        loss = m.train_step(x, t, target, lr=1e-3)
+        return out, dx, m.get_tensor(kind="grad"), m.get_tensor(), loss
+
+    ubdiff.set_num_threads(1)
+    one = run()
+    ubdiff.set_num_threads(2)
+    two = run()
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
