@@ -25,13 +25,17 @@
 #define CAPSULE_NAME "ubdiff.UNet2D"
 
 static void unet2d_destroy(void *m) { ubd_unet2d_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
+/* Arrays handed to the model must not lie inside its own parameter buffers. */
+#define OUTSIDE_MODEL(m, ...) UBD_PY_OUTSIDE_MODEL(ubd_unet2d_params(m), NULL, __VA_ARGS__)
 
-/* A sequence of 1..UBD_UNET2D_MAX_LEVELS ints into out; returns the count or -1. */
-static int int_seq(PyObject *obj, int *out, const char *what) {
-    PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
+/* A sequence of 1..UBD_UNET2D_MAX_LEVELS ints in [lo, hi] into out, read
+ * from a tuple copy (an item's __index__ cannot change it under the loop);
+ * returns the count or -1. */
+static int int_seq(PyObject *obj, int *out, const char *what, long long lo, long long hi) {
+    PyObject *seq = ubd_py_tuple(obj, "UNet2D config", what);
     if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > UBD_UNET2D_MAX_LEVELS) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "UNet2D config: %s needs 1..%d entries, got %zd", what, UBD_UNET2D_MAX_LEVELS,
@@ -39,14 +43,9 @@ static int int_seq(PyObject *obj, int *out, const char *what) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
+        long long v;
+        if (ubd_py_int_item(seq, i, "UNet2D config", what, lo, hi, &v) < 0) {
             Py_DECREF(seq);
-            return -1;
-        }
-        if (v < -(1L << 30) || v > (1L << 30)) {
-            Py_DECREF(seq);
-            PyErr_Format(PyExc_ValueError, "UNet2D config: %s[%zd] = %ld is out of range", what, i, v);
             return -1;
         }
         out[i] = (int)v;
@@ -66,9 +65,9 @@ static int parse_config(PyObject *obj, ubd_unet2d_config *c) {
     if (!PyArg_ParseTuple(obj, "iOOiiiiii;UNet2D config", &c->dim, &mults, &full, &c->channels, &c->height,
                           &c->width, &c->groups, &c->heads, &c->dim_head))
         return -1;
-    int n = int_seq(mults, c->mults, "dim_mults");
+    int n = int_seq(mults, c->mults, "dim_mults", 1, 1 << 16);
     if (n < 0) return -1;
-    int nf = int_seq(full, c->full_attn, "full_attn");
+    int nf = int_seq(full, c->full_attn, "full_attn", 0, 1);
     if (nf < 0) return -1;
     if (nf != n) {
         PyErr_Format(PyExc_ValueError, "UNet2D config: full_attn has %d entries, dim_mults %d; they must match", nf, n);
@@ -113,10 +112,11 @@ static PyObject *unet2d_layout(PyObject *self, PyObject *args) {
 /* unet2d_create(config, max_batch, seed, device="auto") -> model handle, initialised as torch does */
 static PyObject *unet2d_create(PyObject *self, PyObject *args) {
     PyObject *cfg_obj;
+    PyObject *seed_obj;
     int max_batch;
-    unsigned long long seed;
     const char *device = "auto";
-    if (!PyArg_ParseTuple(args, "OiK|s", &cfg_obj, &max_batch, &seed, &device)) return NULL;
+    if (!PyArg_ParseTuple(args, "OiO|s", &cfg_obj, &max_batch, &seed_obj, &device)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     ubd_unet2d_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
     const ubd_backend *be = NULL;
@@ -134,11 +134,10 @@ static PyObject *unet2d_create(PyObject *self, PyObject *args) {
 
 /* unet2d_init(model, seed): re-initialise parameters (EMA := params), Adam state and step */
 static PyObject *unet2d_init(PyObject *self, PyObject *args) {
-    PyObject *cap;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    PyObject *cap, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &seed_obj)) return NULL;
+    ACQUIRE(h, cap);
+    UBD_PY_U64(seed, seed_obj);
     UBD_HANDLE_CALL(h, ubd_unet2d_init(h->obj, (uint64_t)seed));
     Py_RETURN_NONE;
 }
@@ -177,8 +176,7 @@ static PyObject *unet2d_get(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
     return ubd_py_tensor_get(&t);
@@ -189,8 +187,7 @@ static PyObject *unet2d_set(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj, *value;
     const char *kind;
     if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "unet2d_set") < 0) return NULL;
     Py_RETURN_NONE;
@@ -201,8 +198,7 @@ static PyObject *unet2d_zero(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
     Py_RETURN_NONE;
@@ -250,8 +246,7 @@ static PyObject *unet2d_forward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOO|s", &cap, &o, &xo, &to, &wname)) return NULL;
     ubd_buf_kind wk;
     if (parse_weights(wname, &wk) < 0) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_OUT(out, o);
     UBD_PY_IN(x, xo);
     UBD_PY_IN(t, to);
@@ -259,6 +254,8 @@ static PyObject *unet2d_forward(PyObject *self, PyObject *args) {
     if (B < 0) return NULL;
     UBD_PY_EXPECT(t, 1, (long long)B);
     UBD_PY_EXPECT(out, 4, (long long)B, (long long)x.shape[1], (long long)x.shape[2], (long long)x.shape[3]);
+    UBD_PY_NO_OVERLAP(&out, &x, &t);
+    OUTSIDE_MODEL(h->obj, &out, &x, &t);
     UBD_HANDLE_CALL(h, ubd_unet2d_forward(h->obj, out.data, x.data, t.data, B, wk));
     Py_RETURN_NONE;
 }
@@ -267,14 +264,15 @@ static PyObject *unet2d_forward(PyObject *self, PyObject *args) {
 static PyObject *unet2d_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *dxo, *dd;
     if (!PyArg_ParseTuple(args, "OOO", &cap, &dxo, &dd)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_OPT_OUT(dx, dxo);
     UBD_PY_IN(dout, dd);
     int B = check_maps(&dout, h->obj, __func__, "dout");
     if (B < 0) return NULL;
     UBD_PY_EXPECT_OPT(dx, 4, (long long)B, (long long)dout.shape[1], (long long)dout.shape[2],
                       (long long)dout.shape[3]);
+    UBD_PY_NO_OVERLAP(&dx, &dout);
+    OUTSIDE_MODEL(h->obj, &dx, &dout);
     UBD_HANDLE_CALL(h, ubd_unet2d_backward(h->obj, dx.data, dout.data, B));
     Py_RETURN_NONE;
 }
@@ -289,8 +287,7 @@ static PyObject *unet2d_train_step(PyObject *self, PyObject *args) {
                           &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &decoupled, &hp.max_grad_norm))
         return NULL;
     hp.adam.decoupled = decoupled;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_OUT(losses, lo);
     UBD_PY_IN(x, xo);
     UBD_PY_IN(t, to);
@@ -300,6 +297,8 @@ static PyObject *unet2d_train_step(PyObject *self, PyObject *args) {
     if (B < 0) return NULL;
     UBD_PY_EXPECT(t, 1, (long long)B);
     UBD_PY_EXPECT(target, 4, (long long)B, (long long)x.shape[1], (long long)x.shape[2], (long long)x.shape[3]);
+    UBD_PY_NO_OVERLAP(&losses, &x, &t, &target);
+    OUTSIDE_MODEL(h->obj, &losses, &x, &t, &target);
     UBD_HANDLE_CALL(h, ubd_unet2d_train_step(h->obj, losses.data, x.data, t.data, target.data, B, hp));
     Py_RETURN_NONE;
 }
@@ -309,8 +308,7 @@ static PyObject *unet2d_reserve(PyObject *self, PyObject *args) {
     PyObject *cap;
     int max_batch;
     if (!PyArg_ParseTuple(args, "Oi", &cap, &max_batch)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_HANDLE_CALL(h, ubd_unet2d_reserve(h->obj, max_batch));
     Py_RETURN_NONE;
 }
@@ -320,8 +318,7 @@ static PyObject *unet2d_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step = -1;
     if (!PyArg_ParseTuple(args, "O|L", &cap, &step)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     if (PyTuple_GET_SIZE(args) > 1) UBD_HANDLE_CALL(h, ubd_unet2d_set_step(h->obj, step));
     return PyLong_FromLongLong(ubd_unet2d_get_step(h->obj));
 }
@@ -356,6 +353,7 @@ static PyObject *unshuffle_forward(PyObject *args, int cuda) {
     UBD_PY_OUT(out, o);
     UBD_PY_IN(inp, i);
     if (unshuffle_shapes(&inp, &out, r, "pixel_unshuffle_forward", "inp", "out") < 0) return NULL;
+    UBD_PY_NO_OVERLAP_FN("pixel_unshuffle_forward", 0, &out, &inp);
     const int B = (int)inp.shape[0], C = (int)inp.shape[1], H = (int)inp.shape[2], W = (int)inp.shape[3];
 #ifdef UBDIFF_WITH_CUDA
     if (cuda) {
@@ -378,6 +376,7 @@ static PyObject *unshuffle_backward(PyObject *args, int cuda) {
     UBD_PY_OUT(dinp, di);
     UBD_PY_IN(dout, d);
     if (unshuffle_shapes(&dinp, &dout, r, "pixel_unshuffle_backward", "dinp", "dout") < 0) return NULL;
+    UBD_PY_NO_OVERLAP_FN("pixel_unshuffle_backward", 0, &dinp, &dout);
     const int B = (int)dinp.shape[0], C = (int)dinp.shape[1], H = (int)dinp.shape[2], W = (int)dinp.shape[3];
 #ifdef UBDIFF_WITH_CUDA
     if (cuda) {
