@@ -393,6 +393,45 @@ def test_input_errors(rng):
     assert m.forward(x3, t3).shape == (3, 1, 5, 6) and m.max_batch == 3
 
 
+def test_binding_refuses_aliasing_bad_seeds_and_mutating_sequences(rng):
+    """harden-c's rules (csrc/python/pyutil.h) on the U-Net's binding: outputs never overlap inputs
+    or the model's own buffers, seeds are 0..2^64-1 (not wrapped), config sequences are read from
+    a copy so an item's __index__ cannot change them under the loop."""
+    m = UNet2D(TINY, max_batch=2, device="cpu")
+    x, t = inputs(rng, TINY, 2)
+    with pytest.raises(ValueError, match="out shares memory with x"):
+        lib.unet2d_forward(m._h, x, x, t)
+    n = x.size
+    inside = m.parameters("grad")  # views of the model's gradient buffer
+    flat = next(v for v in inside.values() if v.size >= n).reshape(-1)[:n].reshape(x.shape)
+    with pytest.raises(ValueError, match="model's own parameter buffer 'grad'"):
+        lib.unet2d_forward(m._h, np.empty_like(x), flat, t)
+    with pytest.raises(ValueError, match="seed"):
+        lib.unet2d_init(m._h, 2 ** 64)
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        lib.unet2d_init(m._h, -1)
+
+    class Shrinks:
+        """An int whose __index__ empties the list being read."""
+        def __init__(self, box):
+            self.box = box
+
+        def __index__(self):
+            self.box.clear()
+            return 2
+
+    mults = [1]
+    mults.append(Shrinks(mults))
+    c = resolve_config(TINY)
+    cfg = (c["dim"], mults, (0, 1), c["channels"], c["height"], c["width"], c["groups"], c["heads"],
+           c["dim_head"])
+    params, _ = lib.unet2d_layout(cfg)  # read from the copy: both levels
+    assert [n for n, _ in params] == [n for n, _ in layout(TINY)[0]]
+    assert mults == []  # the caller's list was emptied meanwhile
+    with pytest.raises(ValueError, match=r"full_attn\[1\]"):
+        lib.unet2d_layout((cfg[0], (1, 2), (0, 2)) + cfg[3:])
+
+
 def test_views_stay_valid_when_the_arena_grows(rng):
     m = UNet2D(TINY, max_batch=1, device="cpu")
     v = m.parameters()["final_conv.bias"]
