@@ -432,6 +432,27 @@ def test_binding_refuses_aliasing_bad_seeds_and_mutating_sequences(rng):
         lib.unet2d_layout((cfg[0], (1, 2), (0, 2)) + cfg[3:])
 
 
+@pytest.mark.parametrize("kw,msg", [({"lr": float("nan")}, "lr"), ({"betas": (0.9, 1.0)}, r"betas\[1\]"),
+                                    ({"eps": 0.0}, "eps"), ({"weight_decay": -1.0}, "weight_decay"),
+                                    ({"max_grad_norm": float("nan")}, "max_grad_norm")])
+def test_bad_hyperparameters_leave_the_model_unchanged(rng, kw, msg):
+    m = UNet2D(TINY, max_batch=2, device="cpu")
+    x, t = inputs(rng, TINY, 2)
+    before = m.get_tensor()
+    with pytest.raises(ValueError, match=msg):
+        m.train_step(x, t, np.tanh(x), **kw)
+    # the C core checks again (csrc/cpu/optim.c ubd_adam_check), before anything changes
+    hp = dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8, wd=0.0)
+    key = {"lr": "lr", "eps": "eps", "weight_decay": "wd", "max_grad_norm": None, "betas": "b2"}[next(iter(kw))]
+    if key is not None:
+        hp[key] = {"lr": np.nan, "eps": 0.0, "wd": -1.0, "b2": 1.0}[key]
+        with pytest.raises(ValueError, match="unet2d"):
+            lib.unet2d_train_step(m._h, np.zeros(2, np.float32), x, t, np.tanh(x), hp["lr"], hp["b1"], hp["b2"],
+                                  hp["eps"], hp["wd"], False, 1.0)
+    np.testing.assert_array_equal(m.get_tensor(), before)
+    assert m.step == 0
+
+
 def test_views_stay_valid_when_the_arena_grows(rng):
     m = UNet2D(TINY, max_batch=1, device="cpu")
     v = m.parameters()["final_conv.bias"]

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "unet2d_impl.h"
+#include "../ops.h" /* ubd_adam_check */
 
 #define MAX_VIEWS 1024
 
@@ -604,13 +605,7 @@ ubd_status ubd_unet2d_backward(ubd_unet2d *m, float *dx, const float *dout, int 
 }
 
 static ubd_status check_hparams(ubd_unet2d_hparams hp) {
-    const ubd_adam_hparams *a = &hp.adam;
-    UBD_REQUIRE(isfinite(a->lr) && a->lr >= 0.0f, UBD_ERR_VALUE, "unet2d: lr must be >= 0, got %g", a->lr);
-    UBD_REQUIRE(a->beta1 >= 0.0f && a->beta1 < 1.0f && a->beta2 >= 0.0f && a->beta2 < 1.0f, UBD_ERR_VALUE,
-                "unet2d: betas must lie in [0, 1), got (%g, %g)", a->beta1, a->beta2);
-    UBD_REQUIRE(a->eps > 0.0f, UBD_ERR_VALUE, "unet2d: eps must be positive, got %g", a->eps);
-    UBD_REQUIRE(isfinite(a->weight_decay) && a->weight_decay >= 0.0f, UBD_ERR_VALUE,
-                "unet2d: weight_decay must be >= 0, got %g", a->weight_decay);
+    UBD_TRY(ubd_adam_check("unet2d", hp.adam)); /* the shared check (csrc/cpu/optim.c) */
     UBD_REQUIRE(!isnan(hp.max_grad_norm), UBD_ERR_VALUE, "unet2d: max_grad_norm is NaN");
     return UBD_OK;
 }

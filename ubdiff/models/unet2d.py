@@ -48,6 +48,7 @@ import numpy as np
 from .. import checkpoint
 from .._native import lib
 from ..ops import f32
+from ._args import adam_args, float_arg, seed_arg
 
 __all__ = ["UNet2D", "PRESETS", "resolve_config", "layout", "count_parameters"]
 
@@ -139,8 +140,7 @@ class UNet2D:
     arena (it grows on demand); ``device`` is "cpu", "cuda" or "auto"."""
 
     def __init__(self, config="small", seed: int = 0, max_batch: int = 8, device: str = "auto"):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 64:
-            raise ValueError(f"UNet2D: seed must be an int in 0..2^64-1, got {seed!r}")
+        seed = seed_arg(seed, "UNet2D: seed")
         self.max_batch = _positive_int(max_batch, "max_batch")
         if device not in DEVICES:
             raise ValueError(f"UNet2D: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
@@ -297,11 +297,12 @@ class UNet2D:
         if y.shape != x.shape:
             raise ValueError(f"UNet2D.train_step: target has shape {y.shape}, x {x.shape}")
         t = self._times(t, x.shape[0])
+        lr, b1, b2, eps, weight_decay = adam_args(lr, betas, eps, weight_decay)
+        max_grad_norm = float_arg(max_grad_norm, "max_grad_norm")  # <= 0: no clipping
         self._grow(x.shape[0])
         losses = np.zeros(2, np.float32)
-        b1, b2 = betas
-        lib.unet2d_train_step(self._h, losses, x, t, y, float(lr), float(b1), float(b2), float(eps),
-                              float(weight_decay), bool(decoupled), float(max_grad_norm))
+        lib.unet2d_train_step(self._h, losses, x, t, y, lr, b1, b2, eps, weight_decay, bool(decoupled),
+                              max_grad_norm)
         return float(losses[0]), float(losses[1])
 
     # ---- checkpoints ---------------------------------------------------------
