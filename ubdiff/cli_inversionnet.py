@@ -7,7 +7,6 @@ data-parallel over MPI ranks when started by mpirun (ubdiff/distributed/invnet_t
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def _pairs(args, cfg):
@@ -50,25 +49,8 @@ def _cmd(args) -> int:
         say(f"{args.run}: epoch {st['epoch']}, step {st['step']}")
         return 0
 
-    if comm.size == 1:
-        return run()
-    try:   # several ranks: failures seen by all of them (comm.agree) are said once, by rank 0
-        return run()
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            if comm.is_root:
-                print(e.code, file=sys.stderr)
-            return 1
-        raise
-    except RuntimeError as e:
-        if comm.is_root:
-            print(f"ubdiff train-inversionnet: error: {e}", file=sys.stderr)
-        return 1
-    except BaseException:   # this rank alone: the others would wait forever in a collective
-        import traceback
-        traceback.print_exc()
-        comm.abort(1)
-        raise
+    from .distributed.cli import run_on_ranks
+    return run_on_ranks(comm, run, "train-inversionnet")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -8,6 +8,10 @@ diffusion steps), so an interrupted command continues exactly when rerun.
     python -m ubdiff finetune --data data/ --run run/ --epochs 20 [--no-freeze | --wo-opt]
     python -m ubdiff train-diffusion --data data/ --run run/ --steps 5000
     python -m ubdiff generate --run run/ --n 1000 --out generated/
+
+Started by ``mpirun -n R``, train-autoencoder, finetune and train-diffusion train one
+model data-parallel over the R ranks (ubdiff/distributed/ubdiff_train.py): each reads its
+slice of every global batch, rank 0 prints and saves, every rank loads the run folder.
 """
 from __future__ import annotations
 
@@ -63,15 +67,28 @@ def _config(text):
         raise SystemExit(f"--config: {text!r} is neither 'small', 'paper', a JSON file nor JSON text ({e})")
 
 
+def _comm():
+    """The MPI ranks this command runs on (a group of one without mpirun)."""
+    from .distributed.comm import world
+    return world()
+
+
+def _say(text):
+    if _comm().is_root:
+        print(text, flush=True)
+
+
 def _model(args, create=False):
     from .data.files import recover_folder
     from .pipeline import STATE_FILE, UBDiff
-    recover_folder(args.run)   # a save a kill interrupted (file systems without an atomic exchange)
+    comm = _comm()
+    # a save a kill interrupted (file systems without an atomic exchange): mended by rank 0 alone
+    comm.agree(lambda: recover_folder(args.run) if comm.is_root else None, f"recovering {args.run}")
     if os.path.lexists(os.path.join(args.run, STATE_FILE)):
         if create and args.config is not None:
             raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
-        m = UBDiff.load(args.run)
-        print(f"continuing {args.run}: {m!r}")
+        m = comm.agree(lambda: UBDiff.load(args.run), f"loading {args.run}")
+        _say(f"continuing {args.run}: {m!r}")
         return m
     if not create:
         raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
@@ -79,9 +96,26 @@ def _model(args, create=False):
 
 
 def _setup(args):
+    import ubdiff
     if getattr(args, "threads", None):
-        import ubdiff
         ubdiff.set_num_threads(args.threads)
+    elif _comm().size > 1:   # ranks on one machine share its cores
+        from .distributed.comm import default_threads
+        ubdiff.set_num_threads(default_threads(_comm()))
+
+
+def _save(m, run):
+    """Rank 0 writes the run folder (atomically: UBDiff.save); every rank learns whether it did."""
+    comm = _comm()
+    comm.agree(lambda: m.save(run) if comm.is_root else None, f"saving {run}")
+
+
+def _on_ranks(cmd, name):
+    """cmd(args) on every rank, errors said once (ubdiff.distributed.cli.run_on_ranks)."""
+    def run(args):
+        from .distributed.cli import run_on_ranks
+        return run_on_ranks(_comm(), lambda: cmd(args), name)
+    return run
 
 
 def _lr_schedule(args) -> dict:
@@ -99,10 +133,10 @@ def _epochs(args, m, fit):
         k = min(every, args.epochs - done)
         for rec in fit(k, lr, decay):
             extra = "".join(f" {key} {rec[key]:.4f}" for key in ("velocity", "seismic") if key in rec)
-            print(f"epoch {rec['epoch'] + 1}: loss {rec['total']:.4f}{extra} (lr {rec['lr']:.3g})", flush=True)
+            _say(f"epoch {rec['epoch'] + 1}: loss {rec['total']:.4f}{extra} (lr {rec['lr']:.3g})")
         done += k
-        m.save(args.run)
-    print(f"{args.epochs} epoch(s) in {time.perf_counter() - t0:.1f} s; saved {args.run}")
+        _save(m, args.run)
+    _say(f"{args.epochs} epoch(s) in {time.perf_counter() - t0:.1f} s on {_comm().size} rank(s); saved {args.run}")
     return 0
 
 
@@ -110,10 +144,11 @@ def _cmd_train_autoencoder(args) -> int:
     _setup(args)
     m = _model(args, create=True)
     vel = _data(args, velocity_only=True)
-    print(f"step 1 on {len(vel)} velocity maps")
+    _say(f"step 1 on {len(vel)} velocity maps")
     return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
                                                                lr_decay=d, weight_decay=args.weight_decay,
-                                                               progress=not args.quiet, **_lr_schedule(args)))
+                                                               progress=not args.quiet, comm=_comm(),
+                                                               **_lr_schedule(args)))
 
 
 def _cmd_finetune(args) -> int:
@@ -123,27 +158,28 @@ def _cmd_finetune(args) -> int:
     fit = m.fit_wo_opt if args.wo_opt else m.finetune
     kw = {} if args.wo_opt else {"freeze": args.freeze}
     what = "w/o opt (whole network, from scratch)" if args.wo_opt else f"step 2, F = {int(args.freeze)}"
-    print(f"{what} on {len(pairs)} pairs")
+    _say(f"{what} on {len(pairs)} pairs")
     return _epochs(args, m, lambda k, lr, d: fit(pairs, None, k, batch_size=args.batch_size, lr=lr, lr_decay=d,
                                                  weight_decay=args.weight_decay, progress=not args.quiet,
-                                                 **_lr_schedule(args), **kw))
+                                                 comm=_comm(), **_lr_schedule(args), **kw))
 
 
 def _cmd_train_diffusion(args) -> int:
     _setup(args)
     m = _model(args)
     vel = _data(args, velocity_only=True)
-    print(f"diffusion on z of {len(vel)} velocity maps")
+    _say(f"diffusion on z of {len(vel)} velocity maps")
     t0 = time.perf_counter()
     done, every = 0, max(1, args.save_every)
     while done < args.steps:
         k = min(every, args.steps - done)
         losses = m.fit_diffusion(vel, k, batch_size=args.batch_size, accum=args.accum, lr=args.lr, ema=args.ema,
-                                 ema_every=args.ema_every, ema_decay=args.ema_decay, progress=not args.quiet)
+                                 ema_every=args.ema_every, ema_decay=args.ema_decay, progress=not args.quiet,
+                                 comm=_comm())
         done += k
-        m.save(args.run)
-        print(f"step {m.diffusion.step}: mean loss of the last {k} {sum(losses) / len(losses):.4f}", flush=True)
-    print(f"{args.steps} step(s) in {time.perf_counter() - t0:.1f} s; saved {args.run}")
+        _save(m, args.run)
+        _say(f"step {m.diffusion.step}: mean loss of the last {k} {sum(losses) / len(losses):.4f}")
+    _say(f"{args.steps} step(s) in {time.perf_counter() - t0:.1f} s on {_comm().size} rank(s); saved {args.run}")
     return 0
 
 
@@ -214,7 +250,7 @@ def register(subparsers) -> None:
                    "{'autoencoder': ..., 'diffusion': ...} (new runs; default small)")
     p.add_argument("--seed", type=int, default=0, help="seed of a new run (default 0)")
     p.add_argument("--max-batch", type=int, default=None, help="largest autoencoder batch of a new run")
-    p.set_defaults(func=_cmd_train_autoencoder)
+    p.set_defaults(func=_on_ranks(_cmd_train_autoencoder, "train-autoencoder"))
 
     p = subparsers.add_parser("finetune", formatter_class=raw,
                               help="step 2: seismic decoder on the pairs (--freeze / --no-freeze, --wo-opt)",
@@ -229,7 +265,7 @@ def register(subparsers) -> None:
     p.add_argument("--n-paired", type=int, default=None, metavar="N",
                    help="use N randomly chosen pairs (default: every sample with seismic)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the choice of N pairs (default 0)")
-    p.set_defaults(func=_cmd_finetune)
+    p.set_defaults(func=_on_ranks(_cmd_finetune, "finetune"))
 
     p = subparsers.add_parser("train-diffusion", formatter_class=raw,
                               help="step 3: latent diffusion on z = E(velocity)",
@@ -246,7 +282,7 @@ def register(subparsers) -> None:
     p.add_argument("--ema-every", type=int, default=None, help="EMA update period in steps (default 10)")
     p.add_argument("--ema-decay", type=float, default=None, help="EMA (maximum) decay (default 0.995)")
     p.add_argument("--save-every", type=int, default=1000, metavar="S", help="save every S steps (default 1000)")
-    p.set_defaults(func=_cmd_train_diffusion)
+    p.set_defaults(func=_on_ranks(_cmd_train_diffusion, "train-diffusion"))
 
     p = subparsers.add_parser("generate", formatter_class=raw,
                               help="sample new (velocity, seismic) pairs into OpenFWI files + a figure",

@@ -352,8 +352,10 @@ class UBDiff:
             cfg[k] = None if cfg[k] is None else int(cfg[k])
         return cfg
 
-    def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, step,
-                    lr_schedule: dict):
+    def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, train: dict,
+                    lr_schedule: dict, comm=None):
+        """``epochs`` epochs of an autoencoder stage; ``train``: the mode / freeze of its steps.
+        ``comm`` with several ranks: data-parallel (ubdiff/distributed/ubdiff_train.py)."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if not (lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0):
@@ -366,21 +368,31 @@ class UBDiff:
         if st["epoch"] == 0:
             self.autoencoder.reset_optimizer()   # a fresh optimiser per stage, as the authors' scripts
         vn = self._norm(stage != "step1")
+        ae, dp = self.autoencoder, None
+        if comm is not None and comm.size > 1:
+            from .distributed.ubdiff_train import AutoencoderStage
+            dp = AutoencoderStage(ae, comm, **train)
         out = []
         for _ in range(int(epochs)):
             e = st["epoch"]
             sums, k = {}, 0
             bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
-            bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress)
+            if dp is not None:
+                bl = dp.epoch_batches(bl)
+            bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress and (dp is None or comm.is_root))
 
             def lr_at(j, nb=len(bl), e=e):   # stepped per batch, as the authors' scheduler
                 return autoencoder_lr(lr, lr_decay, e, j, nb, sched["lr_rule"], sched["lr_milestones"],
                                       sched["lr_warmup_epochs"], sched["lr_epoch_batches"])
             for j, idx in enumerate(bl):
                 lr_e = lr_at(j)
-                v = src.velocity(idx, vn)
-                s = src.seismic(idx, vn) if stage != "step1" else None
-                losses = step(v, s, lr_e, weight_decay)
+                part = idx if dp is None else dp.local(idx)   # a rank reads its slice of the batch
+                v = src.velocity(part, vn)
+                s = src.seismic(part, vn) if stage != "step1" else None
+                if dp is None:
+                    losses = ae.train_step(v, s, lr=lr_e, weight_decay=weight_decay, **train)
+                else:   # this rank's share of the global batch's losses (the shares sum to them)
+                    losses = dp.step(v, s, len(idx), lr_e, weight_decay)
                 if not math.isfinite(losses["total"]):
                     bar.close()
                     raise FloatingPointError(f"{stage}: loss became {losses['total']} at epoch {e}; lower lr")
@@ -388,19 +400,25 @@ class UBDiff:
                 for key in ("total", "velocity", "seismic"):
                     if math.isfinite(losses[key]):
                         sums[key] = sums.get(key, 0.0) + losses[key]
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums['total'] / k:.4f}")
+                bar.update(1)   # under several ranks: about the global loss (rank 0's share x ranks)
+                bar.set_postfix(loss=f"{sums['total'] / k * (1 if dp is None else comm.size):.4f}")
             bar.close()
+            if dp is not None:   # every rank computed the same keys; their shares summed
+                keys = sorted(sums)
+                tot = dp.total(np.array([sums[key] for key in keys]))
+                sums = dict(zip(keys, tot.tolist()))
             rec = {"epoch": e, "lr": lr_at(0), **{key: val / max(k, 1) for key, val in sums.items()}}
             self.history[stage].append(rec)
             out.append(rec)
             st["epoch"] = e + 1
+        if dp is not None:
+            dp.close()
         return out
 
     def fit_autoencoder(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
                         lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
                         lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
-                        lr_epoch_batches: int | None = None) -> list:
+                        lr_epoch_batches: int | None = None, comm=None) -> list:
         """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps (fc_s +
         batch_norm_s run too, for their running statistics, as in the authors' forward).
 
@@ -413,20 +431,22 @@ class UBDiff:
         lr * lr_decay ** epoch. The rule and its settings are saved with the stage (None:
         keep them). The paper's lr / lr_decay: :func:`paper_hyperparameters`. Returns the
         per-epoch mean losses and the lr of each epoch's first batch.
+
+        ``comm`` (ubdiff.distributed.world() under mpirun): data-parallel over its ranks, each
+        reading its slice of every batch (ubdiff/distributed/ubdiff_train.py); also finetune,
+        fit_wo_opt and fit_diffusion.
         """
         bs = self._check_batch(batch_size)
         src = self._source(velocity, what="fit_autoencoder")
-        ae = self.autoencoder
-        return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress,
-                                lambda v, s, lr_e, wd: ae.train_step(v, mode="step1", lr=lr_e, weight_decay=wd),
+        return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="step1"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches))
+                                     lr_epoch_batches=lr_epoch_batches), comm)
 
     def finetune(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, freeze: bool = True,
                  batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
                  weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
                  lr_milestones=None, lr_warmup_epochs: int | None = None,
-                 lr_epoch_batches: int | None = None) -> list:
+                 lr_epoch_batches: int | None = None, comm=None) -> list:
         """Step 2 (Eqs. 3-4) on the n pairs: loss (1 - F) l_v + l_s.
 
         freeze=True (F = 1) trains only the seismic head and D_s (E, the velocity
@@ -441,17 +461,15 @@ class UBDiff:
         bs = self._check_batch(batch_size)
         src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="finetune")
         self._adopt_constants(src)
-        ae = self.autoencoder
         return self._run_epochs("step2", src, epochs, bs, lr, lr_decay, weight_decay, progress,
-                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="step2", freeze=bool(freeze),
-                                                                     lr=lr_e, weight_decay=wd),
+                                dict(mode="step2", freeze=bool(freeze)),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches))
+                                     lr_epoch_batches=lr_epoch_batches), comm)
 
     def fit_wo_opt(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, batch_size: int | None = None,
                    lr: float = 1e-4, lr_decay: float = 0.995, weight_decay: float = 1e-4,
                    progress: bool = True, lr_rule: str | None = None, lr_milestones=None,
-                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None) -> list:
+                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None, comm=None) -> list:
         """The "UB-Diff w/o opt" ablation: the whole network in one step, pairs only, from scratch.
 
         On its first epoch the autoencoder is re-initialised (from ``seed``):
@@ -465,17 +483,20 @@ class UBDiff:
         self._lr_settings("wo_opt", sched)   # bad settings fail before the re-initialisation
         if self.state["wo_opt"]["epoch"] == 0 and epochs > 0:
             self.autoencoder.init(self.seed)
-        ae = self.autoencoder
-        return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress,
-                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd),
-                                sched)
+        return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="wo_opt"),
+                                sched, comm)
 
     # ---- latent diffusion ------------------------------------------------------------
-    def encode(self, velocity, progress: bool = False) -> np.ndarray:
-        """z (N, 1, latent) of velocity maps (m/s array or dataset), frozen encoder in eval mode."""
+    def encode(self, velocity, progress: bool = False, comm=None) -> np.ndarray:
+        """z (N, 1, latent) of velocity maps (m/s array or dataset), frozen encoder in eval mode.
+        ``comm`` with several ranks: the batches split among them, z gathered on every rank."""
         src = self._source(velocity, what="encode")
         vn = self._norm()
         mb = self.autoencoder.config["max_batch"]
+        if comm is not None and comm.size > 1:
+            from .distributed.ubdiff_train import encode_sharded
+            return encode_sharded(lambda idx: self.autoencoder.encode(src.velocity(idx, vn), training=False)[:, None],
+                                  src.n, mb, (1, self.autoencoder.latent_dim), comm)
         z = np.empty((src.n, 1, self.autoencoder.latent_dim), np.float32)
         bar = _bar(src.n, "encoding", progress)
         for s in range(0, src.n, mb):
@@ -487,7 +508,7 @@ class UBDiff:
 
     def fit_diffusion(self, velocity, steps: int, batch_size: int = 16, accum: int = 2, lr: float = 8e-5,
                       ema_every: int | None = None, ema_decay: float | None = None, max_grad_norm: float = 1.0,
-                      progress: bool = True, ema: str | None = None) -> list:
+                      progress: bool = True, ema: str | None = None, comm=None) -> list:
         """Step 3: v-prediction diffusion on z = E(velocity) of all m maps (encoder frozen, eval mode).
 
         ``steps`` more optimiser steps, each on batch_size x accum latents drawn
@@ -497,6 +518,9 @@ class UBDiff:
         (``ema_decay`` after every ``ema_every``-th step); None keeps the run's rule
         (new runs: "ema-pytorch"; runs saved before the rule was: "fixed"); ema_every /
         ema_decay None keep its values (10 / 0.995). See ubdiff/models/diffusion.py.
+        ``comm`` with several ranks: data-parallel, each rank on its slice of every step's
+        batch with that slice's noise (batch_size a multiple of the ranks;
+        ubdiff/distributed/ubdiff_train.py); the losses returned are the global batch's.
         """
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}")
@@ -505,7 +529,12 @@ class UBDiff:
                              f"got {batch_size}; use accum for larger effective batches")
         if ema is not None or ema_every is not None or ema_decay is not None:
             self.diffusion.set_ema(ema, update_every=ema_every, beta=ema_decay)
-        z = self.encode(velocity, progress=progress)
+        dp = None
+        if comm is not None and comm.size > 1:
+            from .distributed.ubdiff_train import diffusion_stage, diffusion_step
+            dp, accum = diffusion_stage(self.diffusion, comm, int(batch_size), int(accum))
+            progress = progress and comm.is_root
+        z = self.encode(velocity, progress=progress, comm=comm)
         n, per = len(z), int(batch_size) * int(accum)
         out = []
         bar = _bar(int(steps), "diffusion", progress)
@@ -514,15 +543,21 @@ class UBDiff:
             k = self.diffusion.step
             rng = np.random.default_rng([self.seed, STAGES["diffusion"], k])
             idx = np.sort(rng.choice(n, per, replace=n < per))
-            r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
+            if dp is None:
+                r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
+            else:   # r["loss"]: this rank's share of the step's loss
+                r = {"loss": diffusion_step(dp, z, idx, accum, k, dict(lr=lr, max_grad_norm=max_grad_norm, step=k))}
             if not math.isfinite(r["loss"]):
                 bar.close()
                 raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
             out.append(float(r["loss"]))
-            run = r["loss"] if i == 0 else 0.98 * run + 0.02 * r["loss"]
+            shown = r["loss"] * (1 if dp is None else comm.size)   # several ranks: about the global loss
+            run = shown if i == 0 else 0.98 * run + 0.02 * shown
             bar.update(1)
             bar.set_postfix(loss=f"{run:.4f}")
         bar.close()
+        if dp is not None:   # the shares summed over the ranks: the global batches' losses
+            out = comm.allreduce_sum(np.array(out, np.float64)).tolist()
         self.history["diffusion"].extend(out)
         return out
 

@@ -310,11 +310,13 @@ static ubd_status check_step_args(const ubd_diffusion *d, int B, int accum, long
 }
 
 ubd_status ubd_diffusion_forward_backward(ubd_diffusion *d, float *loss, const float *z0, int B, int accum,
-                                          uint64_t seed, long long step) {
+                                          uint64_t seed, long long step, long long first) {
     UBD_REQUIRE_PTR(d);
     UBD_REQUIRE_PTR(loss);
     UBD_REQUIRE_PTR(z0);
     UBD_TRY(check_step_args(d, B, accum, step));
+    UBD_REQUIRE(first >= 0, UBD_ERR_VALUE, "forward_backward: first (the batch position of sample 0) must be >= 0, "
+                "got %lld", first);
     const ubd_backend *be = d->be;
     ubd_params *P = ubd_unet1d_params(d->net);
     const size_t per = d->per;
@@ -324,12 +326,12 @@ ubd_status ubd_diffusion_forward_backward(ubd_diffusion *d, float *loss, const f
     double total = 0.0;
     float host[LOSS_SLOTS];
     for (int a = 0; a < accum; a++) {
-        const uint64_t g0 = (uint64_t)a * B;
+        const uint64_t g0 = (uint64_t)first + (uint64_t)a * B; /* batch position of the micro-batch's sample 0 */
         UBD_TRY(be->rand_uniform(d->tf, (size_t)B, seed, 4 * (uint64_t)step, g0));
         UBD_TRY(be->diffusion_timesteps(d->ti, d->tf, B, d->T));
         UBD_TRY(be->rand_normal(d->noise, (size_t)B * per, seed, 4 * (uint64_t)step + 1, g0 * per));
         const float *zd;
-        UBD_TRY(ubd_stage_in(be, &zd, d->st_a, z0 + g0 * per, (size_t)B * per));
+        UBD_TRY(ubd_stage_in(be, &zd, d->st_a, z0 + (size_t)a * B * per, (size_t)B * per));
         const int slot = a % LOSS_SLOTS;
         UBD_TRY(vloss(d, d->losses + slot, NULL, zd, d->ti, d->tf, d->noise, B, 1.0f / (float)accum));
         if (slot == LOSS_SLOTS - 1 || a == accum - 1) {
@@ -371,7 +373,7 @@ ubd_status ubd_diffusion_train_step(ubd_diffusion *d, float *loss, float *grad_n
     UBD_REQUIRE_PTR(z0);
     UBD_TRY(check_step_args(d, B, accum, step));
     UBD_TRY(check_hparams(hp)); /* before anything changes */
-    UBD_TRY(ubd_diffusion_forward_backward(d, loss, z0, B, accum, seed, step));
+    UBD_TRY(ubd_diffusion_forward_backward(d, loss, z0, B, accum, seed, step, 0));
     return ubd_diffusion_apply_update(d, grad_norm, step, hp);
 }
 

@@ -100,9 +100,12 @@ ubd_status ubd_diffusion_train_step(ubd_diffusion *d, float *loss, float *grad_n
                                     int accum, uint64_t seed, long long step, ubd_diffusion_hparams hp);
 /* The gradient half: grad buffer = mean over the accum micro-batches of the
  * loss gradients (zeroed first), t and noise drawn as documented above for
- * training step `step`; loss (1) = mean of the micro-batch losses. */
+ * training step `step`; loss (1) = mean of the micro-batch losses. Sample j of
+ * z0 draws as sample g = first + j of the step's batch (train_step: first 0), so
+ * a data-parallel rank holding samples [first, first + accum*B) of a global
+ * batch draws the t and noise a single process would give them. */
 ubd_status ubd_diffusion_forward_backward(ubd_diffusion *d, float *loss, const float *z0, int B, int accum,
-                                          uint64_t seed, long long step);
+                                          uint64_t seed, long long step, long long first);
 /* The update half, from the grad buffer as it stands: clip to hp.max_grad_norm
  * (0: no clipping), Adam step number step+1, EMA with hp.ema_decay when
  * hp.ema_every > 0 and (step+1) % hp.ema_every == 0 (decay 0 copies exactly).

@@ -326,20 +326,21 @@ static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
     return Py_BuildValue("(dd)", (double)loss, (double)gnorm);
 }
 
-/* diffusion_forward_backward(h, z0 (accum*B,C,L), B, accum, seed, step) -> loss:
- * the grad buffer holds the step's gradient afterwards (no update) */
+/* diffusion_forward_backward(h, z0 (accum*B,C,L), B, accum, seed, step[, first]) -> loss:
+ * the grad buffer holds the step's gradient afterwards (no update); sample j of z0 draws
+ * its t and noise as position first + j of the step's batch (default 0) */
 static PyObject *diffusion_forward_backward(PyObject *self, PyObject *args) {
     PyObject *h, *zo, *seed_obj;
     int B, accum;
-    long long step;
-    if (!PyArg_ParseTuple(args, "OOiiOL", &h, &zo, &B, &accum, &seed_obj, &step)) return NULL;
+    long long step, first = 0;
+    if (!PyArg_ParseTuple(args, "OOiiOL|L", &h, &zo, &B, &accum, &seed_obj, &step, &first)) return NULL;
     UBD_PY_U64(seed, seed_obj);
     ACQUIRE(b, h);
     UBD_PY_IN(z0, zo);
     if (check_steps(b, &z0, B, accum, __func__) < 0) return NULL;
     OUTSIDE_MODEL(b, &z0);
     float loss = 0.0f;
-    DM_CALL(b, ubd_diffusion_forward_backward(b->obj, &loss, z0.data, B, accum, (uint64_t)seed, step));
+    DM_CALL(b, ubd_diffusion_forward_backward(b->obj, &loss, z0.data, B, accum, (uint64_t)seed, step, first));
     return PyFloat_FromDouble((double)loss);
 }
 
@@ -465,7 +466,8 @@ PyMethodDef ubd_py_diffusion_methods[] = {
      "diffusion_train_step(h, z0, B, accum, seed, step, lr, beta1, beta2, eps, wd, max_grad_norm, ema_decay, "
      "ema_every) -> (loss, grad_norm)"},
     {"diffusion_forward_backward", diffusion_forward_backward, METH_VARARGS,
-     "diffusion_forward_backward(h, z0, B, accum, seed, step) -> loss (gradients accumulated, no update)"},
+     "diffusion_forward_backward(h, z0, B, accum, seed, step[, first]) -> loss (gradients accumulated, no update; "
+     "sample j draws as batch position first + j)"},
     {"diffusion_apply_update", diffusion_apply_update, METH_VARARGS,
      "diffusion_apply_update(h, step, lr, beta1, beta2, eps, wd, max_grad_norm, ema_decay, ema_every) -> "
      "grad_norm"},

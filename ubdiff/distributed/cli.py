@@ -42,3 +42,30 @@ def client_from_args(args):
             raise
     else:
         cm.__exit__(None, None, None)
+
+
+def run_on_ranks(comm, fn, name: str) -> int:
+    """fn() (-> exit code) on this rank of ``comm``. With several ranks, an error every rank
+    saw (comm.agree: a RuntimeError; a SystemExit with a message) is said once, by rank 0, and
+    exits 1; an exception on this rank alone prints its traceback and aborts the job
+    (MPI_Abort), since the other ranks would wait for it forever in a collective."""
+    import sys
+    if comm.size == 1:
+        return fn()
+    try:
+        return fn()
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            if comm.is_root:
+                print(e.code, file=sys.stderr)
+            return 1
+        raise
+    except RuntimeError as e:
+        if comm.is_root:
+            print(f"ubdiff {name}: error: {e}", file=sys.stderr)
+        return 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        comm.abort(1)
+        raise

@@ -457,16 +457,19 @@ class LatentDiffusion:
         self.ema_initted = initted
         return {"loss": loss, "grad_norm": gnorm, "step": step, "ema_decay": decay}
 
-    def forward_backward(self, z0, accum: int = 1, seed: int | None = None, step: int | None = None) -> float:
+    def forward_backward(self, z0, accum: int = 1, seed: int | None = None, step: int | None = None,
+                         first: int = 0) -> float:
         """The gradient half of :meth:`train_step`: the grad buffer becomes the mean over the
         accum micro-batches of z0 (accum*B, C, L) of the loss gradient, with the t and noise
         train_step would draw for (seed, step) (defaults: the model's seed and step). Nothing
         else changes; returns the loss. Data-parallel training all-reduces the grad buffer
-        (get_tensor / set_tensor kind="grad", or the view on the CPU) before apply_update."""
+        (get_tensor / set_tensor kind="grad", or the view on the CPU) before apply_update.
+        ``first``: z0's samples are positions first, first + 1, ... of the step's global batch
+        and draw those positions' t and noise (a rank's slice; train_step: 0)."""
         z0, accum, B = self._micro_batches(z0, accum)
         seed = self.seed if seed is None else seed_arg(seed)
         step = self.step if step is None else _int(step, "step", 0)
-        return lib.diffusion_forward_backward(self._h, z0, B, accum, seed, step)
+        return lib.diffusion_forward_backward(self._h, z0, B, accum, seed, step, _int(first, "first", 0))
 
     def apply_update(self, lr: float = 8e-5, betas=(0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.0,
                      max_grad_norm: float = 1.0, ema_decay: float | None = None, ema_every: int | None = None,
