@@ -130,9 +130,12 @@ def diffusion_stage(diffusion, comm: Comm, batch_size: int, accum: int):
     """(DataParallel, the local accum) of a data-parallel diffusion run, after checking that
     the global batch of batch_size x accum splits into equal local micro-batches."""
     R = comm.size
-    if batch_size % R:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of the {R} ranks (each rank takes "
-                         f"batch_size / {R} latents of every micro-batch's worth)")
+
+    def check():   # the same verdict on every rank, raised on all of them (comm.agree)
+        if batch_size % R:
+            raise ValueError(f"batch_size {batch_size} must be a multiple of the {R} ranks (each rank takes "
+                             f"batch_size / {R} latents of every micro-batch)")
+    comm.agree(check, "data-parallel diffusion")
     return DataParallel(DiffusionReplica(diffusion), comm), int(accum)
 
 
