@@ -1,15 +1,16 @@
 """Run under ``mpirun -n R`` (or alone): train the small UBDiff's autoencoder (step 1) or
 latent diffusion data-parallel in a run folder and dump every rank's state.
 
-    mpirun -n 2 python tests/mpi_ubdiff_driver.py ae|diffusion DATA.npz RUN_DIR OUT_DIR COUNT
+    mpirun -n 2 python tests/mpi_ubdiff_driver.py DATA.npz RUN_DIR OUT_DIR JOB [JOB ...]
 
 DATA.npz holds ``velocity`` (N, 1, 70, 70) in m/s. RUN_DIR is continued when it holds a
 run (UBDiff.load on every rank), else a new UBDiff("small", seed=0, max_batch=8) starts.
-ae: COUNT more epochs of fit_autoencoder (batch 8, lr 1e-3); diffusion: COUNT more steps of
-fit_diffusion (batch 4, accum 2, lr 1e-3). One thread per rank; rank 0 saves RUN_DIR.
-Writes OUT_DIR/rank{r}.npz: the autoencoder's param / grad / m / v / buf and the
-diffusion's param / m / v / ema flat buffers (prefixed ae_ / diff_), its step, the ranks,
-and the stage's loss history.
+Each JOB, in order: ae:E (E more epochs of fit_autoencoder, batch 8, lr 1e-3) or
+diffusion:S (S more steps of fit_diffusion, batch 4, accum 2, lr 1e-3), after which rank 0
+saves RUN_DIR and every rank writes OUT_DIR/{i}_rank{r}.npz (i: the job's number): the
+autoencoder's param / grad / m / v / buf and the diffusion's param / m / v / ema flat
+buffers (prefixed ae_ / diff_), the diffusion step, the ranks and both loss histories.
+One thread per rank.
 """
 import os
 import sys
@@ -21,7 +22,7 @@ from ubdiff.distributed.comm import world
 
 
 def main():
-    stage, data, run, out, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    data, run, out, jobs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     ubdiff.set_num_threads(1)
     comm = world()
     vel = np.load(data)["velocity"]
@@ -29,18 +30,19 @@ def main():
         m = ubdiff.UBDiff.load(run)
     else:
         m = ubdiff.UBDiff("small", seed=0, max_batch=8)
-    if stage == "ae":
-        m.fit_autoencoder(vel, count, batch_size=8, lr=1e-3, progress=False, comm=comm)
-        hist = [h["total"] for h in m.history["step1"]]
-    else:
-        m.fit_diffusion(vel, count, batch_size=4, accum=2, lr=1e-3, progress=False, comm=comm)
-        hist = m.history["diffusion"]
-    comm.agree(lambda: m.save(run) if comm.is_root else None, f"saving {run}")
     os.makedirs(out, exist_ok=True)
-    dump = {f"ae_{k}": m.autoencoder.flat(k) for k in ("param", "grad", "m", "v", "buf")}
-    dump.update({f"diff_{k}": m.diffusion.flat(k) for k in ("param", "m", "v", "ema")})
-    np.savez(os.path.join(out, f"rank{comm.rank}.npz"), **dump, step=m.diffusion.step, size=comm.size,
-             history=np.array(hist))
+    for i, job in enumerate(jobs):
+        stage, count = job.split(":")
+        if stage == "ae":
+            m.fit_autoencoder(vel, int(count), batch_size=8, lr=1e-3, progress=False, comm=comm)
+        else:
+            m.fit_diffusion(vel, int(count), batch_size=4, accum=2, lr=1e-3, progress=False, comm=comm)
+        comm.agree(lambda: m.save(run) if comm.is_root else None, f"saving {run}")
+        dump = {f"ae_{k}": m.autoencoder.flat(k) for k in ("param", "grad", "m", "v", "buf")}
+        dump.update({f"diff_{k}": m.diffusion.flat(k) for k in ("param", "m", "v", "ema")})
+        np.savez(os.path.join(out, f"{i}_rank{comm.rank}.npz"), **dump, step=m.diffusion.step, size=comm.size,
+                 ae_history=np.array([h["total"] for h in m.history["step1"]]),
+                 diff_history=np.array(m.history["diffusion"]))
 
 
 if __name__ == "__main__":

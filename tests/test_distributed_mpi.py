@@ -160,26 +160,26 @@ def test_cli_under_mpirun(tmp_path):
 UBD_N, UBD_LR = 16, 1e-3   # autoencoder: batch 8, 2 steps an epoch, 4 maps per rank; diffusion: 4 x accum 2
 
 
-def _ubd(stage, data, run, out, count, ranks=2):
-    _mpirun(ranks, os.path.join(HERE, "mpi_ubdiff_driver.py"), stage, data, str(run), str(out), str(count))
-    return [dict(np.load(out / f"rank{r}.npz")) for r in range(ranks)]
+def _ubd(data, run, out, *jobs):
+    """The driver's dumps after each job, [job][rank]."""
+    _mpirun(2, os.path.join(HERE, "mpi_ubdiff_driver.py"), data, str(run), str(out), *jobs)
+    return [[dict(np.load(out / f"{i}_rank{r}.npz")) for r in range(2)] for i in range(len(jobs))]
 
 
 @pytest.fixture(scope="module")
 def ubd_runs(tmp_path_factory):
-    """Two ranks: 2 autoencoder epochs then 3 diffusion steps in one run folder, and the same
-    resumed after every epoch / save (1 + 1 epochs, 2 + 1 steps) in another."""
+    """Two ranks: 2 autoencoder epochs then 3 diffusion steps in one run folder (one mpirun),
+    and the same resumed across mpiruns (1 epoch | 1 epoch, 2 steps | 1 step) in another."""
     tmp = tmp_path_factory.mktemp("mpi_ubdiff")
     rng = np.random.default_rng(1)
     vel = (1500 + 3000 * (0.5 + 0.5 * np.tanh(rng.standard_normal((UBD_N, 1, 70, 70))))).astype(np.float32)
     data = str(tmp / "vel.npz")
     np.savez(data, velocity=vel)
-    out = {"ae": _ubd("ae", data, tmp / "a", tmp / "oa", 2)}
-    shutil.copytree(tmp / "a", tmp / "a_after_ae")
-    out["diffusion"] = _ubd("diffusion", data, tmp / "a", tmp / "oad", 3)
-    for stage, counts in (("ae", (1, 1)), ("diffusion", (2, 1))):
-        for i, c in enumerate(counts):
-            out[f"resumed_{stage}"] = _ubd(stage, data, tmp / "b", tmp / f"ob_{stage}{i}", c)
+    out = {}
+    out["ae"], out["diffusion"] = _ubd(data, tmp / "a", tmp / "oa", "ae:2", "diffusion:3")
+    _ubd(data, tmp / "b", tmp / "ob0", "ae:1")
+    out["resumed_ae"], _ = _ubd(data, tmp / "b", tmp / "ob1", "ae:1", "diffusion:2")
+    out["resumed_diffusion"], = _ubd(data, tmp / "b", tmp / "ob2", "diffusion:1")
     return vel, tmp, out
 
 
@@ -244,7 +244,9 @@ def test_ubdiff_diffusion_two_ranks_equal_one_process(ubd_runs):
     old = ubdiff.get_num_threads()
     ubdiff.set_num_threads(1)
     try:
-        ref = ubdiff.UBDiff.load(str(tmp / "a_after_ae"))
+        ref = ubdiff.UBDiff("small", seed=0, max_batch=8)   # the encoder after the 2 ranks' step 1:
+        for k in ("param", "buf"):                              # weights and running statistics
+            ref.autoencoder.flat(k)[:] = out["ae"][0][f"ae_{k}"]
         p0 = ref.diffusion.flat("param").copy()
         losses = ref.fit_diffusion(np.load(tmp / "vel.npz")["velocity"], 3, batch_size=4, accum=2, lr=UBD_LR,
                                    progress=False)
@@ -253,7 +255,7 @@ def test_ubdiff_diffusion_two_ranks_equal_one_process(ubd_runs):
     assert int(r0["step"]) == 3
     change = ref.diffusion.flat("param") - p0
     assert np.linalg.norm(r0["diff_param"] - ref.diffusion.flat("param")) <= 1e-3 * np.linalg.norm(change)
-    np.testing.assert_allclose(r0["history"], losses, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(r0["diff_history"], losses, rtol=0, atol=1e-6)
     for k in ("m", "v", "ema"):
         want = ref.diffusion.flat(k)
         assert np.linalg.norm(r0[f"diff_{k}"] - want) <= 1e-3 * np.linalg.norm(want), k
@@ -264,7 +266,8 @@ def test_ubdiff_resume_across_two_ranks_equals_an_uninterrupted_run(ubd_runs):
     for stage in ("ae", "diffusion"):   # after 1 + 1 epochs / 2 + 1 steps, each a new mpirun
         straight, resumed = out[stage][0], out[f"resumed_{stage}"][0]
         for k in straight:
-            assert np.array_equal(straight[k], resumed[k]), f"{stage}: {k}"
+            if not (stage == "diffusion" and k == "ae_grad"):   # gradients are not saved: zeros after a load
+                assert np.array_equal(straight[k], resumed[k]), f"{stage}: {k}"
 
 
 def test_ubdiff_cli_under_mpirun(tmp_path):

@@ -214,12 +214,14 @@ def _common(p, data=True, train=True):
                        help="dataset folder: made by `ubdiff make-dataset`, or OpenFWI's (then --family)")
         p.add_argument("--family", default=None, metavar="FAMILY",
                        help="OpenFWI family (official train files; the paper's lr / lr decay)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: all; under mpirun: the machine's cores shared by its ranks)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if train:
         p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs to run (more, if resuming)")
         p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                       help="batch (default: the model's max_batch: 16 small, 64 paper)")
+                       help="batch (default: the model's max_batch: 16 small, 64 paper); under mpirun the "
+                            "global batch, split among the ranks")
         p.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's for --family)")
         p.add_argument("--lr-decay", type=float, default=None,
                        help="lr factor (gamma) at each milestone (default: the paper's for the family, else 0.995)")
