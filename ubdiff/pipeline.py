@@ -393,7 +393,7 @@ class UBDiff:
                     losses = ae.train_step(v, s, lr=lr_e, weight_decay=weight_decay, **train)
                 else:   # this rank's share of the global batch's losses (the shares sum to them)
                     losses = dp.step(v, s, len(idx), lr_e, weight_decay)
-                if not math.isfinite(losses["total"]):
+                if dp is None and not math.isfinite(losses["total"]):   # several ranks: all at the epoch's end
                     bar.close()
                     raise FloatingPointError(f"{stage}: loss became {losses['total']} at epoch {e}; lower lr")
                 k += 1
@@ -407,6 +407,8 @@ class UBDiff:
                 keys = sorted(sums)
                 tot = dp.total(np.array([sums[key] for key in keys]))
                 sums = dict(zip(keys, tot.tolist()))
+                if not math.isfinite(sums.get("total", 0.0)):
+                    raise FloatingPointError(f"{stage}: loss became {sums['total']} in epoch {e}; lower lr")
             rec = {"epoch": e, "lr": lr_at(0), **{key: val / max(k, 1) for key, val in sums.items()}}
             self.history[stage].append(rec)
             out.append(rec)
@@ -547,7 +549,7 @@ class UBDiff:
                 r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
             else:   # r["loss"]: this rank's share of the step's loss
                 r = {"loss": diffusion_step(dp, z, idx, accum, k, dict(lr=lr, max_grad_norm=max_grad_norm, step=k))}
-            if not math.isfinite(r["loss"]):
+            if dp is None and not math.isfinite(r["loss"]):   # several ranks: all of them after the loop
                 bar.close()
                 raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
             out.append(float(r["loss"]))
@@ -558,6 +560,10 @@ class UBDiff:
         bar.close()
         if dp is not None:   # the shares summed over the ranks: the global batches' losses
             out = comm.allreduce_sum(np.array(out, np.float64)).tolist()
+            bad = [i for i, x in enumerate(out) if not math.isfinite(x)]
+            if bad:
+                at = self.diffusion.step - len(out) + bad[0]
+                raise FloatingPointError(f"diffusion: loss became {out[bad[0]]} at step {at}; lower lr")
         self.history["diffusion"].extend(out)
         return out
 

@@ -12,10 +12,13 @@ when used.
 - :mod:`.data_parallel`  one data-parallel optimiser step (one all-reduce of the flat
                           gradient buffer) for any model with the split-step protocol
 - :mod:`.invnet_train`   InversionNet trained in a resumable run folder, rank 0 saving
-- :mod:`.cli`            the ``--workers`` / ``--scheduler`` flags of the CLI
+- :mod:`.ubdiff_train`   UB-Diff's autoencoder stages and latent diffusion in that protocol
+                          (``UBDiff.fit_*(..., comm=)``)
+- :mod:`.cli`            the ``--workers`` / ``--scheduler`` flags of the CLI, errors of several ranks
 
 Used by ``make_dataset(client=...)``, ``UBDiff.generate(client=...)``, the
-``client=`` of the evaluation metrics, and ``python -m ubdiff train-inversionnet``.
+``client=`` of the evaluation metrics, ``python -m ubdiff train-inversionnet`` and, under
+mpirun, ``train-autoencoder``, ``finetune`` and ``train-diffusion``.
 """
 from .comm import Comm, world
 from .dask_jobs import ShardError, dask_client, run_shards

@@ -155,7 +155,8 @@ def encode_sharded(encode_batch, n: int, batch: int, latent_shape: tuple, comm: 
     k % R, gathered on every rank: the same bits as one process (same batches and threads)."""
     z = np.empty((n, *latent_shape), np.float32)
     starts = list(range(0, n, batch))
-    mine = {s: encode_batch(np.arange(s, min(s + batch, n))) for s in starts[comm.rank::comm.size]}
+    mine = comm.agree(lambda: {s: encode_batch(np.arange(s, min(s + batch, n))) for s in starts[comm.rank::comm.size]},
+                      "encoding the latents")   # a bad map on one rank: an error on all, none left waiting
     for part in comm.allgather(mine):
         for s, zs in part.items():
             z[s:s + len(zs)] = zs
