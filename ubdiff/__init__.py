@@ -24,7 +24,7 @@ from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
 
 # Public submodules, imported on first attribute access.
-_LAZY_SUBMODULES = ("attn_ops", "checkpoint", "conv_ops", "data", "metrics", "models",
+_LAZY_SUBMODULES = ("attn_ops", "checkpoint", "compare", "conv_ops", "data", "metrics", "models",
                     "norm_ops", "official", "physics", "pipeline")
 # Public names defined in a submodule: name -> submodule.
 _LAZY_NAMES = {"UBDiff": "pipeline"}

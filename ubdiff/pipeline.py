@@ -44,7 +44,11 @@ STATE_FILE = "ubdiff.json"
 AE_FILE = "autoencoder.safetensors"
 DIFF_FILE = "diffusion.safetensors"
 RUN_FILES = (STATE_FILE, AE_FILE, DIFF_FILE)
-STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4}
+STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4, "seis_first": 5, "vel_after": 6}
+#: Autoencoder stages and the ones that read no seismic; "seis_first" + "vel_after" are the
+#: seismic-first variant of the paper's Table 5 (Eq. 3 before Eq. 2, :meth:`UBDiff.fit_seismic_first`).
+AE_STAGES = ("step1", "step2", "wo_opt", "seis_first", "vel_after")
+_VELOCITY_ONLY_STAGES = ("step1", "vel_after")
 
 #: The paper's per-family optimiser settings of the autoencoder (specs/paper_config.md).
 PAPER_LR = {"curvevel-a": 5e-4, "curvefault-a": 5e-4, "style-a": 5e-4}
@@ -214,7 +218,9 @@ def _check_state(fn: str, info: dict) -> dict:
     st = info["state"]
     if not isinstance(st, dict):
         bad("'state' must be an object")
-    for stage in ("step1", "step2", "wo_opt"):
+    for stage in AE_STAGES:   # the seismic-first stages may be missing (older runs): load() adds them
+        if stage not in st and stage in ("seis_first", "vel_after"):
+            continue
         e = st.get(stage, {}).get("epoch") if isinstance(st.get(stage), dict) else None
         if isinstance(e, bool) or not isinstance(e, int) or e < 0:
             bad(f"'state' needs {stage!r}: {{'epoch': a non-negative int}}, got {st.get(stage)!r}")
@@ -254,8 +260,8 @@ class UBDiff:
         self.config["autoencoder"] = dict(self.autoencoder.config)
         self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch)
         self.constants = {"label_min": 1500.0, "label_max": 4500.0, "data_min": None, "data_max": None}
-        self.state = {"step1": {"epoch": 0}, "step2": {"epoch": 0}, "wo_opt": {"epoch": 0}}
-        self.history = {"step1": [], "step2": [], "wo_opt": [], "diffusion": []}
+        self.state = {stage: {"epoch": 0} for stage in AE_STAGES}
+        self.history = {**{stage: [] for stage in AE_STAGES}, "diffusion": []}
 
     def __repr__(self):
         return (f"UBDiff(autoencoder {self.autoencoder.num_parameters():,} parameters, diffusion "
@@ -354,7 +360,7 @@ class UBDiff:
         st.update(sched)
         if st["epoch"] == 0:
             self.autoencoder.reset_optimizer()   # a fresh optimiser per stage, as the authors' scripts
-        vn = self._norm(stage != "step1")
+        vn = self._norm(stage not in _VELOCITY_ONLY_STAGES)
         out = []
         for _ in range(int(epochs)):
             e = st["epoch"]
@@ -368,7 +374,7 @@ class UBDiff:
             for j, idx in enumerate(bl):
                 lr_e = lr_at(j)
                 v = src.velocity(idx, vn)
-                s = src.seismic(idx, vn) if stage != "step1" else None
+                s = src.seismic(idx, vn) if stage not in _VELOCITY_ONLY_STAGES else None
                 losses = step(v, s, lr_e, weight_decay)
                 if not math.isfinite(losses["total"]):
                     bar.close()
@@ -458,6 +464,40 @@ class UBDiff:
         return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd),
                                 sched)
+
+    def fit_seismic_first(self, velocity_pairs, seismic_pairs=None, epochs: int = 1,
+                          batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
+                          weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
+                          lr_milestones=None, lr_warmup_epochs: int | None = None,
+                          lr_epoch_batches: int | None = None) -> list:
+        """First stage of the seismic-first variant (the paper's Table 5: Eq. 3 before Eq. 2):
+        E, the seismic head and D_s trained on l_s of the n pairs (the velocity head and D_v
+        are not run); then :meth:`fit_velocity_after`. Pairs and learning rate as :meth:`finetune`."""
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_seismic_first")
+        self._adopt_constants(src)
+        ae = self.autoencoder
+        return self._run_epochs("seis_first", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="seis_first", lr=lr_e,
+                                                                     weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
+
+    def fit_velocity_after(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
+                           lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
+                           lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
+                           lr_epoch_batches: int | None = None) -> list:
+        """Second stage of the seismic-first variant: the velocity head and D_v trained on l_v
+        of all m maps with E frozen (eval mode) -- Eq. 2 after Eq. 3, the mirror of step 2 with
+        F = 1 (the seismic head and D_s are not run). Data and learning rate as
+        :meth:`fit_autoencoder`."""
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity, what="fit_velocity_after")
+        ae = self.autoencoder
+        return self._run_epochs("vel_after", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, mode="vel_after", lr=lr_e, weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
 
     # ---- latent diffusion ------------------------------------------------------------
     def encode(self, velocity, progress: bool = False) -> np.ndarray:
@@ -716,6 +756,9 @@ class UBDiff:
         self.autoencoder = CoLatentAutoencoder.load(ae_path)
         self.diffusion = LatentDiffusion.load(diff_path, max_batch=int(info.get("diffusion_max_batch", 16)))
         self.constants, self.state, self.history = info["constants"], info["state"], info["history"]
+        for stage in AE_STAGES:   # runs saved before the seismic-first stages existed
+            self.state.setdefault(stage, {"epoch": 0})
+            self.history.setdefault(stage, [])
         return self
 
     # ---- the authors' checkpoints ---------------------------------------------------------
