@@ -8,7 +8,8 @@
  *  - params: ONE flat ubd_params (param, grad, m, v buffers) whose views carry
  *    the authors' PyTorch state_dict names. The views are ordered in five
  *    contiguous groups   [E | head_v | D_v | head_s | D_s]
- *    so every training mode updates one contiguous range.
+ *    (a training mode updates a set of them: E + the velocity side, the
+ *    seismic side, ...).
  *  - bufs: a second ubd_params holding the BatchNorm running statistics
  *    (running_mean, running_var, num_batches_tracked), never trained.
  *  - activations for `max_batch` samples, allocated once at creation.
@@ -42,7 +43,9 @@ typedef enum { UBD_AE_ENC = 0, UBD_AE_HEAD_V, UBD_AE_DEC_V, UBD_AE_HEAD_S, UBD_A
 typedef enum {
     UBD_AE_STEP1 = 1,  /* E + head_v + D_v on the velocity loss */
     UBD_AE_STEP2 = 2,  /* (1-F) l_v + l_s; F=1 trains head_s + D_s only (E, head_v, D_v frozen, BN eval) */
-    UBD_AE_WO_OPT = 3  /* whole network on both losses (same computation as STEP2 with F=0) */
+    UBD_AE_WO_OPT = 3, /* whole network on both losses (same computation as STEP2 with F=0) */
+    UBD_AE_SEIS_FIRST = 4, /* E + head_s + D_s on the seismic loss (seismic-first variant, Eq. 3 first) */
+    UBD_AE_VEL_AFTER = 5   /* head_v + D_v on the velocity loss, E frozen (BN eval): its Eq. 2 after */
 } ubd_ae_mode;
 
 typedef struct {
@@ -96,10 +99,10 @@ ubd_status ubd_ae_decode(ubd_ae *model, float *vel_out, float *seis_out, const f
 /* Forward + backward of one training step WITHOUT the optimiser update:
  * the gradient buffer of the trained groups is zeroed, then filled.
  * vel (B,1,70,70), seis (B, shots, nt, nr) normalised (seis may be NULL in
- * STEP1 only). freeze = F of STEP2 (ignored in the other modes). */
+ * STEP1 and VEL_AFTER only). freeze = F of STEP2 (ignored in the other modes). */
 ubd_status ubd_ae_forward_backward(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                                    ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
-/* forward_backward + AdamW on the trained groups' contiguous range (each
+/* forward_backward + AdamW on the trained groups (each
  * group's step counter, for bias correction, counts its own updates). */
 ubd_status ubd_ae_train_step(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                              ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
