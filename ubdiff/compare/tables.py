@@ -102,7 +102,10 @@ def build(results: dict) -> dict:
             if "skipped" in ev:
                 skipped.append({"method": name, "title": t, "reason": ev["skipped"]})
                 continue
-            rows.append({"method": name, "title": t, **{c[0]: _get(ev, c[1]) for c in cols}})
+            vals = {c[0]: _get(ev, c[1]) for c in cols}
+            if all(v is None for c, v in vals.items() if c != "samples"):
+                continue   # nothing of this table in its evaluation (e.g. no autoencoder): no row of "--"
+            rows.append({"method": name, "title": t, **vals})
         if key in REFERENCE_IN and real is not None and (rows or skipped):
             vals = {c[0]: _get(real, c[1]) for c in cols}
             if key == "table3" or any(v is not None for c, v in vals.items() if c != "samples"):
