@@ -8,9 +8,12 @@
 #include "ops.h"
 #include "philox.h" /* UBD_HD */
 
+/* NaN propagates as in PyTorch: relu(NaN) = NaN (the test is written so that
+ * NaN takes the x branch; `x > 0 ? x : 0` would turn NaN into 0 and let a bad
+ * input pass as finite), leaky_relu(NaN) = param * NaN = NaN. */
 UBD_HD float ubd_act_f(float x, int act, float param) {
     switch (act) {
-    case UBD_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case UBD_ACT_RELU: return x <= 0.0f ? 0.0f : x;
     case UBD_ACT_LEAKY_RELU: return x > 0.0f ? x : param * x;
     case UBD_ACT_TANH: return tanhf(x);
     case UBD_ACT_SILU: return x / (1.0f + expf(-x));
@@ -19,10 +22,12 @@ UBD_HD float ubd_act_f(float x, int act, float param) {
     }
 }
 
-/* d f / d x at x */
+/* d f / d x at x. At x = NaN as PyTorch's threshold_backward (x <= 0 ? 0 :
+ * grad) and leaky_relu_backward (x > 0 ? grad : grad * slope): the incoming
+ * gradient passes (the NaN is already in the forward output). */
 UBD_HD float ubd_act_df(float x, int act, float param) {
     switch (act) {
-    case UBD_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case UBD_ACT_RELU: return x <= 0.0f ? 0.0f : 1.0f;
     case UBD_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : param;
     case UBD_ACT_TANH: {
         float t = tanhf(x);

@@ -44,6 +44,11 @@ typedef struct {
     int decoupled; /* 1: AdamW (p -= lr*wd*p), 0: Adam with L2 (g += wd*p) */
 } ubd_adam_hparams;
 
+/* Ok when lr and weight_decay are finite and >= 0, betas in [0, 1) and eps
+ * finite and > 0; else UBD_ERR_VALUE with a message prefixed by `who`. Every
+ * training step runs it before it changes anything (cpu/optim.c). */
+ubd_status ubd_adam_check(const char *who, ubd_adam_hparams hp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,8 +60,13 @@ void ubd_clear_error(void);
     UBD_REQUIRE((p) != NULL, UBD_ERR_VALUE, "%s: %s must not be NULL", __func__, #p)
 
 /* ---- threads (cpu/threads.c) ---------------------------------------- */
-/* Sets the OpenMP and the BLAS thread count (n >= 1). */
+/* Sets the OpenMP and the BLAS thread count, 1 <= n <= ubd_max_num_threads(). */
 ubd_status ubd_set_num_threads(int n);
+/* The cap on the thread count: min(1024, 64 x the processors OpenMP sees).
+ * Far more threads than cores only slows the layers down, and libgomp ends
+ * the process (exit or crash) when it cannot start a team, so a thread count
+ * in the tens of thousands must never reach it. */
+int ubd_max_num_threads(void);
 int ubd_get_num_threads(void);
 /* Adaptive mode (cpu/threads_auto.c): up to max threads, fewer while other
  * tasks compete for the cores; ubd_threads_adapt() re-decides (cheap, rate

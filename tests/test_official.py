@@ -70,6 +70,20 @@ def test_trainer1d_checkpoint_ema_by_default_online_on_request():
     assert len(info.online) == len(ck["model"]) and set(info.ema) == set(info.online)
 
 
+@pytest.mark.parametrize("step", [50, 150])
+def test_trainer1d_ema_initted_flag_carried_over(step):
+    # their EMA copies the weights until its first update past step 100 sets `initted`; a converted
+    # run must continue that schedule, not restart the copy phase
+    m = model()
+    ck = ref.trainer1d(m, step=step)
+    want = bool(ck["ema"]["initted"][0])
+    assert want == (step > 110)
+    got = official.load(ck, config=CFG)
+    assert got.diffusion.ema_initted is want
+    assert official.load(ck, weights="online", config=CFG).diffusion.ema_initted is False
+    assert bool(official.ema_state_dict(got)["initted"][0]) is want   # and written back as it was read
+
+
 def test_trainer1d_with_separate_autoencoder_file_wins_and_gives_constants():
     m, other = model(0), model(1)
     ck = ref.trainer1d(m, step=150)

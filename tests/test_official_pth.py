@@ -184,3 +184,13 @@ def test_not_a_torch_archive(tmp_path):
         pth.load_numpy(str(z))
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         pth.read_pth(str(tmp_path / "absent.pth"))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_fifo_is_refused_not_waited_on(tmp_path, suffix):
+    # a named pipe under a checkpoint's name would block a plain open() until a writer comes
+    from ubdiff.official.convert import read
+    fifo = tmp_path / ("ckpt" + suffix)
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="must be a regular file, got a FIFO"):
+        read(str(fifo))

@@ -19,7 +19,8 @@ import importlib as _importlib
 __version__ = "0.1.0"
 
 from ._native import lib as _lib  # noqa: F401  (loads the extension)
-from ._threads import available_cores, get_num_threads, set_num_threads, set_num_threads_adaptive, threads_adaptive
+from ._threads import (available_cores, get_num_threads, max_num_threads, set_num_threads,
+                       set_num_threads_adaptive, threads_adaptive)
 from ._build_info import build_info, cuda_compiled, gpu_count
 from . import ops  # noqa: F401
 
@@ -46,18 +47,24 @@ def __dir__():
 
 
 def _env_threads() -> int:
-    """OMP_NUM_THREADS when set to a positive int, else 0."""
+    """OMP_NUM_THREADS when set to a positive int (at most max_num_threads(),
+    with a warning), else 0."""
     import os
+    import warnings
     try:
         n = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
     except ValueError:
         n = 0
+    if n > max_num_threads():
+        warnings.warn(f"ubdiff: {n} threads (OMP_NUM_THREADS) is more than max_num_threads() = "
+                      f"{max_num_threads()}; using {max_num_threads()}", RuntimeWarning, stacklevel=2)
+        n = max_num_threads()
     return max(n, 0)
 
 
 def _default_threads() -> int:
     """OMP_NUM_THREADS when set to a positive int, else the cores this process may use."""
-    return _env_threads() or available_cores()
+    return _env_threads() or min(available_cores(), max_num_threads())
 
 
 def _set_default_threads() -> None:
@@ -65,10 +72,11 @@ def _set_default_threads() -> None:
     cores (fewer while other processes keep them busy: on a partly loaded machine
     a fixed count of all cores measured up to 2.5x slower than one thread;
     benchmarks/RESULTS.md, "Threads under load"). Results do not depend on it."""
-    if _env_threads():
-        set_num_threads(_env_threads())
+    n = _env_threads()
+    if n:
+        set_num_threads(n)
     else:
-        set_num_threads_adaptive(available_cores())
+        set_num_threads_adaptive(min(available_cores(), max_num_threads()))
 
 
 _set_default_threads()
@@ -80,6 +88,7 @@ __all__ = [
     "gpu_count",
     "set_num_threads",
     "get_num_threads",
+    "max_num_threads",
     "set_num_threads_adaptive",
     "threads_adaptive",
     "available_cores",

@@ -12,9 +12,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def max_num_threads() -> int:
+    """The largest thread count set_num_threads accepts: min(1024, 64 x the
+    processors OpenMP sees). Far more threads than cores only slows the
+    layers down, and libgomp ends the process when it cannot start them."""
+    return lib.max_num_threads()
+
+
 def set_num_threads(n: int) -> None:
     """Fixes the number of threads of ubdiff's C core (OpenMP loops and the
-    products; OpenBLAS itself runs on one thread). Ends adaptive mode."""
+    products; OpenBLAS itself runs on one thread), 1 <= n <= max_num_threads()
+    (ValueError otherwise). Ends adaptive mode."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     lib.set_num_threads(n)
@@ -25,8 +33,8 @@ def set_num_threads_adaptive(max_threads: int | None = None) -> None:
     ``max_threads`` (default: the available cores) threads, fewer while other
     processes keep the cores busy, re-decided before each long call. Results
     do not depend on the thread count, so this changes speed only. Ended by
-    set_num_threads."""
-    n = available_cores() if max_threads is None else max_threads
+    set_num_threads. At most max_num_threads() (ValueError beyond)."""
+    n = min(available_cores(), max_num_threads()) if max_threads is None else max_threads
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads_adaptive: max_threads must be an int, got {type(n).__name__}")
     lib.set_num_threads_adaptive(n)

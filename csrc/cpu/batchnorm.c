@@ -33,7 +33,8 @@ ubd_status ubd_cpu_batchnorm_forward_train(float *out, float *mean, float *rstd,
                 "%s: training mode needs more than one value per channel, got B*S=%lld", __func__, (long long)B * S);
     UBD_REQUIRE(momentum >= 0.0f && momentum <= 1.0f, UBD_ERR_VALUE, "%s: momentum must lie in [0, 1], got %g",
                 __func__, momentum);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     const double n = (double)B * S;
     const size_t cs = (size_t)C * S;
 #pragma omp parallel for schedule(static) if ((long long)B * C * S > UBD_PAR_THRESHOLD)
@@ -82,7 +83,8 @@ ubd_status ubd_cpu_batchnorm_forward_eval(float *out, const float *inp, const fl
     UBD_REQUIRE_PTR(beta);
     UBD_REQUIRE_PTR(running_mean);
     UBD_REQUIRE_PTR(running_var);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     for (int c = 0; c < C; c++) /* before the parallel region: errors are thread-local */
         UBD_REQUIRE(running_var[c] >= 0.0f, UBD_ERR_VALUE, "%s: running_var[%d] = %g is negative", __func__, c,
                     running_var[c]);
@@ -150,7 +152,8 @@ ubd_status ubd_cpu_batchnorm_backward_eval(float *dinp, float *dgamma, float *db
     UBD_TRY(check_sizes(__func__, B, C, S));
     UBD_REQUIRE_PTR(dout);
     UBD_REQUIRE_PTR(running_var);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     if (dinp) UBD_REQUIRE_PTR(gamma);
     if (dgamma) {
         UBD_REQUIRE_PTR(inp);

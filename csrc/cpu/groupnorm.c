@@ -25,7 +25,8 @@ ubd_status ubd_cpu_groupnorm_forward(float *out, float *mean, float *rstd, const
     UBD_REQUIRE_PTR(inp);
     UBD_REQUIRE_PTR(gamma);
     UBD_REQUIRE_PTR(beta);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     const int cpg = C / G;
     const size_t gsize = (size_t)cpg * S;
 #pragma omp parallel for schedule(static) if ((long long)B * C * S > UBD_PAR_THRESHOLD)

@@ -18,7 +18,8 @@ ubd_status ubd_cpu_layernorm_forward(float *out, float *mean, float *rstd, const
     UBD_REQUIRE_PTR(inp);
     UBD_REQUIRE_PTR(gamma);
     UBD_REQUIRE_PTR(beta);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
 #pragma omp parallel for schedule(static) if ((long long)N * C > UBD_PAR_THRESHOLD)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;

@@ -22,10 +22,14 @@ ubd_status ubd_cpu_l1_forward(float *loss, const float *pred, const float *targe
 ubd_status ubd_cpu_l1_backward(float *dpred, const float *pred, const float *target, size_t n, float scale) {
     UBD_TRY(check_loss("l1_backward", dpred, pred, target, n));
     const float k = scale / (float)n;
+    /* k * sign(d) with sign(NaN) = NaN (NumPy's sign; PyTorch's sign(NaN) is 0,
+     * which would hide a NaN prediction from the gradient), sign(0) = 0, and a
+     * product, so that a NaN scale reaches every element (k * 0 = NaN). */
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float d = pred[i] - target[i];
-        dpred[i] += d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
+        const float d = pred[i] - target[i];
+        const float sign = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : (d == 0.0f ? 0.0f : NAN));
+        dpred[i] += k * sign;
     }
     return UBD_OK;
 }

@@ -4,12 +4,23 @@
 #include "act_math.h"
 #include "ops.h"
 
+/* The one check of Adam's hyper-parameters, run by every training step before
+ * it changes anything (comparisons are written so that NaN fails them). */
+ubd_status ubd_adam_check(const char *who, ubd_adam_hparams hp) {
+    UBD_REQUIRE(isfinite(hp.lr) && hp.lr >= 0.0f, UBD_ERR_VALUE, "%s: lr must be finite and >= 0, got %g", who,
+                hp.lr);
+    UBD_REQUIRE(hp.beta1 >= 0.0f && hp.beta1 < 1.0f && hp.beta2 >= 0.0f && hp.beta2 < 1.0f, UBD_ERR_VALUE,
+                "%s: betas must lie in [0, 1), got (%g, %g)", who, hp.beta1, hp.beta2);
+    UBD_REQUIRE(isfinite(hp.eps) && hp.eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and > 0, got %g", who,
+                hp.eps);
+    UBD_REQUIRE(isfinite(hp.weight_decay) && hp.weight_decay >= 0.0f, UBD_ERR_VALUE,
+                "%s: weight_decay must be finite and >= 0, got %g", who, hp.weight_decay);
+    return UBD_OK;
+}
+
 static ubd_status check_hp(ubd_adam_hparams hp, long long t) {
     UBD_REQUIRE(t >= 1, UBD_ERR_VALUE, "adam_update: step t must be >= 1, got %lld", t);
-    UBD_REQUIRE(hp.lr >= 0.0f && hp.eps > 0.0f, UBD_ERR_VALUE, "adam_update: need lr >= 0 and eps > 0");
-    UBD_REQUIRE(hp.beta1 >= 0.0f && hp.beta1 < 1.0f && hp.beta2 >= 0.0f && hp.beta2 < 1.0f, UBD_ERR_VALUE,
-                "adam_update: betas must lie in [0, 1), got (%g, %g)", hp.beta1, hp.beta2);
-    return UBD_OK;
+    return ubd_adam_check("adam_update", hp);
 }
 
 ubd_status ubd_cpu_adam_update(float *param, float *m, float *v, const float *grad, size_t n, ubd_adam_hparams hp,
@@ -55,7 +66,8 @@ ubd_status ubd_cpu_grad_norm(float *norm, const float *grad, size_t n) {
 }
 
 ubd_status ubd_cpu_clip_grad_norm(float *norm, float *grad, size_t n, float max_norm) {
-    UBD_REQUIRE(max_norm > 0.0f, UBD_ERR_VALUE, "clip_grad_norm: max_norm must be positive, got %g", max_norm);
+    UBD_REQUIRE(isfinite(max_norm) && max_norm > 0.0f, UBD_ERR_VALUE,
+                "clip_grad_norm: max_norm must be finite and positive, got %g", max_norm);
     UBD_TRY(ubd_cpu_grad_norm(norm, grad, n));
     const float coef = max_norm / (*norm + 1e-6f);
     if (coef < 1.0f) {

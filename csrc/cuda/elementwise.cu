@@ -63,9 +63,7 @@ extern "C" ubd_status ubd_cuda_act_backward(float *dinp, const float *dout, cons
 extern "C" ubd_status ubd_cuda_adam_update(float *param, float *m, float *v, const float *grad, size_t n,
                                            ubd_adam_hparams hp, long long t) {
     UBD_REQUIRE(t >= 1, UBD_ERR_VALUE, "adam_update: step t must be >= 1, got %lld", t);
-    UBD_REQUIRE(hp.lr >= 0.0f && hp.eps > 0.0f, UBD_ERR_VALUE, "adam_update: need lr >= 0 and eps > 0");
-    UBD_REQUIRE(hp.beta1 >= 0.0f && hp.beta1 < 1.0f && hp.beta2 >= 0.0f && hp.beta2 < 1.0f, UBD_ERR_VALUE,
-                "adam_update: betas must lie in [0, 1), got (%g, %g)", hp.beta1, hp.beta2);
+    UBD_TRY(ubd_adam_check("adam_update", hp));
     UBD_REQUIRE((param && m && v && grad) || n == 0, UBD_ERR_VALUE, "adam_update: NULL buffer");
     if (n == 0) return UBD_OK;
     const float bc1 = (float)(1.0 - pow((double)hp.beta1, (double)t));

@@ -73,7 +73,8 @@ extern "C" ubd_status ubd_cuda_batchnorm_forward_train(float *out, float *mean, 
                 "%s: training mode needs more than one value per channel, got B*S=%lld", __func__, (long long)B * S);
     UBD_REQUIRE(momentum >= 0.0f && momentum <= 1.0f, UBD_ERR_VALUE, "%s: momentum must lie in [0, 1], got %g",
                 __func__, momentum);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     bn_train_k<<<C, NB>>>(out, mean, rstd, running_mean, running_var, inp, gamma, beta, B, C, S, momentum, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
@@ -94,7 +95,8 @@ extern "C" ubd_status ubd_cuda_batchnorm_forward_eval(float *out, const float *i
                                                       const float *running_var, int B, int C, int S, float eps) {
     UBD_TRY(check_bcs(__func__, B, C, S));
     UBD_REQUIRE(out && inp && gamma && beta && running_mean && running_var, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     const size_t n = (size_t)B * C * S;
     bn_eval_k<<<ubd_grid(n, 256), 256>>>(out, inp, gamma, beta, running_mean, running_var, n, C, S, eps);
     UBD_CUDA_LAUNCHED();
@@ -169,7 +171,8 @@ extern "C" ubd_status ubd_cuda_batchnorm_backward_eval(float *dinp, float *dgamm
                                                        const float *running_var, int B, int C, int S, float eps) {
     UBD_TRY(check_bcs(__func__, B, C, S));
     UBD_REQUIRE(dout && running_var, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     UBD_REQUIRE(!dinp || gamma, UBD_ERR_VALUE, "%s: gamma must not be NULL", __func__);
     UBD_REQUIRE(!dgamma || (inp && running_mean), UBD_ERR_VALUE, "%s: inp and running_mean must not be NULL", __func__);
     if (!dinp && !dgamma && !dbeta) return UBD_OK;
@@ -218,7 +221,8 @@ extern "C" ubd_status ubd_cuda_groupnorm_forward(float *out, float *mean, float 
                                                  float eps) {
     UBD_TRY(check_gn(__func__, B, C, S, G));
     UBD_REQUIRE(out && mean && rstd && inp && gamma && beta, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     gn_forward_k<<<B * G, NB>>>(out, mean, rstd, inp, gamma, beta, C, S, G, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
@@ -307,7 +311,8 @@ extern "C" ubd_status ubd_cuda_layernorm_forward(float *out, float *mean, float 
     UBD_REQUIRE_POSITIVE(N);
     UBD_REQUIRE_POSITIVE(C);
     UBD_REQUIRE(out && mean && rstd && inp && gamma && beta, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
-    UBD_REQUIRE(eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be positive, got %g", __func__, eps);
+    UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
+                eps);
     ln_forward_k<<<N, NB>>>(out, mean, rstd, inp, gamma, beta, C, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;

@@ -93,6 +93,11 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel, c
     UBD_REQUIRE(mode == UBD_AE_STEP1 || mode == UBD_AE_VEL_AFTER || seis != NULL, UBD_ERR_VALUE,
                 "autoencoder: this training mode needs the seismic records (seis is NULL)");
     UBD_TRY(check_batch(m, B, 1));
+    const float g[4] = {hp->l1_v, hp->mse_v, hp->l1_s, hp->mse_s};
+    for (int i = 0; i < 4; i++) /* before anything changes (running statistics) */
+        UBD_REQUIRE(isfinite(g[i]) && g[i] >= 0.0f, UBD_ERR_VALUE,
+                    "autoencoder: loss weights (gammas l1_v, mse_v, l1_s, mse_s) must be finite and >= 0, got %g",
+                    (double)g[i]);
     const int F = (mode == UBD_AE_STEP2) && freeze;
     const unsigned groups = trained_groups(mode, F);
     const int train_e = (groups >> UBD_AE_ENC) & 1;                     /* E trained (training-mode BN) */
@@ -141,6 +146,8 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel, c
 
 ubd_status ubd_ae_train_step(ubd_ae *m, float *losses, const float *vel, const float *seis, int B, ubd_ae_mode mode,
                              int freeze, const ubd_ae_hparams *hp) {
+    UBD_REQUIRE_PTR(hp);
+    UBD_TRY(ubd_adam_check("autoencoder", hp->adam)); /* before the forward pass moves any statistics */
     UBD_TRY(ubd_ae_forward_backward(m, losses, vel, seis, B, mode, freeze, hp));
     for (int i = 0; i < UBD_AE_NLOSSES; i++)
         if (!isnan(losses[i]))

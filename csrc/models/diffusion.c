@@ -166,11 +166,9 @@ ubd_status ubd_diffusion_loss(ubd_diffusion *d, float *loss, float *per_sample, 
 }
 
 static ubd_status check_hparams(ubd_diffusion_hparams hp) {
-    UBD_REQUIRE(hp.adam.lr >= 0.0f && hp.adam.eps > 0.0f, UBD_ERR_VALUE, "train_step: need lr >= 0 and eps > 0");
-    UBD_REQUIRE(hp.adam.beta1 >= 0.0f && hp.adam.beta1 < 1.0f && hp.adam.beta2 >= 0.0f && hp.adam.beta2 < 1.0f,
-                UBD_ERR_VALUE, "train_step: betas must lie in [0, 1), got (%g, %g)", hp.adam.beta1, hp.adam.beta2);
-    UBD_REQUIRE(hp.max_grad_norm >= 0.0f, UBD_ERR_VALUE, "train_step: max_grad_norm must be >= 0 (0 = off), got %g",
-                hp.max_grad_norm);
+    UBD_TRY(ubd_adam_check("train_step", hp.adam));
+    UBD_REQUIRE(isfinite(hp.max_grad_norm) && hp.max_grad_norm >= 0.0f, UBD_ERR_VALUE,
+                "train_step: max_grad_norm must be finite and >= 0 (0 = off), got %g", hp.max_grad_norm);
     UBD_REQUIRE(hp.ema_decay >= 0.0f && hp.ema_decay <= 1.0f, UBD_ERR_VALUE,
                 "train_step: ema_decay must lie in [0, 1], got %g", hp.ema_decay);
     UBD_REQUIRE(hp.ema_every >= 0, UBD_ERR_VALUE, "train_step: ema_every must be >= 0 (0 = off), got %d",

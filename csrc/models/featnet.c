@@ -334,7 +334,10 @@ ubd_status ubd_featnet_train_step(ubd_featnet *m, float *out, const float *x, co
     const int K = m->cfg.n_classes, R = m->cfg.n_reg;
     UBD_REQUIRE((reg_target != NULL) == (R > 0), UBD_ERR_VALUE,
                 "featnet: reg_target must be given exactly when n_reg > 0 (n_reg = %d)", R);
-    UBD_REQUIRE(hp.lr >= 0.0f && isfinite(hp.lr), UBD_ERR_VALUE, "featnet: lr must be finite and >= 0, got %g", hp.lr);
+    const ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
+    UBD_TRY(ubd_adam_check("featnet", ah)); /* before anything changes */
+    UBD_REQUIRE(isfinite(hp.w_reg) && hp.w_reg >= 0.0f, UBD_ERR_VALUE, "featnet: w_reg must be finite and >= 0, got %g",
+                hp.w_reg);
     UBD_TRY(check_batch(m, B));
     for (int b = 0; b < B; b++)
         UBD_REQUIRE(labels[b] >= 0 && labels[b] < K, UBD_ERR_VALUE, "featnet: label %d of sample %d outside [0, %d)",
@@ -352,7 +355,6 @@ ubd_status ubd_featnet_train_step(ubd_featnet *m, float *out, const float *x, co
         UBD_TRY(ubd_cpu_mse_backward(m->dreg, m->reg, reg_target, (size_t)B * R, hp.w_reg));
     }
     UBD_TRY(ubd_featnet_backward(m, NULL, m->dlogits, R > 0 ? m->dreg : NULL, x, B));
-    ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
     UBD_TRY(ubd_cpu_adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
                                 m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
     m->step++;

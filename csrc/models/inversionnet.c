@@ -371,12 +371,8 @@ ubd_status ubd_invnet_backward(ubd_invnet *m, const float *dout, const float *se
 }
 
 static ubd_status check_hparams(ubd_invnet_hparams hp) {
-    UBD_REQUIRE(isfinite(hp.lr) && hp.lr >= 0.0f, UBD_ERR_VALUE, "inversionnet: lr must be >= 0, got %g", hp.lr);
-    UBD_REQUIRE(hp.beta1 >= 0.0f && hp.beta1 < 1.0f && hp.beta2 >= 0.0f && hp.beta2 < 1.0f, UBD_ERR_VALUE,
-                "inversionnet: betas must lie in [0, 1), got (%g, %g)", hp.beta1, hp.beta2);
-    UBD_REQUIRE(hp.eps > 0.0f, UBD_ERR_VALUE, "inversionnet: eps must be positive, got %g", hp.eps);
-    UBD_REQUIRE(isfinite(hp.weight_decay) && hp.weight_decay >= 0.0f, UBD_ERR_VALUE,
-                "inversionnet: weight_decay must be >= 0, got %g", hp.weight_decay);
+    const ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
+    UBD_TRY(ubd_adam_check("inversionnet", ah));
     UBD_REQUIRE(isfinite(hp.w_l1) && isfinite(hp.w_mse) && hp.w_l1 >= 0.0f && hp.w_mse >= 0.0f, UBD_ERR_VALUE,
                 "inversionnet: loss weights must be finite and >= 0, got l1 %g, mse %g", hp.w_l1, hp.w_mse);
     return UBD_OK;

@@ -25,15 +25,21 @@ PyObject *ubd_handle_new(void *obj, void (*destroy)(void *), const char *name, c
     return cap;
 }
 
-ubd_handle *ubd_handle_get(PyObject *cap, const char *name) {
+ubd_handle *ubd_handle_acquire(PyObject *cap, const char *name) {
     if (!PyCapsule_IsValid(cap, name)) {
         PyErr_Format(PyExc_TypeError, "expected a %s model handle, got %s", name, Py_TYPE(cap)->tp_name);
         return NULL;
     }
     ubd_handle *h = PyCapsule_GetPointer(cap, name);
+    /* check and set with no Python code in between: the GIL makes it atomic */
     if (h->busy) {
         PyErr_Format(PyExc_RuntimeError, "%s: the model is in use by another thread", h->what);
         return NULL;
     }
+    h->busy = 1;
     return h;
+}
+
+void ubd_handle_release(ubd_handle **h) {
+    if (*h) (*h)->busy = 0;
 }

@@ -19,19 +19,6 @@ static int same_shape(const ubd_f32 *a, const ubd_f32 *ref, const char *fn, cons
 #define SAME_SHAPE(var, ref) \
     if (same_shape(&var, &ref, __func__, #var, #ref) < 0) return NULL
 
-/* Every size handed to the core is an int. */
-static int fits_int(const ubd_f32 *a, const char *fn, const char *name) {
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] > INT_MAX) {
-            PyErr_Format(PyExc_ValueError, "%s: %s dimension %d is too large (%zd > INT_MAX)", fn, name, d,
-                         (Py_ssize_t)a->shape[d]);
-            return -1;
-        }
-    return 0;
-}
-#define FITS_INT(var) \
-    if (fits_int(&var, __func__, #var) < 0) return NULL
-
 static int require(int cond, const char *fn, const char *msg, long long a, long long b) {
     if (cond) return 0;
     PyErr_Format(PyExc_ValueError, "%s: %s (%lld, %lld)", fn, msg, a, b);
@@ -67,6 +54,7 @@ static PyObject *softmax_forward(PyObject *self, PyObject *args) {
     int N, D;
     if (softmax_sizes(&inp, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(out, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&out, &inp);
     UBD_PY_CALL(ubd_cpu_softmax_forward(out.data, inp.data, N, D));
     Py_RETURN_NONE;
 }
@@ -82,6 +70,7 @@ static PyObject *softmax_backward(PyObject *self, PyObject *args) {
     if (softmax_sizes(&out, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(dout, out);
     SAME_SHAPE(dinp, out);
+    UBD_PY_NO_OVERLAP(&dinp, &dout, &out);
     UBD_PY_CALL(ubd_cpu_softmax_backward(dinp.data, dout.data, out.data, N, D));
     Py_RETURN_NONE;
 }
@@ -91,12 +80,10 @@ static PyObject *softmax_backward(PyObject *self, PyObject *args) {
 /* qkv (B,T,3C) and att (B,NH,T,T) give B, T, C, NH. */
 #define MHSA_SIZES(qkv, att)                                                    \
     UBD_PY_EXPECT(qkv, 3, -1LL, -1LL, -1LL);                                    \
-    FITS_INT(qkv);                                                              \
     long long B = qkv.shape[0], T = qkv.shape[1], C3 = qkv.shape[2];            \
     REQUIRE(C3 % 3 == 0, "qkv's last dimension must be 3*C", C3, 3);            \
     long long C = C3 / 3;                                                       \
     UBD_PY_EXPECT(att, 4, B, -1LL, T, T);                                       \
-    FITS_INT(att);                                                              \
     long long NH = att.shape[1];                                                \
     REQUIRE(C % NH == 0, "C is not divisible by the number of heads (C, NH)", C, NH)
 
@@ -109,6 +96,7 @@ static PyObject *mhsa_forward(PyObject *self, PyObject *args) {
     UBD_PY_IN(qkv, q);
     MHSA_SIZES(qkv, att);
     UBD_PY_EXPECT(out, 3, B, T, C);
+    UBD_PY_NO_OVERLAP(&out, &att, &qkv);
     UBD_PY_CALL(ubd_cpu_mhsa_forward(out.data, att.data, qkv.data, (int)B, (int)T, (int)C, (int)NH));
     Py_RETURN_NONE;
 }
@@ -126,6 +114,7 @@ static PyObject *mhsa_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(dout, 3, B, T, C);
     UBD_PY_EXPECT_OPT(dqkv, 3, B, T, 3 * C);
     SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
     UBD_PY_CALL(ubd_cpu_mhsa_backward(dqkv.data, datt.data, dout.data, qkv.data, att.data, (int)B, (int)T, (int)C,
                                       (int)NH));
     Py_RETURN_NONE;
@@ -136,7 +125,6 @@ static PyObject *mhsa_backward(PyObject *self, PyObject *args) {
 /* qkv (B,3*NH*HD,L) with NH from `heads_of` (dimension 1) give B, NH, HD, L. */
 #define UNET_SIZES(qkv, heads_of)                                                       \
     UBD_PY_EXPECT(qkv, 3, -1LL, -1LL, -1LL);                                            \
-    FITS_INT(qkv);                                                                      \
     long long B = qkv.shape[0], C3 = qkv.shape[1], L = qkv.shape[2];                    \
     if (heads_of.ndim < 2) return PyErr_Format(PyExc_ValueError, "%s: %s must be 4-D", __func__, #heads_of); \
     long long NH = heads_of.shape[1];                                                   \
@@ -155,6 +143,7 @@ static PyObject *full_attention_forward(PyObject *self, PyObject *args) {
     UNET_SIZES(qkv, att);
     UBD_PY_EXPECT(att, 4, B, NH, L, L);
     UBD_PY_EXPECT(out, 3, B, NH * HD, L);
+    UBD_PY_NO_OVERLAP(&out, &att, &qkv);
     UBD_PY_CALL(ubd_cpu_full_attention_forward(out.data, att.data, qkv.data, (int)B, (int)NH, (int)HD, (int)L, scale));
     Py_RETURN_NONE;
 }
@@ -174,6 +163,7 @@ static PyObject *full_attention_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(dout, 3, B, NH * HD, L);
     UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
     SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
     UBD_PY_CALL(ubd_cpu_full_attention_backward(dqkv.data, datt.data, dout.data, qkv.data, att.data, (int)B, (int)NH,
                                                 (int)HD, (int)L, scale));
     Py_RETURN_NONE;
@@ -194,6 +184,7 @@ static PyObject *linear_attention_forward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(out, 3, B, NH * HD, L);
     UBD_PY_EXPECT(qs, 3, B, NH * HD, L);
     UBD_PY_EXPECT(ks, 3, B, NH * HD, L);
+    UBD_PY_NO_OVERLAP(&out, &qs, &ks, &context, &qkv);
     UBD_PY_CALL(ubd_cpu_linear_attention_forward(out.data, qs.data, ks.data, context.data, qkv.data, (int)B, (int)NH,
                                                  (int)HD, (int)L, scale));
     Py_RETURN_NONE;
@@ -220,6 +211,7 @@ static PyObject *linear_attention_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
     long long need = 2 * B * NH * HD * L + B * NH * HD * HD;
     REQUIRE(work.size >= need, "work is too small (has, needs) floats", work.size, need);
+    UBD_PY_NO_OVERLAP(&dqkv, &work, &dout, &qkv, &qs, &ks, &context);
     UBD_PY_CALL(ubd_cpu_linear_attention_backward(dqkv.data, work.data, dout.data, qkv.data, qs.data, ks.data,
                                                   context.data, (int)B, (int)NH, (int)HD, (int)L, scale));
     Py_RETURN_NONE;
@@ -239,6 +231,7 @@ static PyObject *cuda_softmax_forward(PyObject *self, PyObject *args) {
     int N, D;
     if (softmax_sizes(&inp, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(out, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&out, &inp);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, out, 1);
     UBD_RT_PUSH(d, inp, 0);
@@ -256,6 +249,7 @@ static PyObject *cuda_softmax_backward(PyObject *self, PyObject *args) {
     if (softmax_sizes(&out, __func__, &N, &D) < 0) return NULL;
     SAME_SHAPE(dout, out);
     SAME_SHAPE(dinp, out);
+    UBD_PY_NO_OVERLAP(&dinp, &dout, &out);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, dinp, 1);
     UBD_RT_PUSH(d, dout, 0);
@@ -274,6 +268,7 @@ static PyObject *cuda_full_attention_forward(PyObject *self, PyObject *args) {
     UNET_SIZES(qkv, att);
     UBD_PY_EXPECT(att, 4, B, NH, L, L);
     UBD_PY_EXPECT(out, 3, B, NH * HD, L);
+    UBD_PY_NO_OVERLAP(&out, &att, &qkv);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, out, 1);
     UBD_RT_PUSH(d, att, 1);
@@ -291,6 +286,7 @@ static PyObject *cuda_mhsa_forward(PyObject *self, PyObject *args) {
     UBD_PY_IN(qkv, q);
     MHSA_SIZES(qkv, att);
     UBD_PY_EXPECT(out, 3, B, T, C);
+    UBD_PY_NO_OVERLAP(&out, &att, &qkv);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, out, 1);
     UBD_RT_PUSH(d, att, 1);
@@ -311,6 +307,7 @@ static PyObject *cuda_mhsa_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(dout, 3, B, T, C);
     UBD_PY_EXPECT_OPT(dqkv, 3, B, T, 3 * C);
     SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, dqkv, 1);
     UBD_RT_PUSH(d, datt, 0); /* scratch: its contents are not compared */
@@ -336,6 +333,7 @@ static PyObject *cuda_full_attention_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(dout, 3, B, NH * HD, L);
     UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
     SAME_SHAPE(datt, att);
+    UBD_PY_NO_OVERLAP(&dqkv, &datt, &dout, &qkv, &att);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, dqkv, 1);
     UBD_RT_PUSH(d, datt, 0);
@@ -361,6 +359,7 @@ static PyObject *cuda_linear_attention_forward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(out, 3, B, NH * HD, L);
     UBD_PY_EXPECT(qs, 3, B, NH * HD, L);
     UBD_PY_EXPECT(ks, 3, B, NH * HD, L);
+    UBD_PY_NO_OVERLAP(&out, &qs, &ks, &context, &qkv);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, out, 1);
     UBD_RT_PUSH(d, qs, 1);
@@ -391,6 +390,7 @@ static PyObject *cuda_linear_attention_backward(PyObject *self, PyObject *args) 
     UBD_PY_EXPECT_OPT(dqkv, 3, B, C3, L);
     long long need = 2 * B * NH * HD * L + B * NH * HD * HD;
     REQUIRE(work.size >= need, "work is too small (has, needs) floats", work.size, need);
+    UBD_PY_NO_OVERLAP(&dqkv, &work, &dout, &qkv, &qs, &ks, &context);
     ubd_rt d = {0};
     UBD_RT_PUSH(d, dqkv, 1);
     UBD_RT_PUSH(d, work, 0);
@@ -422,7 +422,8 @@ static PyObject *cuda_linear_attention_backward(PyObject *self, PyObject *args) 
 #endif
 
 PyMethodDef ubd_py_attn_methods[] = {
-    {"softmax_forward", softmax_forward, METH_VARARGS, "softmax_forward(out, inp): softmax over the last axis"},
+    {"softmax_forward", softmax_forward, METH_VARARGS,
+     "softmax_forward(out, inp): softmax over the last axis; in place if out is inp"},
     {"softmax_backward", softmax_backward, METH_VARARGS, "softmax_backward(dinp, dout, out); dinp +="},
     {"mhsa_forward", mhsa_forward, METH_VARARGS,
      "mhsa_forward(out (B,T,C), att (B,NH,T,T), qkv (B,T,3C)); NH from att"},

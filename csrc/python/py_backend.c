@@ -84,25 +84,21 @@ static ubd_status exercise(const ubd_backend *be, const Py_ssize_t *sizes, const
 }
 
 static int int_list(PyObject *obj, Py_ssize_t *out, int *n, const char *what) {
-    PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
+    PyObject *seq = ubd_py_tuple(obj, "arena_exercise", what); /* a copy: an item's __index__ may change obj */
     if (!seq) return -1;
-    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t k = PyTuple_GET_SIZE(seq);
     if (k > MAX_SLICES) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "arena_exercise: at most %d %s", MAX_SLICES, what);
         return -1;
     }
     for (Py_ssize_t i = 0; i < k; i++) {
-        out[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i));
-        if (out[i] == -1 && PyErr_Occurred()) {
+        long long v;
+        if (ubd_py_int_item(seq, i, "arena_exercise", what, 0, PY_SSIZE_T_MAX, &v) < 0) {
             Py_DECREF(seq);
             return -1;
         }
-        if (out[i] < 0) {
-            Py_DECREF(seq);
-            PyErr_Format(PyExc_ValueError, "arena_exercise: %s must be >= 0", what);
-            return -1;
-        }
+        out[i] = (Py_ssize_t)v;
     }
     Py_DECREF(seq);
     *n = (int)k;

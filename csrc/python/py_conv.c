@@ -29,16 +29,6 @@ static int parse_pair(PyObject *o, void *dst) {
     return 1;
 }
 
-/* Array dimensions become the core's int sizes. */
-static int dims_fit_int(const ubd_f32 *a, const char *fn, const char *name) {
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] > INT_MAX) {
-            PyErr_Format(PyExc_ValueError, "%s: %s dimension %d is too large (%zd)", fn, name, d, (Py_ssize_t)a->shape[d]);
-            return -1;
-        }
-    return 0;
-}
-
 static float *work_alloc(size_t n) {
     float *w = (float *)PyMem_RawMalloc((n ? n : 1) * sizeof(float));
     if (!w) PyErr_NoMemory();
@@ -113,12 +103,12 @@ static ubd_status rt_setup(roundtrip *rt, ubd_f32 **arrs, int n, int n_back, siz
 
 /* ---- conv2d ---------------------------------------------------------- */
 
-/* Shape from inp (B,C,H,W) and weight (OC,C,KH,KW); checked by the core. */
+/* Shape from inp (B,C,H,W) and weight (OC,C,KH,KW); checked by the core
+ * (every dimension fits an int: ubd_py_f32 refuses larger ones). */
 static int conv2d_shape(const char *fn, const ubd_f32 *inp, const ubd_f32 *weight, const int st[2], const int pd[2],
                         ubd_conv2d_shape *s, int *OH, int *OW) {
     if (ubd_py_expect(inp, fn, "inp", 4, -1LL, -1LL, -1LL, -1LL) < 0) return -1;
     if (ubd_py_expect(weight, fn, "weight", 4, -1LL, (long long)inp->shape[1], -1LL, -1LL) < 0) return -1;
-    if (dims_fit_int(inp, fn, "inp") < 0 || dims_fit_int(weight, fn, "weight") < 0) return -1;
     *s = (ubd_conv2d_shape){(int)inp->shape[0], (int)inp->shape[1], (int)inp->shape[2], (int)inp->shape[3],
                             (int)weight->shape[0], (int)weight->shape[2], (int)weight->shape[3], st[0], st[1], pd[0],
                             pd[1]};
@@ -146,6 +136,7 @@ static PyObject *conv2d_forward_any(PyObject *args, PyObject *kw, int cuda) {
     if (conv2d_shape("conv2d_forward", &inp, &weight, st, pd, &s, &OH, &OW) < 0) return NULL;
     EXPECT("conv2d_forward", out, 4, (long long)s.B, (long long)s.OC, (long long)OH, (long long)OW);
     EXPECT_OPT("conv2d_forward", bias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("conv2d_forward", 0, &out, &inp, &weight, &bias);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 1, ubd_conv2d_workspace(s), &out, &inp, &weight, &bias);
@@ -179,6 +170,7 @@ static PyObject *conv2d_backward_any(PyObject *args, PyObject *kw, int cuda) {
     EXPECT_OPT("conv2d_backward", dinp, 4, (long long)s.B, (long long)s.C, (long long)s.H, (long long)s.W);
     EXPECT_OPT("conv2d_backward", dweight, 4, (long long)s.OC, (long long)s.C, (long long)s.KH, (long long)s.KW);
     EXPECT_OPT("conv2d_backward", dbias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("conv2d_backward", 0, &dinp, &dweight, &dbias, &dout, &inp, &weight);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 3, ubd_conv2d_workspace(s), &dinp, &dweight, &dbias, &dout, &inp, &weight);
@@ -200,7 +192,6 @@ static int convt2d_shape(const char *fn, const ubd_f32 *inp, const ubd_f32 *weig
                          const int op[2], ubd_convt2d_shape *s, int *OH, int *OW) {
     if (ubd_py_expect(inp, fn, "inp", 4, -1LL, -1LL, -1LL, -1LL) < 0) return -1;
     if (ubd_py_expect(weight, fn, "weight", 4, (long long)inp->shape[1], -1LL, -1LL, -1LL) < 0) return -1;
-    if (dims_fit_int(inp, fn, "inp") < 0 || dims_fit_int(weight, fn, "weight") < 0) return -1;
     *s = (ubd_convt2d_shape){(int)inp->shape[0], (int)inp->shape[1], (int)inp->shape[2], (int)inp->shape[3],
                              (int)weight->shape[1], (int)weight->shape[2], (int)weight->shape[3], st[0], st[1], pd[0],
                              pd[1], op[0], op[1]};
@@ -229,6 +220,7 @@ static PyObject *convt2d_forward_any(PyObject *args, PyObject *kw, int cuda) {
     if (convt2d_shape("convt2d_forward", &inp, &weight, st, pd, op, &s, &OH, &OW) < 0) return NULL;
     EXPECT("convt2d_forward", out, 4, (long long)s.B, (long long)s.OC, (long long)OH, (long long)OW);
     EXPECT_OPT("convt2d_forward", bias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("convt2d_forward", 0, &out, &inp, &weight, &bias);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 1, ubd_convt2d_workspace(s), &out, &inp, &weight, &bias);
@@ -263,6 +255,7 @@ static PyObject *convt2d_backward_any(PyObject *args, PyObject *kw, int cuda) {
     EXPECT_OPT("convt2d_backward", dinp, 4, (long long)s.B, (long long)s.C, (long long)s.H, (long long)s.W);
     EXPECT_OPT("convt2d_backward", dweight, 4, (long long)s.C, (long long)s.OC, (long long)s.KH, (long long)s.KW);
     EXPECT_OPT("convt2d_backward", dbias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("convt2d_backward", 0, &dinp, &dweight, &dbias, &dout, &inp, &weight);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 3, ubd_convt2d_workspace(s), &dinp, &dweight, &dbias, &dout, &inp, &weight);
@@ -283,7 +276,6 @@ static int conv1d_shape(const char *fn, const ubd_f32 *inp, const ubd_f32 *weigh
                         ubd_conv1d_shape *s, int *OL) {
     if (ubd_py_expect(inp, fn, "inp", 3, -1LL, -1LL, -1LL) < 0) return -1;
     if (ubd_py_expect(weight, fn, "weight", 3, -1LL, (long long)inp->shape[1], -1LL) < 0) return -1;
-    if (dims_fit_int(inp, fn, "inp") < 0 || dims_fit_int(weight, fn, "weight") < 0) return -1;
     *s = (ubd_conv1d_shape){(int)inp->shape[0], (int)inp->shape[1], (int)inp->shape[2], (int)weight->shape[0],
                             (int)weight->shape[2], st, pd};
     ubd_status r = ubd_conv1d_check(*s, OL);
@@ -309,6 +301,7 @@ static PyObject *conv1d_forward_any(PyObject *args, PyObject *kw, int cuda) {
     if (conv1d_shape("conv1d_forward", &inp, &weight, st, pd, &s, &OL) < 0) return NULL;
     EXPECT("conv1d_forward", out, 3, (long long)s.B, (long long)s.OC, (long long)OL);
     EXPECT_OPT("conv1d_forward", bias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("conv1d_forward", 0, &out, &inp, &weight, &bias);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 1, ubd_conv1d_workspace(s), &out, &inp, &weight, &bias);
@@ -340,6 +333,7 @@ static PyObject *conv1d_backward_any(PyObject *args, PyObject *kw, int cuda) {
     EXPECT_OPT("conv1d_backward", dinp, 3, (long long)s.B, (long long)s.C, (long long)s.L);
     EXPECT_OPT("conv1d_backward", dweight, 3, (long long)s.OC, (long long)s.C, (long long)s.K);
     EXPECT_OPT("conv1d_backward", dbias, 1, (long long)s.OC);
+    UBD_PY_NO_OVERLAP_FN("conv1d_backward", 0, &dinp, &dweight, &dbias, &dout, &inp, &weight);
     if (cuda) {
 #ifdef UBDIFF_WITH_CUDA
         RT_SETUP(rt, 3, ubd_conv1d_workspace(s), &dinp, &dweight, &dbias, &dout, &inp, &weight);

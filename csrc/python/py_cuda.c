@@ -34,6 +34,7 @@ static PyObject *cuda_act_forward(PyObject *self, PyObject *args) {
     UBD_PY_OUT(out, o);
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(out, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&out, &inp);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
     UBD_RT_PUSH(rt, inp, 0);
@@ -50,6 +51,7 @@ static PyObject *cuda_act_backward(PyObject *self, PyObject *args) {
     UBD_PY_IN(inp, i);
     UBD_PY_SAME_SIZE(dinp, inp);
     UBD_PY_SAME_SIZE(dout, inp);
+    UBD_PY_NO_OVERLAP_INPLACE(&dinp, &dout, &inp);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, dinp, 1);
     UBD_RT_PUSH(rt, dout, 0);
@@ -72,6 +74,7 @@ static PyObject *cuda_adam_update(PyObject *self, PyObject *args) {
     UBD_PY_SAME_SIZE(m, param);
     UBD_PY_SAME_SIZE(v, param);
     UBD_PY_SAME_SIZE(grad, param);
+    UBD_PY_NO_OVERLAP_INPLACE(&param, &m, &v, &grad); /* grad may be param, m or v */
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, param, 1);
     UBD_RT_PUSH(rt, m, 1);
@@ -81,9 +84,13 @@ static PyObject *cuda_adam_update(PyObject *self, PyObject *args) {
 }
 
 static PyObject *cuda_rand(PyObject *args, int normal) {
-    PyObject *o;
+    PyObject *o, *seed_obj, *stream_obj = NULL, *offset_obj = NULL;
+    if (!PyArg_ParseTuple(args, "OO|OO", &o, &seed_obj, &stream_obj, &offset_obj)) return NULL;
+    const char *fn = normal ? "cuda_rand_normal" : "cuda_rand_uniform";
     unsigned long long seed, stream = 0, offset = 0;
-    if (!PyArg_ParseTuple(args, "OK|KK", &o, &seed, &stream, &offset)) return NULL;
+    if (ubd_py_u64(seed_obj, fn, "seed", &seed) < 0) return NULL;
+    if (stream_obj && ubd_py_u64(stream_obj, fn, "stream", &stream) < 0) return NULL;
+    if (offset_obj && ubd_py_u64(offset_obj, fn, "offset", &offset) < 0) return NULL;
     UBD_PY_OUT(out, o);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
@@ -107,6 +114,7 @@ static PyObject *cuda_linear_forward(PyObject *self, PyObject *args) {
     long long OC = weight.shape[0];
     UBD_PY_EXPECT(out, 2, B, OC);
     UBD_PY_EXPECT_OPT(bias, 1, OC);
+    UBD_PY_NO_OVERLAP(&out, &inp, &weight, &bias);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);
     UBD_RT_PUSH(rt, inp, 0);
@@ -134,6 +142,7 @@ static PyObject *cuda_linear_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT_OPT(dinp, 2, B, C);
     UBD_PY_EXPECT_OPT(dweight, 2, OC, C);
     UBD_PY_EXPECT_OPT(dbias, 1, OC);
+    UBD_PY_NO_OVERLAP(&dinp, &dweight, &dbias, &dout, &inp, &weight);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, dinp, 1);
     UBD_RT_PUSH(rt, dweight, 1);
@@ -177,6 +186,7 @@ static PyObject *loss_backward(PyObject *args, loss_bwd_fn fn) {
     UBD_PY_IN(target, t);
     UBD_PY_SAME_SIZE(target, pred);
     UBD_PY_SAME_SIZE(dpred, pred);
+    UBD_PY_NO_OVERLAP_INPLACE(&dpred, &pred, &target);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, dpred, 1);
     UBD_RT_PUSH(rt, pred, 0);
@@ -230,6 +240,7 @@ static PyObject *cuda_ema_update(PyObject *self, PyObject *args) {
     UBD_PY_OUT(ema, eo);
     UBD_PY_IN(param, po);
     UBD_PY_SAME_SIZE(param, ema);
+    UBD_PY_NO_OVERLAP_INPLACE(&ema, &param);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, ema, 1);
     UBD_RT_PUSH(rt, param, 0);
@@ -268,6 +279,7 @@ static PyObject *cuda_xent_forward(PyObject *self, PyObject *args) {
     long long B = logits.shape[0], K = logits.shape[1];
     UBD_PY_EXPECT(probs, 2, B, K);
     UBD_PY_EXPECT(loss, 1, 1LL);
+    UBD_PY_NO_OVERLAP(&loss, &probs, &logits);
     if (B > INT_MAX || K > INT_MAX) return PyErr_Format(PyExc_ValueError, "%s: logits too large", __func__);
     int *labels;
     if (labels_i32(bo, __func__, (npy_intp)B, &labels) < 0) return NULL;
@@ -294,6 +306,7 @@ static PyObject *cuda_xent_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(probs, 2, -1LL, -1LL);
     long long B = probs.shape[0], K = probs.shape[1];
     UBD_PY_EXPECT(dlogits, 2, B, K);
+    UBD_PY_NO_OVERLAP(&dlogits, &probs);
     if (B > INT_MAX || K > INT_MAX) return PyErr_Format(PyExc_ValueError, "%s: probs too large", __func__);
     int *labels;
     if (labels_i32(bo, __func__, (npy_intp)B, &labels) < 0) return NULL;
@@ -306,9 +319,9 @@ static PyObject *cuda_xent_backward(PyObject *self, PyObject *args) {
 }
 
 static PyObject *cuda_curand_philox_uniform(PyObject *self, PyObject *args) {
-    PyObject *o;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &o, &seed)) return NULL;
+    PyObject *o, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &o, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     UBD_PY_OUT(out, o);
     ubd_rt rt = {0};
     UBD_RT_PUSH(rt, out, 1);

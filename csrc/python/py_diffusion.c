@@ -13,23 +13,25 @@
 #define CAPSULE_NAME "ubdiff.LatentDiffusionCore"
 
 static void dm_destroy(void *d) { ubd_diffusion_free(d); }
-#define get_box(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
 #define DM_CALL UBD_HANDLE_CALL
+/* arrays handed to the model lie outside its own buffers */
+#define OUTSIDE_MODEL(b, ...) UBD_PY_OUTSIDE_MODEL(ubd_unet1d_params(ubd_diffusion_net((b)->obj)), NULL, __VA_ARGS__)
 
 /* diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head,
  *                  max_batch, timesteps, seed) -> handle */
 static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     ubd_unet1d_config c;
     memset(&c, 0, sizeof c);
-    PyObject *mults;
+    PyObject *mults, *seed_obj;
     int max_batch, T;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iOiiiiiiiK", &c.dim, &mults, &c.channels, &c.seq_len, &c.groups, &c.heads,
-                          &c.dim_head, &max_batch, &T, &seed))
+    if (!PyArg_ParseTuple(args, "iOiiiiiiiO", &c.dim, &mults, &c.channels, &c.seq_len, &c.groups, &c.heads,
+                          &c.dim_head, &max_batch, &T, &seed_obj))
         return NULL;
-    PyObject *seq = PySequence_Fast(mults, "dim_mults must be a sequence of ints");
+    UBD_PY_U64(seed, seed_obj);
+    PyObject *seq = ubd_py_tuple(mults, __func__, "dim_mults");
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > UBD_UNET_MAX_LEVELS) {
         Py_DECREF(seq);
         return PyErr_Format(PyExc_ValueError, "diffusion_create: need 1..%d dim_mults, got %zd", UBD_UNET_MAX_LEVELS,
@@ -37,8 +39,8 @@ static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     }
     c.nlevels = (int)n;
     for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
+        long long v;
+        if (ubd_py_int_item(seq, i, __func__, "dim_mults", 1, 1 << 16, &v) < 0) {
             Py_DECREF(seq);
             return NULL;
         }
@@ -54,11 +56,10 @@ static PyObject *diffusion_create(PyObject *self, PyObject *args) {
 
 /* diffusion_init(h, seed): re-initialise the parameters (EMA := params, m = v = 0). */
 static PyObject *diffusion_init(PyObject *self, PyObject *args) {
-    PyObject *h;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &h, &seed)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    PyObject *h, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &h, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(b, h);
     DM_CALL(b, ubd_unet1d_init(ubd_diffusion_net(b->obj), (uint64_t)seed));
     Py_RETURN_NONE;
 }
@@ -67,8 +68,7 @@ static PyObject *diffusion_init(PyObject *self, PyObject *args) {
 static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     return ubd_py_params_spec(ubd_unet1d_params(ubd_diffusion_net(b->obj)));
 }
 
@@ -77,8 +77,7 @@ static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
     PyObject *h;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os", &h, &kind)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     int k = -1;
     for (int i = 0; i < UBD_NUM_BUFS; i++)
         if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)i)) == 0) k = i;
@@ -92,8 +91,7 @@ static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
 static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     npy_intp T = ubd_diffusion_timesteps(b->obj);
     PyObject *dict = PyDict_New();
     if (!dict) return NULL;
@@ -119,8 +117,7 @@ static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
 static PyObject *diffusion_info(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     ubd_unet1d *net = ubd_diffusion_net(b->obj);
     return Py_BuildValue("{s:i,s:i,s:n,s:n}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
                          ubd_unet1d_max_batch(net), "num_parameters", (Py_ssize_t)ubd_unet1d_params(net)->n,
@@ -145,8 +142,7 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     PyObject *h, *o, *xo, *to;
     int use_ema;
     if (!PyArg_ParseTuple(args, "OOOOp", &h, &o, &xo, &to, &use_ema)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     UBD_PY_OUT(out, o);
     UBD_PY_IN(x, xo);
     UBD_PY_IN(t, to);
@@ -154,6 +150,8 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     if (B < 0) return NULL;
     UBD_PY_EXPECT(out, 3, (long long)B, x.shape[1], x.shape[2]);
     UBD_PY_EXPECT(t, 1, (long long)B);
+    UBD_PY_NO_OVERLAP(&out, &x, &t);
+    OUTSIDE_MODEL(b, &out, &x, &t);
     DM_CALL(b, ubd_unet1d_forward(ubd_diffusion_net(b->obj), out.data, x.data, t.data, B,
                                   use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
     Py_RETURN_NONE;
@@ -163,13 +161,14 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
 static PyObject *unet_backward(PyObject *self, PyObject *args) {
     PyObject *h, *dxo, *dao;
     if (!PyArg_ParseTuple(args, "OOO", &h, &dxo, &dao)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     UBD_PY_OPT_OUT(dx, dxo);
     UBD_PY_IN(dout, dao);
     int B = batch_of(b, &dout, __func__, "dout", 1);
     if (B < 0) return NULL;
     UBD_PY_EXPECT_OPT(dx, 3, (long long)B, dout.shape[1], dout.shape[2]);
+    UBD_PY_NO_OVERLAP(&dx, &dout);
+    OUTSIDE_MODEL(b, &dx, &dout);
     DM_CALL(b, ubd_unet1d_backward(ubd_diffusion_net(b->obj), dx.data, dout.data, B));
     Py_RETURN_NONE;
 }
@@ -192,8 +191,7 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     PyObject *h, *po, *zo, *to, *no;
     float grad_scale;
     if (!PyArg_ParseTuple(args, "OOOOOf", &h, &po, &zo, &to, &no, &grad_scale)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     UBD_PY_OPT_OUT(per_sample, po);
     UBD_PY_IN(z0, zo);
     UBD_PY_IN(t, to);
@@ -203,6 +201,8 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(t, 1, (long long)B);
     UBD_PY_EXPECT(noise, 3, (long long)B, z0.shape[1], z0.shape[2]);
     UBD_PY_EXPECT_OPT(per_sample, 1, (long long)B);
+    UBD_PY_NO_OVERLAP(&per_sample, &z0, &t, &noise);
+    OUTSIDE_MODEL(b, &per_sample, &z0, &t, &noise);
     if (!(grad_scale >= 0.0f)) return PyErr_Format(PyExc_ValueError, "diffusion_loss: grad_scale must be >= 0");
     int ti[4096];
     if (B > 4096) return PyErr_Format(PyExc_ValueError, "diffusion_loss: batch too large");
@@ -215,26 +215,26 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
 /* diffusion_train_step(h, z0 (accum*B,C,L), B, accum, seed, step, lr, beta1, beta2, eps,
  *                      weight_decay, max_grad_norm, ema_decay, ema_every) -> (loss, grad_norm) */
 static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
-    PyObject *h, *zo;
+    PyObject *h, *zo, *seed_obj;
     int B, accum, ema_every;
-    unsigned long long seed;
     long long step;
     ubd_diffusion_hparams hp;
     memset(&hp, 0, sizeof hp);
-    if (!PyArg_ParseTuple(args, "OOiiKLfffffffi", &h, &zo, &B, &accum, &seed, &step, &hp.adam.lr, &hp.adam.beta1,
+    if (!PyArg_ParseTuple(args, "OOiiOLfffffffi", &h, &zo, &B, &accum, &seed_obj, &step, &hp.adam.lr, &hp.adam.beta1,
                           &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &hp.max_grad_norm, &hp.ema_decay,
                           &ema_every))
         return NULL;
+    UBD_PY_U64(seed, seed_obj);
     hp.ema_every = ema_every;
     hp.adam.decoupled = 0; /* torch.optim.Adam: L2 weight decay (0 in the paper) */
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    ACQUIRE(b, h);
     UBD_PY_IN(z0, zo);
     if (batch_of(b, &z0, __func__, "z0", 0) < 0) return NULL;
     if (B < 1 || accum < 1 || (long long)z0.shape[0] != (long long)B * accum)
         return PyErr_Format(PyExc_ValueError,
                             "diffusion_train_step: z0 has %zd samples, expected batch * accum = %d * %d",
                             (Py_ssize_t)z0.shape[0], B, accum);
+    OUTSIDE_MODEL(b, &z0);
     float loss = 0.0f, gnorm = 0.0f;
     DM_CALL(b, ubd_diffusion_train_step(b->obj, &loss, &gnorm, z0.data, B, accum, (uint64_t)seed, step, hp));
     return Py_BuildValue("(dd)", (double)loss, (double)gnorm);
@@ -254,56 +254,56 @@ static PyObject *diffusion_sampler_steps(PyObject *self, PyObject *args) {
     PyObject *h;
     int sampler, steps, n = 0;
     if (!PyArg_ParseTuple(args, "Oii", &h, &sampler, &steps)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b || sampler_args(b, sampler, steps, &n) < 0) return NULL;
+    ACQUIRE(b, h);
+    if (sampler_args(b, sampler, steps, &n) < 0) return NULL;
     return PyLong_FromLong(n);
 }
 
 /* diffusion_sample(h, z (N,C,L), seed, sampler, steps, eta, use_ema) */
 static PyObject *diffusion_sample(PyObject *self, PyObject *args) {
-    PyObject *h, *zo;
-    unsigned long long seed;
+    PyObject *h, *zo, *seed_obj;
     int sampler, steps, use_ema;
     float eta;
-    if (!PyArg_ParseTuple(args, "OOKiifp", &h, &zo, &seed, &sampler, &steps, &eta, &use_ema)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOiifp", &h, &zo, &seed_obj, &sampler, &steps, &eta, &use_ema)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(b, h);
     UBD_PY_OUT(z, zo);
     int N = batch_of(b, &z, __func__, "z", 0);
     if (N < 0) return NULL;
+    OUTSIDE_MODEL(b, &z);
     DM_CALL(b, ubd_diffusion_sample(b->obj, z.data, N, (uint64_t)seed, (ubd_sampler)sampler, steps, eta, use_ema));
     Py_RETURN_NONE;
 }
 
 /* diffusion_sample_init(h, x (n,C,L), first, seed) */
 static PyObject *diffusion_sample_init(PyObject *self, PyObject *args) {
-    PyObject *h, *xo;
+    PyObject *h, *xo, *seed_obj;
     long long first;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OOLK", &h, &xo, &first, &seed)) return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    if (!PyArg_ParseTuple(args, "OOLO", &h, &xo, &first, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(b, h);
     UBD_PY_OUT(x, xo);
     int n = batch_of(b, &x, __func__, "x", 1);
     if (n < 0) return NULL;
+    OUTSIDE_MODEL(b, &x);
     DM_CALL(b, ubd_diffusion_sample_init(b->obj, x.data, n, first, (uint64_t)seed));
     Py_RETURN_NONE;
 }
 
 /* diffusion_sample_step(h, x (n,C,L), first, seed, sampler, steps, eta, k, use_ema) */
 static PyObject *diffusion_sample_step(PyObject *self, PyObject *args) {
-    PyObject *h, *xo;
+    PyObject *h, *xo, *seed_obj;
     long long first;
-    unsigned long long seed;
     int sampler, steps, k, use_ema;
     float eta;
-    if (!PyArg_ParseTuple(args, "OOLKiifip", &h, &xo, &first, &seed, &sampler, &steps, &eta, &k, &use_ema))
+    if (!PyArg_ParseTuple(args, "OOLOiifip", &h, &xo, &first, &seed_obj, &sampler, &steps, &eta, &k, &use_ema))
         return NULL;
-    ubd_handle *b = get_box(h);
-    if (!b) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(b, h);
     UBD_PY_OUT(x, xo);
     int n = batch_of(b, &x, __func__, "x", 1);
     if (n < 0) return NULL;
+    OUTSIDE_MODEL(b, &x);
     DM_CALL(b, ubd_diffusion_sample_step(b->obj, x.data, n, first, (uint64_t)seed, (ubd_sampler)sampler, steps, eta,
                                          k, use_ema));
     Py_RETURN_NONE;

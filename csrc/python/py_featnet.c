@@ -17,7 +17,7 @@
 #define CAPSULE_NAME "ubdiff.FeatureNet"
 
 static void featnet_destroy(void *m) { ubd_featnet_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
 #define FEATNET_CALL UBD_HANDLE_CALL
 
 static int parse_config(PyObject *obj, ubd_featnet_config *c) {
@@ -31,9 +31,9 @@ static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     if (!PyArg_ParseTuple(obj, "iiiOiiiff;FeatureNet config", &c->C, &c->H, &c->W, &blocks, &c->n_classes,
                           &c->n_reg, &c->max_batch, &c->bn_momentum, &c->bn_eps))
         return -1;
-    PyObject *seq = PySequence_Fast(blocks, "FeatureNet config: blocks must be a sequence of 7-tuples");
+    PyObject *seq = ubd_py_tuple(blocks, "FeatureNet config", "blocks");
     if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > UBD_FEATNET_MAX_BLOCKS) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "FeatureNet config: 1..%d blocks, got %zd", UBD_FEATNET_MAX_BLOCKS, n);
@@ -42,7 +42,7 @@ static int parse_config(PyObject *obj, ubd_featnet_config *c) {
     c->nblocks = (int)n;
     for (Py_ssize_t i = 0; i < n; i++) {
         ubd_featnet_block *k = &c->blocks[i];
-        PyObject *t = PySequence_Tuple(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *t = PySequence_Tuple(PyTuple_GET_ITEM(seq, i)); /* a copy: PyArg_ParseTuple reads it in place */
         int ok = t && PyArg_ParseTuple(t, "iiiiiii;FeatureNet block (OC, KH, KW, SH, SW, PH, PW)", &k->OC, &k->KH,
                                        &k->KW, &k->SH, &k->SW, &k->PH, &k->PW);
         Py_XDECREF(t);
@@ -80,9 +80,9 @@ static PyObject *featnet_layout(PyObject *self, PyObject *args) {
 
 /* featnet_create(config, seed) -> model handle (initialised) */
 static PyObject *featnet_create(PyObject *self, PyObject *args) {
-    PyObject *cfg_obj;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cfg_obj, &seed)) return NULL;
+    PyObject *cfg_obj, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &cfg_obj, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     ubd_featnet_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
     ubd_featnet *m = NULL;
@@ -100,8 +100,7 @@ static PyObject *featnet_create(PyObject *self, PyObject *args) {
 static PyObject *featnet_info(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_featnet *m = h->obj;
     PyObject *sizes = PyList_New(m->cfg.nblocks);
     if (!sizes) return NULL;
@@ -114,8 +113,7 @@ static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os", &cap, &kind)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     float *buf;
     size_t n;
     if (strcmp(kind, "stats") == 0) {
@@ -141,8 +139,7 @@ static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step;
     if (!PyArg_ParseTuple(args, "OL", &cap, &step)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     if (step < 0) {
         PyErr_Format(PyExc_ValueError, "featnet_set_step: step must be >= 0, got %lld", step);
         return NULL;
@@ -150,6 +147,8 @@ static PyObject *featnet_set_step(PyObject *self, PyObject *args) {
     ((ubd_featnet *)h->obj)->step = step;
     Py_RETURN_NONE;
 }
+
+#define OUTSIDE_MODEL(m, ...) UBD_PY_OUTSIDE_MODEL(&(m)->params, &(m)->stats, __VA_ARGS__)
 
 /* Checks x against the model: (B, C, H, W) with 1 <= B <= max_batch. */
 static int check_input(const ubd_featnet *m, const ubd_f32 *x, const char *fn) {
@@ -168,8 +167,7 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     int train;
     if (!PyArg_ParseTuple(args, "OOOOOp", &cap, &xo, &fo, &lo, &ro, &train)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_OUT(feat, fo);
@@ -184,6 +182,8 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
         return NULL;
     }
     UBD_PY_EXPECT_OPT(reg, 2, B, (long long)m->cfg.n_reg);
+    UBD_PY_NO_OVERLAP(&feat, &logits, &reg, &x);
+    OUTSIDE_MODEL(m, &feat, &logits, &reg, &x);
     FEATNET_CALL(h, ubd_featnet_forward(m, feat.data, logits.data, reg.data, x.data, (int)B, train));
     Py_RETURN_NONE;
 }
@@ -192,8 +192,7 @@ static PyObject *featnet_forward(PyObject *self, PyObject *args) {
 static PyObject *featnet_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *xo, *fo, *lo, *ro;
     if (!PyArg_ParseTuple(args, "OOOOO", &cap, &xo, &fo, &lo, &ro)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_IN(dfeat, fo);
@@ -208,11 +207,13 @@ static PyObject *featnet_backward(PyObject *self, PyObject *args) {
         return NULL;
     }
     UBD_PY_EXPECT_OPT(dreg, 2, B, (long long)m->cfg.n_reg);
+    OUTSIDE_MODEL(m, &x, &dfeat, &dlogits, &dreg);
     FEATNET_CALL(h, ubd_featnet_backward(m, dfeat.data, dlogits.data, dreg.data, x.data, (int)B));
     Py_RETURN_NONE;
 }
 
-/* An integer array of `n` labels as a new int32 C array object (or NULL with TypeError/ValueError). */
+/* An integer array of `n` labels as a new int32 C array object (or NULL with
+ * TypeError/ValueError): always a private copy, so it cannot alias an output. */
 static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
     PyArrayObject *src = (PyArrayObject *)PyArray_FROM_O(obj);
     if (!src) return NULL;
@@ -241,8 +242,8 @@ static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
             Py_DECREF(wide);
             return NULL;
         }
-    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)wide, NPY_INT32,
-                                                           NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF(
+        (PyObject *)wide, NPY_INT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST | NPY_ARRAY_ENSURECOPY);
     Py_DECREF(wide);
     return out;
 }
@@ -255,23 +256,21 @@ static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOffffff", &cap, &xo, &lo, &ro, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay, &hp.w_reg))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
     UBD_PY_IN(x, xo);
     UBD_PY_OPT_IN(reg_target, ro);
     if (check_input(m, &x, __func__) < 0) return NULL;
     long long B = x.shape[0];
     UBD_PY_EXPECT_OPT(reg_target, 2, B, (long long)m->cfg.n_reg);
+    OUTSIDE_MODEL(m, &x, &reg_target);
     PyArrayObject *lab = labels_i32(lo, __func__, (npy_intp)B);
     if (!lab) return NULL;
     float out[4];
     ubd_status s;
-    h->busy = 1;
     Py_BEGIN_ALLOW_THREADS s = ubd_featnet_train_step(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
                                                       (int)B, hp);
-    Py_END_ALLOW_THREADS h->busy = 0;
-    Py_DECREF(lab);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
     if (s != UBD_OK) return ubd_py_raise(s);
     return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
 }
@@ -287,6 +286,7 @@ static PyObject *xent_forward(PyObject *self, PyObject *args) {
     long long B = logits.shape[0], K = logits.shape[1];
     UBD_PY_EXPECT(probs, 2, B, K);
     UBD_PY_EXPECT(loss, 1, 1LL);
+    UBD_PY_NO_OVERLAP(&loss, &probs, &logits);
     PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
     if (!lab) return NULL;
     int correct = 0;
@@ -308,6 +308,7 @@ static PyObject *xent_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(probs, 2, -1LL, -1LL);
     long long B = probs.shape[0], K = probs.shape[1];
     UBD_PY_EXPECT(dlogits, 2, B, K);
+    UBD_PY_NO_OVERLAP(&dlogits, &probs);
     PyArrayObject *lab = labels_i32(bo, __func__, (npy_intp)B);
     if (!lab) return NULL;
     ubd_status s;

@@ -20,8 +20,9 @@
 #define CAPSULE_NAME "ubdiff.InversionNet"
 
 static void invnet_destroy(void *m) { ubd_invnet_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), CAPSULE_NAME)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
 #define INVNET_CALL UBD_HANDLE_CALL
+#define OUTSIDE_MODEL(m, ...) UBD_PY_OUTSIDE_MODEL(&(m)->params, &(m)->stats, __VA_ARGS__)
 
 static int parse_config(PyObject *obj, ubd_invnet_config *c) {
     memset(c, 0, sizeof *c);
@@ -95,10 +96,10 @@ static PyObject *invnet_layout(PyObject *self, PyObject *args) {
 /* invnet_create(config, seed, device="auto") -> model handle on that device,
  * initialised as torch does by default */
 static PyObject *invnet_create(PyObject *self, PyObject *args) {
-    PyObject *cfg_obj;
-    unsigned long long seed;
+    PyObject *cfg_obj, *seed_obj;
     const char *device = "auto";
-    if (!PyArg_ParseTuple(args, "OK|s", &cfg_obj, &seed, &device)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO|s", &cfg_obj, &seed_obj, &device)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
     ubd_invnet_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
     const ubd_backend *be = NULL;
@@ -116,11 +117,10 @@ static PyObject *invnet_create(PyObject *self, PyObject *args) {
 
 /* invnet_init(model, seed): re-initialise parameters, statistics, Adam state, step */
 static PyObject *invnet_init(PyObject *self, PyObject *args) {
-    PyObject *cap;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    PyObject *cap, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(h, cap);
     INVNET_CALL(h, ubd_invnet_init(h->obj, seed));
     Py_RETURN_NONE;
 }
@@ -157,8 +157,7 @@ static PyObject *invnet_get(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
     return ubd_py_tensor_get(&t);
@@ -169,8 +168,7 @@ static PyObject *invnet_set(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj, *value;
     const char *kind;
     if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "invnet_set") < 0) return NULL;
     Py_RETURN_NONE;
@@ -181,8 +179,7 @@ static PyObject *invnet_zero(PyObject *self, PyObject *args) {
     PyObject *cap, *name_obj = Py_None;
     const char *kind;
     if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_py_tensor t;
     if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
     Py_RETURN_NONE;
@@ -216,13 +213,14 @@ static PyObject *invnet_forward(PyObject *self, PyObject *args) {
     PyObject *cap, *o, *x;
     int train;
     if (!PyArg_ParseTuple(args, "OOOp", &cap, &o, &x, &train)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_OUT(out, o);
     UBD_PY_IN(seis, x);
     int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(out, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    UBD_PY_NO_OVERLAP(&out, &seis);
+    OUTSIDE_MODEL((ubd_invnet *)h->obj, &out, &seis);
     INVNET_CALL(h, ubd_invnet_forward(h->obj, out.data, seis.data, B, train));
     Py_RETURN_NONE;
 }
@@ -231,13 +229,13 @@ static PyObject *invnet_forward(PyObject *self, PyObject *args) {
 static PyObject *invnet_backward(PyObject *self, PyObject *args) {
     PyObject *cap, *d, *x;
     if (!PyArg_ParseTuple(args, "OOO", &cap, &d, &x)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_IN(dout, d);
     UBD_PY_IN(seis, x);
     int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(dout, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    OUTSIDE_MODEL((ubd_invnet *)h->obj, &dout, &seis);
     INVNET_CALL(h, ubd_invnet_backward(h->obj, dout.data, seis.data, B));
     Py_RETURN_NONE;
 }
@@ -250,8 +248,7 @@ static PyObject *invnet_train_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOfffffff", &cap, &l, &x, &v, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
                           &hp.weight_decay, &hp.w_l1, &hp.w_mse))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     UBD_PY_OUT(losses, l);
     UBD_PY_IN(seis, x);
     UBD_PY_IN(vel, v);
@@ -259,6 +256,8 @@ static PyObject *invnet_train_step(PyObject *self, PyObject *args) {
     int B = check_seis(&seis, h->obj, __func__);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(vel, 4, (long long)B, 1LL, (long long)UBD_INVNET_OUT, (long long)UBD_INVNET_OUT);
+    UBD_PY_NO_OVERLAP(&losses, &seis, &vel);
+    OUTSIDE_MODEL((ubd_invnet *)h->obj, &losses, &seis, &vel);
     INVNET_CALL(h, ubd_invnet_train_step(h->obj, losses.data, seis.data, vel.data, B, hp));
     Py_RETURN_NONE;
 }
@@ -269,8 +268,7 @@ static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
     PyObject *cap;
     int max_batch;
     if (!PyArg_ParseTuple(args, "Oi", &cap, &max_batch)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     INVNET_CALL(h, ubd_invnet_reserve(h->obj, max_batch));
     Py_RETURN_NONE;
 }
@@ -280,8 +278,7 @@ static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
     long long step = -1;
     if (!PyArg_ParseTuple(args, "O|L", &cap, &step)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     if (PyTuple_GET_SIZE(args) > 1) {
         if (step < 0) {
             PyErr_Format(PyExc_ValueError, "invnet_step: step must be >= 0, got %lld", step);

@@ -133,14 +133,16 @@ static PyObject *ae_spec(PyObject *self, PyObject *args) {
 
 /* ---- handle ------------------------------------------------------------- */
 static void ae_destroy(void *m) { ubd_ae_free(m); }
-#define get_handle(cap) ubd_handle_get((cap), AE_CAPSULE)
+#define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, AE_CAPSULE)
 #define AE_CALL UBD_HANDLE_CALL
+#define OUTSIDE_MODEL(h, ...) UBD_PY_OUTSIDE_MODEL(ubd_ae_params((h)->obj), ubd_ae_buffers((h)->obj), __VA_ARGS__)
 
 /* ae_create(config, seed) -> handle */
 static PyObject *ae_create(PyObject *self, PyObject *args) {
-    PyObject *d;
+    PyObject *d, *seed_obj = NULL;
+    if (!PyArg_ParseTuple(args, "O|O", &d, &seed_obj)) return NULL;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTuple(args, "O|K", &d, &seed)) return NULL;
+    if (seed_obj && ubd_py_u64(seed_obj, __func__, "seed", &seed) < 0) return NULL;
     ubd_ae_config c;
     if (dict_to_config(d, &c) < 0) return NULL;
     ubd_ae *m = NULL;
@@ -153,16 +155,14 @@ static PyObject *ae_create(PyObject *self, PyObject *args) {
 static PyObject *ae_config(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     return config_to_dict(ubd_ae_get_config(h->obj));
 }
 
 static PyObject *ae_spec_of(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     size_t goff[UBD_AE_NGROUPS], gn[UBD_AE_NGROUPS];
     for (int k = 0; k < UBD_AE_NGROUPS; k++) ubd_ae_group_range(h->obj, k, &goff[k], &gn[k]);
     return spec_dict(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), goff, gn);
@@ -191,8 +191,7 @@ static PyObject *ae_view(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *name, *kind = "param";
     if (!PyArg_ParseTuple(args, "Os|s", &cap, &name, &kind)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_params *P;
     float *base;
     if (view_target(h, kind, &P, &base) < 0) return NULL;
@@ -213,8 +212,7 @@ static PyObject *ae_flat(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind = "param";
     if (!PyArg_ParseTuple(args, "O|s", &cap, &kind)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_params *P;
     float *base;
     if (view_target(h, kind, &P, &base) < 0) return NULL;
@@ -223,11 +221,10 @@ static PyObject *ae_flat(PyObject *self, PyObject *args) {
 }
 
 static PyObject *ae_init(PyObject *self, PyObject *args) {
-    PyObject *cap;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &cap, &seed)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    PyObject *cap, *seed_obj;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &seed_obj)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(h, cap);
     AE_CALL(h, ubd_ae_init(h->obj, seed));
     Py_RETURN_NONE;
 }
@@ -235,8 +232,7 @@ static PyObject *ae_init(PyObject *self, PyObject *args) {
 static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     ubd_ae_reset_optimizer(h->obj);
     Py_RETURN_NONE;
 }
@@ -245,8 +241,7 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
 static PyObject *ae_steps(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     PyObject *d = PyDict_New();
     for (int k = 0; d && k < UBD_AE_NGROUPS; k++) {
         PyObject *v = PyLong_FromLongLong(ubd_ae_group_steps(h->obj, k));
@@ -264,24 +259,34 @@ static PyObject *ae_steps(PyObject *self, PyObject *args) {
 static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
     PyObject *cap, *d;
     if (!PyArg_ParseTuple(args, "OO!", &cap, &PyDict_Type, &d)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
-    PyObject *key, *val;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(d, &pos, &key, &val)) {
+    ACQUIRE(h, cap);
+    /* a copy of the items: a value's __index__ may change the dict itself */
+    PyObject *items = PyDict_Items(d);
+    if (!items) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+        PyObject *val = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
         const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
         int g = -1;
-        for (int i = 0; k && i < UBD_AE_NGROUPS; i++)
-            if (strcmp(k, AE_GROUP_NAMES[i]) == 0) g = i;
+        for (int j = 0; k && j < UBD_AE_NGROUPS; j++)
+            if (strcmp(k, AE_GROUP_NAMES[j]) == 0) g = j;
         if (g < 0) {
             PyErr_Format(PyExc_ValueError, "ae_set_steps: unknown group %R", key);
+            Py_DECREF(items);
             return NULL;
         }
         long long v = PyLong_AsLongLong(val);
-        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(items);
+            return NULL;
+        }
         ubd_status s = ubd_ae_set_group_steps(h->obj, g, v);
-        if (s) return ubd_py_raise(s);
+        if (s) {
+            Py_DECREF(items);
+            return ubd_py_raise(s);
+        }
     }
+    Py_DECREF(items);
     Py_RETURN_NONE;
 }
 
@@ -290,14 +295,15 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
     PyObject *cap, *zo, *vo;
     int training = 0;
     if (!PyArg_ParseTuple(args, "OOO|p", &cap, &zo, &vo, &training)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(z_out, zo);
     UBD_PY_IN(vel, vo);
     UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
     long long B = vel.shape[0];
     UBD_PY_EXPECT(z_out, 2, B, (long long)c->latent);
+    UBD_PY_NO_OVERLAP(&z_out, &vel);
+    OUTSIDE_MODEL(h, &z_out, &vel);
     AE_CALL(h, ubd_ae_encode(h->obj, z_out.data, vel.data, (int)B, training));
     Py_RETURN_NONE;
 }
@@ -306,8 +312,7 @@ static PyObject *py_ae_encode(PyObject *self, PyObject *args) {
 static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     PyObject *cap, *vo, *so, *zo;
     if (!PyArg_ParseTuple(args, "OOOO", &cap, &vo, &so, &zo)) return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OPT_OUT(vel_out, vo);
     UBD_PY_OPT_OUT(seis_out, so);
@@ -316,6 +321,8 @@ static PyObject *py_ae_decode(PyObject *self, PyObject *args) {
     long long B = z.shape[0];
     UBD_PY_EXPECT_OPT(vel_out, 4, B, 1LL, 70LL, 70LL);
     UBD_PY_EXPECT_OPT(seis_out, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
+    UBD_PY_NO_OVERLAP(&vel_out, &seis_out, &z);
+    OUTSIDE_MODEL(h, &vel_out, &seis_out, &z);
     AE_CALL(h, ubd_ae_decode(h->obj, vel_out.data, seis_out.data, z.data, (int)B));
     Py_RETURN_NONE;
 }
@@ -333,8 +340,7 @@ static PyObject *ae_step_common(PyObject *args, int update) {
                           &hp.adam.beta1, &hp.adam.beta2, &hp.adam.eps, &hp.adam.weight_decay, &hp.l1_v, &hp.mse_v,
                           &hp.l1_s, &hp.mse_s))
         return NULL;
-    ubd_handle *h = get_handle(cap);
-    if (!h) return NULL;
+    ACQUIRE(h, cap);
     const ubd_ae_config *c = ubd_ae_get_config(h->obj);
     UBD_PY_OUT(losses_out, lo);
     UBD_PY_IN(vel, vo);
@@ -343,6 +349,8 @@ static PyObject *ae_step_common(PyObject *args, int update) {
     UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
     long long B = vel.shape[0];
     UBD_PY_EXPECT_OPT(seis, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
+    UBD_PY_NO_OVERLAP_FN(update ? "ae_train_step" : "ae_forward_backward", 0, &losses_out, &vel, &seis);
+    UBD_PY_OUTSIDE_MODEL(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), &losses_out, &vel, &seis);
     if (update)
         AE_CALL(h, ubd_ae_train_step(h->obj, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode, freeze,
                                      &hp));

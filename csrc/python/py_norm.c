@@ -130,6 +130,7 @@ static PyObject *batchnorm_forward_train(PyObject *args, int cuda) {
     UBD_PY_EXPECT_OPT(running_var, 1, C);
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(beta, 1, C);
+    UBD_PY_NO_OVERLAP(&out, &mean, &rstd, &running_mean, &running_var, &inp, &gamma, &beta);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_mean = bf_add(&bf, &mean, 1);
@@ -162,6 +163,7 @@ static PyObject *batchnorm_forward_eval(PyObject *args, int cuda) {
     UBD_PY_EXPECT(beta, 1, C);
     UBD_PY_EXPECT(running_mean, 1, C);
     UBD_PY_EXPECT(running_var, 1, C);
+    UBD_PY_NO_OVERLAP(&out, &inp, &gamma, &beta, &running_mean, &running_var);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_inp = bf_add(&bf, &inp, 0);
@@ -194,6 +196,7 @@ static PyObject *batchnorm_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(mean, 1, C);
     UBD_PY_EXPECT(rstd, 1, C);
+    UBD_PY_NO_OVERLAP(&dinp, &dgamma, &dbeta, &dout, &inp, &gamma, &mean, &rstd);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dgamma = bf_add(&bf, &dgamma, 1);
@@ -229,6 +232,7 @@ static PyObject *batchnorm_backward_eval(PyObject *args, int cuda) {
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(running_mean, 1, C);
     UBD_PY_EXPECT(running_var, 1, C);
+    UBD_PY_NO_OVERLAP(&dinp, &dgamma, &dbeta, &dout, &inp, &gamma, &running_mean, &running_var);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dgamma = bf_add(&bf, &dgamma, 1);
@@ -264,6 +268,7 @@ static PyObject *groupnorm_forward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(rstd, 2, B, G);
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(beta, 1, C);
+    UBD_PY_NO_OVERLAP(&out, &mean, &rstd, &inp, &gamma, &beta);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_mean = bf_add(&bf, &mean, 1);
@@ -297,6 +302,7 @@ static PyObject *groupnorm_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(mean, 2, B, -1LL);
     long long G = mean.shape[1];
     UBD_PY_EXPECT(rstd, 2, B, G);
+    UBD_PY_NO_OVERLAP(&dinp, &dgamma, &dbeta, &dout, &inp, &gamma, &mean, &rstd);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dgamma = bf_add(&bf, &dgamma, 1);
@@ -344,6 +350,7 @@ static PyObject *layernorm_forward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(rstd, 1, N);
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(beta, 1, C);
+    UBD_PY_NO_OVERLAP(&out, &mean, &rstd, &inp, &gamma, &beta);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_mean = bf_add(&bf, &mean, 1);
@@ -375,6 +382,7 @@ static PyObject *layernorm_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(gamma, 1, C);
     UBD_PY_EXPECT(mean, 1, N);
     UBD_PY_EXPECT(rstd, 1, N);
+    UBD_PY_NO_OVERLAP(&dinp, &dgamma, &dbeta, &dout, &inp, &gamma, &mean, &rstd);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dgamma = bf_add(&bf, &dgamma, 1);
@@ -403,6 +411,7 @@ static PyObject *rmsnorm_forward(PyObject *args, int cuda) {
     UBD_PY_SAME_SHAPE(out, inp);
     UBD_PY_EXPECT(rnorm, 2, B, L);
     UBD_PY_EXPECT(g, 1, C);
+    UBD_PY_NO_OVERLAP(&out, &rnorm, &inp, &g);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_rnorm = bf_add(&bf, &rnorm, 1);
@@ -428,6 +437,7 @@ static PyObject *rmsnorm_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT_OPT(dg, 1, C);
     UBD_PY_EXPECT(g, 1, C);
     UBD_PY_EXPECT(rnorm, 2, B, L);
+    UBD_PY_NO_OVERLAP(&dinp, &dg, &dout, &inp, &g, &rnorm);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dg = bf_add(&bf, &dg, 1);
@@ -449,6 +459,7 @@ static PyObject *upsample1d_forward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(inp, 3, -1LL, -1LL, -1LL);
     long long B = inp.shape[0], C = inp.shape[1], L = inp.shape[2];
     UBD_PY_EXPECT(out, 3, B, C, 2 * L);
+    UBD_PY_NO_OVERLAP(&out, &inp);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_inp = bf_add(&bf, &inp, 0);
@@ -464,6 +475,7 @@ static PyObject *upsample1d_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(dinp, 3, -1LL, -1LL, -1LL);
     long long B = dinp.shape[0], C = dinp.shape[1], L = dinp.shape[2];
     UBD_PY_EXPECT(dout, 3, B, C, 2 * L);
+    UBD_PY_NO_OVERLAP(&dinp, &dout);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dout = bf_add(&bf, &dout, 0);
@@ -479,6 +491,7 @@ static PyObject *upsample2d_forward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(inp, 4, -1LL, -1LL, -1LL, -1LL);
     long long B = inp.shape[0], C = inp.shape[1], H = inp.shape[2], W = inp.shape[3];
     UBD_PY_EXPECT(out, 4, B, C, 2 * H, 2 * W);
+    UBD_PY_NO_OVERLAP(&out, &inp);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_inp = bf_add(&bf, &inp, 0);
@@ -494,6 +507,7 @@ static PyObject *upsample2d_backward(PyObject *args, int cuda) {
     UBD_PY_EXPECT(dinp, 4, -1LL, -1LL, -1LL, -1LL);
     long long B = dinp.shape[0], C = dinp.shape[1], H = dinp.shape[2], W = dinp.shape[3];
     UBD_PY_EXPECT(dout, 4, B, C, 2 * H, 2 * W);
+    UBD_PY_NO_OVERLAP(&dinp, &dout);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dout = bf_add(&bf, &dout, 0);
@@ -526,6 +540,7 @@ static PyObject *crop2d_forward(PyObject *args, int cuda) {
     long long B = inp.shape[0], C = inp.shape[1], H = inp.shape[2], W = inp.shape[3], Ho, Wo;
     if (crop_out_size(__func__, H, W, t, bo, l, r, &Ho, &Wo) < 0) return NULL;
     UBD_PY_EXPECT(out, 4, B, C, Ho, Wo);
+    UBD_PY_NO_OVERLAP(&out, &inp);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_inp = bf_add(&bf, &inp, 0);
@@ -543,6 +558,7 @@ static PyObject *crop2d_backward(PyObject *args, int cuda) {
     long long B = dinp.shape[0], C = dinp.shape[1], H = dinp.shape[2], W = dinp.shape[3], Ho, Wo;
     if (crop_out_size(__func__, H, W, t, bo, l, r, &Ho, &Wo) < 0) return NULL;
     UBD_PY_EXPECT(dout, 4, B, C, Ho, Wo);
+    UBD_PY_NO_OVERLAP(&dinp, &dout);
     bufs bf = {.cuda = cuda};
     float *p_dinp = bf_add(&bf, &dinp, 1);
     float *p_dout = bf_add(&bf, &dout, 0);
@@ -587,6 +603,7 @@ static PyObject *concat_forward(PyObject *args, int cuda) {
     long long B, C1, C2, S;
     if (concat_sizes(&a, &b, __func__, &B, &C1, &C2, &S) < 0) return NULL;
     if (concat_out_shape(&out, &a, C1 + C2, __func__, "out") < 0) return NULL;
+    UBD_PY_NO_OVERLAP(&out, &a, &b);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_a = bf_add(&bf, &a, 0);
@@ -610,6 +627,7 @@ static PyObject *concat_backward(PyObject *args, int cuda) {
                             __func__, C1, C - 1, C);
     if (da.data && concat_out_shape(&da, &dout, C1, __func__, "da") < 0) return NULL;
     if (db.data && concat_out_shape(&db, &dout, C - C1, __func__, "db") < 0) return NULL;
+    UBD_PY_NO_OVERLAP(&da, &db, &dout);
     bufs bf = {.cuda = cuda};
     float *p_da = bf_add(&bf, &da, 1);
     float *p_db = bf_add(&bf, &db, 1);
@@ -627,6 +645,7 @@ static PyObject *time_embedding(PyObject *args, int cuda) {
     UBD_PY_IN(times, t);
     UBD_PY_EXPECT(times, 1, -1LL);
     UBD_PY_EXPECT(out, 2, (long long)times.shape[0], -1LL);
+    UBD_PY_NO_OVERLAP(&out, &times);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_times = bf_add(&bf, &times, 0);
@@ -644,6 +663,7 @@ static PyObject *scale_shift_forward(PyObject *args, int cuda) {
     long long B = x.shape[0], C = x.shape[1], L = x.shape[2];
     UBD_PY_SAME_SHAPE(out, x);
     UBD_PY_EXPECT(ss, 2, B, 2 * C);
+    UBD_PY_NO_OVERLAP(&out, &x, &ss);
     bufs bf = {.cuda = cuda};
     float *p_out = bf_add(&bf, &out, 1);
     float *p_x = bf_add(&bf, &x, 0);
@@ -666,6 +686,7 @@ static PyObject *scale_shift_backward(PyObject *args, int cuda) {
     UBD_PY_SAME_SHAPE_OPT(dx, x);
     UBD_PY_EXPECT(ss, 2, B, 2 * C);
     UBD_PY_EXPECT_OPT(dss, 2, B, 2 * C);
+    UBD_PY_NO_OVERLAP(&dx, &dss, &dout, &x, &ss);
     bufs bf = {.cuda = cuda};
     float *p_dx = bf_add(&bf, &dx, 1);
     float *p_dss = bf_add(&bf, &dss, 1);
@@ -683,6 +704,7 @@ static PyObject *axpy(PyObject *args, int cuda) {
     UBD_PY_OUT(y, yo);
     UBD_PY_IN(x, xo);
     UBD_PY_SAME_SIZE(x, y);
+    UBD_PY_NO_OVERLAP_INPLACE(&y, &x);
     bufs bf = {.cuda = cuda};
     float *p_y = bf_add(&bf, &y, 1);
     float *p_x = bf_add(&bf, &x, 0);
@@ -750,7 +772,7 @@ PyMethodDef ubd_py_norm_methods[] = {
      "scale_shift_forward(out, x (B,C,L), ss (B,2C)): x*(1+scale)+shift"},
     {"scale_shift_backward", py_scale_shift_backward, METH_VARARGS,
      "scale_shift_backward(dx|None, dss|None, dout, x, ss); gradients +="},
-    {"axpy", py_axpy, METH_VARARGS, "axpy(y, x, a): y += a*x"},
+    {"axpy", py_axpy, METH_VARARGS, "axpy(y, x, a): y += a*x; x may be y (in place)"},
 #ifdef UBDIFF_WITH_CUDA
     {"cuda_batchnorm_forward_train", cuda_batchnorm_forward_train, METH_VARARGS,
      "batchnorm_forward_train on the GPU, host arrays in/out (tests)."},

@@ -1,6 +1,7 @@
 /* py_params.c — ParamBuffer: a ubd_params (flat buffers + named views) as a
  * Python object whose tensors are zero-copy NumPy views kept alive by it. */
 #include "pyutil.h"  /* first: Python.h must precede system headers */
+#include <limits.h>
 #include <string.h>
 
 #include "../params.h"
@@ -31,9 +32,9 @@ static PyObject *pb_add(ParamBufferObject *self, PyObject *args) {
     const char *name;
     PyObject *shape_obj;
     if (!PyArg_ParseTuple(args, "sO", &name, &shape_obj)) return NULL;
-    PyObject *seq = PySequence_Fast(shape_obj, "shape must be a sequence of ints");
+    PyObject *seq = ubd_py_tuple(shape_obj, "ParamBuffer.add", "shape");
     if (!seq) return NULL;
-    Py_ssize_t nd = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t nd = PyTuple_GET_SIZE(seq);
     int64_t shape[UBD_MAX_DIMS] = {0};
     if (nd < 1 || nd > UBD_MAX_DIMS) {
         Py_DECREF(seq);
@@ -41,11 +42,12 @@ static PyObject *pb_add(ParamBufferObject *self, PyObject *args) {
         return NULL;
     }
     for (Py_ssize_t d = 0; d < nd; d++) {
-        shape[d] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, d));
-        if (shape[d] == -1 && PyErr_Occurred()) {
+        long long v;
+        if (ubd_py_int_item(seq, d, "ParamBuffer.add", "shape", LLONG_MIN, LLONG_MAX, &v) < 0) {
             Py_DECREF(seq);
             return NULL;
         }
+        shape[d] = v;
     }
     Py_DECREF(seq);
     size_t off;

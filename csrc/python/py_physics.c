@@ -3,6 +3,8 @@
  * binding is the caller that owns memory), sized for the current thread count.
  * ubdiff/physics.py is the friendly layer on top. */
 #include "pyutil.h" /* first: Python.h must precede system headers */
+#include <math.h>
+
 #include "../physics.h"
 #ifdef UBDIFF_WITH_CUDA
 #include "../cuda_api.h"
@@ -14,68 +16,54 @@ typedef struct {
     int ns, nr;
 } positions;
 
-static int seq_ints(PyObject *obj, const char *name, int *out, Py_ssize_t n) {
-    PyObject *fast = PySequence_Fast(obj, name);
-    if (!fast) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            PyErr_Format(PyExc_TypeError, "forward_model: %s[%zd] must be an int", name, i);
-            return -1;
-        }
-        if (v < INT32_MIN || v > INT32_MAX) {
-            Py_DECREF(fast);
-            PyErr_Format(PyExc_ValueError, "forward_model: %s[%zd] = %ld is out of range", name, i, v);
-            return -1;
-        }
-        out[i] = (int)v;
-    }
-    Py_DECREF(fast);
-    return 0;
-}
-
-static Py_ssize_t seq_len(PyObject *obj, const char *name) {
-    if (!PySequence_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "forward_model: %s must be a sequence of ints", name);
-        return -1;
-    }
-    return PySequence_Size(obj);
-}
-
-/* 0 ok / -1 raised; on success free with PyMem_Free(pos->buf). */
+/* 0 ok / -1 raised; on success free with PyMem_Free(pos->buf). Each
+ * sequence is read from a tuple copy (ubd_py_tuple): its length is fixed
+ * once, and an item's __index__ cannot change what the loop reads. */
 static int parse_positions(PyObject *sz, PyObject *sx, PyObject *rz, PyObject *rx, positions *pos) {
-    Py_ssize_t nsz = seq_len(sz, "src_z"), nsx = seq_len(sx, "src_x");
-    Py_ssize_t nrz = seq_len(rz, "rec_z"), nrx = seq_len(rx, "rec_x");
-    if (nsz < 0 || nsx < 0 || nrz < 0 || nrx < 0) return -1;
+    static const char *names[4] = {"src_z", "src_x", "rec_z", "rec_x"};
+    PyObject *objs[4] = {sz, sx, rz, rx}, *t[4] = {NULL, NULL, NULL, NULL};
+    int rc = -1;
+    pos->buf = NULL;
+    for (int k = 0; k < 4; k++)
+        if (!(t[k] = ubd_py_tuple(objs[k], "forward_model", names[k]))) goto done;
+    Py_ssize_t nsz = PyTuple_GET_SIZE(t[0]), nsx = PyTuple_GET_SIZE(t[1]);
+    Py_ssize_t nrz = PyTuple_GET_SIZE(t[2]), nrx = PyTuple_GET_SIZE(t[3]);
     if (nsz != nsx || nrz != nrx) {
         PyErr_Format(PyExc_ValueError,
                      "forward_model: src_z/src_x have %zd/%zd entries and rec_z/rec_x %zd/%zd; each pair must match",
                      nsz, nsx, nrz, nrx);
-        return -1;
+        goto done;
     }
     if (nsx == 0 || nrx == 0) {
         PyErr_SetString(PyExc_ValueError, "forward_model: need at least one source and one receiver");
-        return -1;
+        goto done;
     }
     if (nsx > INT32_MAX / 4 || nrx > INT32_MAX / 4) {
         PyErr_SetString(PyExc_ValueError, "forward_model: too many sources or receivers");
-        return -1;
+        goto done;
     }
     pos->ns = (int)nsx;
     pos->nr = (int)nrx;
     pos->buf = PyMem_Malloc(sizeof(int) * 2 * (size_t)(nsx + nrx));
     if (!pos->buf) {
         PyErr_NoMemory();
-        return -1;
+        goto done;
     }
-    int *b = pos->buf;
-    if (seq_ints(sz, "src_z", b, nsx) < 0 || seq_ints(sx, "src_x", b + nsx, nsx) < 0 ||
-        seq_ints(rz, "rec_z", b + 2 * nsx, nrx) < 0 || seq_ints(rx, "rec_x", b + 2 * nsx + nrx, nrx) < 0) {
-        PyMem_Free(pos->buf);
-        return -1;
-    }
-    return 0;
+    int *dst[4] = {pos->buf, pos->buf + nsx, pos->buf + 2 * nsx, pos->buf + 2 * nsx + nrx};
+    for (int k = 0; k < 4; k++)
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t[k]); i++) {
+            long long v;
+            if (ubd_py_int_item(t[k], i, "forward_model", names[k], INT32_MIN, INT32_MAX, &v) < 0) {
+                PyMem_Free(pos->buf);
+                pos->buf = NULL;
+                goto done;
+            }
+            dst[k][i] = (int)v;
+        }
+    rc = 0;
+done:
+    for (int k = 0; k < 4; k++) Py_XDECREF(t[k]);
+    return rc;
 }
 
 static ubd_fwd_params make_params(const positions *pos, int nt, float freq, float dt, float dx, int nbc) {
@@ -108,6 +96,8 @@ static int parse_fwd(PyObject *args, const char *fn, fwd_args *a) {
     int nbc;
     if (!PyArg_ParseTuple(args, "OOOOOOfffi", &so, &vo, &sz, &sx, &rz, &rx, &freq, &dt, &dx, &nbc)) return -1;
     if (ubd_py_f32(so, "seis", 1, &a->seis) < 0 || ubd_py_f32(vo, "vel", 0, &a->vel) < 0) return -1;
+    const ubd_f32 *both[2] = {&a->seis, &a->vel};
+    if (ubd_py_no_overlap(fn, 0, 2, both) < 0) return -1;
     if (ubd_py_expect(&a->vel, fn, "vel", 3, -1LL, -1LL, -1LL) < 0) return -1;
     if (a->vel.shape[0] == 0 || a->vel.shape[1] == 0 || a->vel.shape[2] == 0) {
         PyErr_Format(PyExc_ValueError, "%s: vel has an empty dimension", fn);
@@ -185,9 +175,9 @@ static PyObject *check_velocity(PyObject *self, PyObject *args) {
     if (vel.size == 0) return PyErr_Format(PyExc_ValueError, "check_velocity: vel is empty");
     if (vel.shape[0] > INT32_MAX || vel.shape[1] > 65536 || vel.shape[2] > 65536)
         return PyErr_Format(PyExc_ValueError, "check_velocity: vel is too large");
-    if (!(dt > 0.0f) || !(dx > 0.0f) || nbc < 2)
-        return PyErr_Format(PyExc_ValueError, "check_velocity: need dt, dx > 0 and nbc >= 2, got %g, %g, %d", dt, dx,
-                            nbc);
+    if (!(dt > 0.0f) || !(dx > 0.0f) || !isfinite(dt) || !isfinite(dx) || nbc < 2)
+        return PyErr_Format(PyExc_ValueError, "check_velocity: need finite dt, dx > 0 and nbc >= 2, got %g, %g, %d",
+                            dt, dx, nbc);
     ubd_fwd_params p = {0};
     p.dt = dt;
     p.dx = dx;

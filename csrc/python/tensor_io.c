@@ -69,6 +69,8 @@ static void shape_str(char *buf, size_t len, int nd, const npy_intp *dims) {
 int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn) {
     ubd_f32 a;
     if (ubd_py_f32(value, "value", 0, &a) < 0) return -1;
+    const ubd_f32 *va = &a; /* a view of the model's own buffers would be copied onto itself */
+    if (ubd_py_outside_model(fn, t->p, NULL, 1, &va) < 0) return -1;
     int same = a.ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = a.shape[d] == t->dims[d];
     if (!same) {

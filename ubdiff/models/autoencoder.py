@@ -37,6 +37,7 @@ from .. import checkpoint
 from .._native import lib
 from ..ops import f32
 from . import ae_spec
+from ._args import adam_args, seed_arg, weights_arg
 
 KIND = "co_latent_autoencoder"
 MODES = {"step1": 1, "step2": 2, "wo_opt": 3, "seis_first": 4, "vel_after": 5}
@@ -60,7 +61,7 @@ class CoLatentAutoencoder:
             raise NotImplementedError("CoLatentAutoencoder runs on the CPU only so far; use device='cpu' or 'auto'")
         self.device = "cpu"
         self.config = ae_spec.make_config(config, **overrides)
-        self._h = lib.ae_create(self.config, int(seed))
+        self._h = lib.ae_create(self.config, seed_arg(seed))
         self._spec = lib.ae_spec_of(self._h)
 
     # ---- structure ----------------------------------------------------------
@@ -237,12 +238,10 @@ class CoLatentAutoencoder:
         s = self._seis(seis, v.shape[0])
         if s is None and mode not in VELOCITY_ONLY_MODES:
             raise ValueError(f"mode {mode!r} needs seismic records (seis)")
-        if len(gammas) != 4:
-            raise ValueError("gammas must be (l1_v, mse_v, l1_s, mse_s)")
+        gammas = weights_arg(gammas, "gammas (l1_v, mse_v, l1_s, mse_s)", 4)
+        adam = adam_args(lr, betas, eps, weight_decay)
         losses = np.empty(len(LOSS_KEYS), np.float32)
-        fn(self._handle(), losses, v, s, MODES[mode], bool(freeze),
-           (float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay)),
-           tuple(float(g) for g in gammas))
+        fn(self._handle(), losses, v, s, MODES[mode], bool(freeze), adam, gammas)
         return {k: float(x) for k, x in zip(LOSS_KEYS, losses)}
 
     def train_step(self, vel, seis=None, mode: str = "step1", freeze: bool = False, lr: float = 1e-4,
@@ -266,7 +265,7 @@ class CoLatentAutoencoder:
 
     def init(self, seed: int = 0) -> None:
         """Re-initialise (PyTorch defaults, Philox seed) and reset the optimiser."""
-        lib.ae_init(self._handle(), int(seed))
+        lib.ae_init(self._handle(), seed_arg(seed))
 
     def free(self) -> None:
         """Drops the model; its memory is released once no views of it remain."""

@@ -44,6 +44,7 @@ import numpy as np
 
 from .._native import lib
 from ..ops import f32
+from ._args import adam_args, float_arg, seed_arg
 
 KINDS = ("param", "grad", "m", "v", "ema")
 SAMPLERS = {"ddpm": 0, "ddim": 1}
@@ -148,7 +149,7 @@ class LatentDiffusion:
     def __init__(self, config="paper", seed: int = 0, max_batch: int = 16):
         self.config = resolve_config(config)
         c = self.config
-        self.seed = _int(seed, "seed", 0)
+        self.seed = seed_arg(seed)
         self.step = 0  # optimiser steps taken; the next train_step uses this step's random stream
         self._h = lib.diffusion_create(int(c["dim"]), tuple(c["dim_mults"]), int(c["channels"]), int(c["seq_len"]),
                                        int(c["groups"]), int(c["heads"]), int(c["dim_head"]),
@@ -211,7 +212,7 @@ class LatentDiffusion:
 
     def reinit(self, seed: int) -> None:
         """PyTorch-default initialisation from `seed`; EMA := params, Adam state and step reset."""
-        lib.diffusion_init(self._h, _int(seed, "seed", 0))
+        lib.diffusion_init(self._h, seed_arg(seed))
         self.step = 0
         self.ema_initted = False
 
@@ -293,12 +294,31 @@ class LatentDiffusion:
         return x
 
     def forward(self, x, t, use_ema: bool = False) -> np.ndarray:
-        """The U-Net's output (B, C, L) for x (B, C, L) and times t (B,); B <= max_batch."""
+        """The U-Net's output (B, C, L) for x (B, C, L) and times t (B,) (or one
+        time for all, a scalar); B <= max_batch. t must be real and finite."""
         x = self._batch(x, "x")
-        t = f32(np.broadcast_to(np.asarray(t, np.float32), (x.shape[0],)), "t")
+        t = self._times(t, x.shape[0])
         out = np.empty_like(x)
         lib.unet_forward(self._h, out, x, t, bool(use_ema))
         return out
+
+    @staticmethod
+    def _times(t, B: int) -> np.ndarray:
+        """t as a float32 (B,) array: a real scalar (broadcast) or exactly B finite values."""
+        if t is None:
+            raise TypeError("t must be a number or an array of B numbers, got None")
+        a = np.asarray(t)
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)) \
+                or a.dtype == np.bool_:
+            raise TypeError(f"t must be real numbers, got dtype {a.dtype}")
+        if a.ndim == 0:
+            a = np.broadcast_to(a, (B,))
+        elif a.shape != (B,):
+            raise ValueError(f"t must be a scalar or have shape ({B},) (one time per sample), got {a.shape}")
+        a = np.ascontiguousarray(a, np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError("t must be finite")
+        return a
 
     def backward(self, dout, input_grad: bool = False):
         """Backward of the last forward (params): grads += ; returns dx if input_grad."""
@@ -320,7 +340,8 @@ class LatentDiffusion:
         if t.size and (t.min() < 0 or t.max() >= self.timesteps):
             raise ValueError(f"t must lie in 0..{self.timesteps - 1}")
         per = np.empty(z0.shape[0], np.float32)
-        val = lib.diffusion_loss(self._h, per, z0, t.astype(np.float32), noise, float(grad_scale))
+        grad_scale = float_arg(grad_scale, "grad_scale", 0.0)
+        val = lib.diffusion_loss(self._h, per, z0, t.astype(np.float32), noise, grad_scale)
         return val, per
 
     # ---- training --------------------------------------------------------------
@@ -343,10 +364,13 @@ class LatentDiffusion:
         B = z0.shape[0] // accum
         if B > self.max_batch:
             raise ValueError(f"micro-batch {B} exceeds max_batch {self.max_batch}; raise max_batch or accum")
-        seed = self.seed if seed is None else _int(seed, "seed", 0)
+        seed = self.seed if seed is None else seed_arg(seed)
         step = self.step if step is None else _int(step, "step", 0)
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair, got {betas!r}")
+        lr, b1, b2, eps, weight_decay = adam_args(lr, betas, eps, weight_decay)
+        betas = (b1, b2)
+        max_grad_norm = float_arg(max_grad_norm, "max_grad_norm", 0.0)
+        if ema_decay is not None:
+            ema_decay = float_arg(ema_decay, "ema_decay", 0.0, 1.0)
         initted = self.ema_initted
         if ema_decay is None and ema_every is None:
             decay, initted = ema_update_at(self.ema_rule, step + 1, initted)
@@ -378,7 +402,7 @@ class LatentDiffusion:
         eta = float(eta)
         if not (eta >= 0.0 and math.isfinite(eta)):
             raise ValueError(f"eta must be finite and >= 0, got {eta}")
-        seed = _int(seed, "seed", 0)
+        seed = seed_arg(seed)
         nsteps = lib.diffusion_sampler_steps(self._h, s, steps)
         z = np.empty((n, *self.sample_shape), np.float32)
         if not progress:

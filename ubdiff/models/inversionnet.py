@@ -42,6 +42,7 @@ import numpy as np
 from .. import checkpoint
 from .._native import lib
 from ..ops import f32
+from ._args import adam_args, seed_arg, weights_arg
 
 __all__ = ["InversionNet", "PRESETS"]
 
@@ -121,15 +122,14 @@ class InversionNet:
     ``device`` is "cpu", "cuda" or "auto" (the GPU when one is usable)."""
 
     def __init__(self, config="paper", seed: int = 0, max_batch: int = 8, device: str = "auto"):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"InversionNet: seed must be a non-negative int, got {seed!r}")
+        seed = seed_arg(seed, "InversionNet: seed")
         if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
             raise ValueError(f"InversionNet: max_batch must be a positive int, got {max_batch!r}")
         if device not in DEVICES:
             raise ValueError(f"InversionNet: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.config = resolve_config(config)
         self.max_batch = int(max_batch)
-        self._h = lib.invnet_create(_c_config(self.config, self.max_batch), int(seed), device)
+        self._h = lib.invnet_create(_c_config(self.config, self.max_batch), seed, device)
         self._names, self._stat_names = self._tables()
 
     def _tables(self):
@@ -289,9 +289,9 @@ class InversionNet:
             raise ValueError(f"InversionNet: velocity must have shape ({x.shape[0]}, 1, {OUT}, {OUT}), got {v.shape}")
         self._grow(x.shape[0])
         losses = np.zeros(3, np.float32)
-        b1, b2 = betas
-        lib.invnet_train_step(self._h, losses, x, v, float(lr), float(b1), float(b2), float(eps),
-                              float(weight_decay), float(l1_weight), float(mse_weight))
+        lr, b1, b2, eps, weight_decay = adam_args(lr, betas, eps, weight_decay)
+        l1_weight, mse_weight = weights_arg((l1_weight, mse_weight), "loss weights (l1_weight, mse_weight)", 2)
+        lib.invnet_train_step(self._h, losses, x, v, lr, b1, b2, eps, weight_decay, l1_weight, mse_weight)
         return tuple(float(t) for t in losses)
 
     def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
@@ -310,6 +310,7 @@ class InversionNet:
             raise ValueError(f"InversionNet.fit: epochs must be a positive int, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"InversionNet.fit: batch_size must be a positive int, got {batch_size!r}")
+        seed = seed_arg(seed)
         bs = min(int(batch_size), n)
         if bs < 2:
             raise ValueError("InversionNet.fit: needs at least 2 samples per batch (BatchNorm batch statistics)")

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from . import layouts as L
-from .pth import read_pth
+from .pth import read_pth, require_checkpoint_file
 
 
 # ---- reading -----------------------------------------------------------------------
@@ -24,8 +24,7 @@ def read(source, trust: bool = False):
     path = os.fspath(source)
     if path.endswith(".safetensors"):
         from safetensors.numpy import load_file
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such checkpoint file")
+        require_checkpoint_file(path)
         return load_file(path)
     return read_pth(path, trust=trust)
 
@@ -127,6 +126,10 @@ def load(diffusion, autoencoder=None, weights: str = "ema", config="paper", cons
     load_into(m, ae, online, chosen, require_schedule=dck.model != "unet1d")
     if dck.layout in ("trainer1d", "ema") and dck.info.get("step") is not None:
         m.diffusion.step = int(dck.info["step"])   # their step counts optimiser steps, as ours does
+    if weights == "ema" and "ema_initted" in dck.info:
+        # continue ema-pytorch's schedule where theirs stopped; with the online weights in the EMA
+        # slot the EMA restarts, and its next update after the warm-up copies (initted False)
+        m.diffusion.ema_initted = bool(dck.info["ema_initted"])
     if constants is None:
         family = (ack.info.get("args") or {}).get("dataset")
         try:

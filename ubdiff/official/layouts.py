@@ -182,6 +182,8 @@ def parse(obj, name: str = "checkpoint") -> Checkpoint:
         raise ValueError(f"{name}: the weights are not a state_dict of tensors (entries {bad} are not tensors)")
     online = strip_data_parallel(online)
     ema = None
+    if ema_sd is not None and _int(ema_sd.get(EMA_BUFFERS[0])) is not None:
+        info["ema_initted"] = bool(_int(ema_sd[EMA_BUFFERS[0]]))   # ema-pytorch copied after its warm-up
     if ema_sd is not None:
         ema = strip_data_parallel(strip(ema_sd, EMA_MODEL)) or None
         if ema is not None and not is_state_dict(ema):

@@ -171,8 +171,19 @@ def _archive_root(zf: zipfile.ZipFile, path: str) -> str:
     return roots[0]
 
 
+def require_checkpoint_file(path: str) -> None:
+    """FileNotFoundError when ``path`` is missing; DataError (a ValueError) naming it when it is not a
+    regular file (a FIFO, a device, a folder), so that no reader can block on it."""
+    from ..data.files import check_regular
+
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    check_regular(path, "checkpoint")
+
+
 def load_numpy(path: str):
     """Reads a torch.save zip archive without PyTorch (allow-listed contents only)."""
+    require_checkpoint_file(path)
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a zip archive. PyTorch before 1.6 wrote another format (a bare pickle); "
                          "reading that needs PyTorch installed (pip install torch)")
@@ -216,8 +227,7 @@ def read_pth(path: str, trust: bool = False, use_torch: bool | None = None):
     reader; True / False force one. trust=True allows any pickle (needs torch).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    require_checkpoint_file(path)
     torch = _torch() if use_torch is not False else None
     if use_torch and torch is None:
         raise ImportError("use_torch=True, but PyTorch is not installed")
