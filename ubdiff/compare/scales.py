@@ -1,8 +1,9 @@
 """Sizes and training lengths of a comparison ("plans").
 
-``small``: a laptop or CI machine (2 CPU cores, well under an hour for the
-default methods; the numbers below were chosen by timing each stage on a
-loaded 2-core machine, README "Comparing methods"). ``paper``: the paper's
+``small``: a laptop or CI machine (2 CPU cores; sizes chosen from per-stage
+timings). Measured on a 2-core machine shared with other jobs (load 8-10):
+about 30 min per UB-Diff-family method, 1.5 h for the default methods; not
+timed on an idle machine (README "Comparing methods"). ``paper``: the paper's
 configuration (the published networks, the authors' epochs and diffusion
 steps, 10,000 generated pairs for Table 3, OpenFWI's 24,000 / 6,000 maps), for
 one GPU. ``tiny``: seconds, for the test that keeps the command working; its
