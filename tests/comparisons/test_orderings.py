@@ -27,9 +27,15 @@ pytestmark = pytest.mark.slow
 
 METHODS = ("ubdiff", "wo_opt", "ubdiff_seismic_first", "mt_diffusion")
 
-#: ordering -> what was measured when it did not hold (seed 0, small scale). Empty: every
-#: ordering checked so far held.
-MEASURED_NOT_HOLDING = {}
+#: ordering -> what was measured when it did not hold (seed 0, small scale, 2026-12-02).
+MEASURED_NOT_HOLDING = {
+    # Both seismic decoders sit near the same floor at this scale (64 pairs; UB-Diff's D_s gets
+    # 40 epochs = 160 steps on a frozen E, w/o opt's 52 epochs = 208 joint steps): E learnt from
+    # all m maps pays off in velocity (held-out SSIM 0.695 vs 0.650, MSE 0.0324 vs 0.0415; w/o opt
+    # overfits its 64 maps: train MSE 0.0220) but not yet in the seismic records.
+    "reconstruction": "measured: held-out seismic MSE UB-Diff 0.009083 vs w/o opt 0.009011 "
+                      "(MAE 0.03789 vs 0.03661): w/o opt slightly lower at small scale",
+}
 
 
 @pytest.fixture(scope="module")
