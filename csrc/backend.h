@@ -187,7 +187,12 @@ typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
     /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
     X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
     X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \
-                      size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */
+                      size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */ \
+    /* ---- co-latent autoencoder (p2-ae): the ViT token assembly of D_s (cpu/tokens.c) ------------------ */ \
+    /* x0 (B,T,C): row 0 = cls + pos[0], row t >= 1 = tok[:, t-1] + pos[t]; tok (B,T-1,C); cls (C); pos (T,C) */ \
+    X(tokens_forward, (float *x0, const float *tok, const float *cls, const float *pos, int B, int T, int C)) \
+    /* dtok (B,T-1,C) +=, dcls (C) +=, dpos (T,C) += (any may be NULL), sums over b in order b = 0..B-1 */ \
+    X(tokens_backward, (float *dtok, float *dcls, float *dpos, const float *dx0, int B, int T, int C))
 /* clang-format on */
 
 /* The prototypes: ubd_cpu_<op> always, ubd_cuda_<op> in CUDA builds. */

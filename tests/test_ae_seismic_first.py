@@ -121,6 +121,37 @@ def test_seis_first_needs_seismic(rng):
         m.train_step(vel, mode="seis_first")
 
 
+@pytest.mark.parametrize("mode", ["seis_first", "vel_after"])
+def test_split_step_and_trained_slice(rng, mode):
+    """train_step = forward_backward + apply_update bit for bit; the trained slice
+    spans the first to the last trained group (seis_first: all five, the velocity
+    side's gradient zeroed inside it and not applied), so an all-reduce of it fits
+    between the two calls."""
+    vel, seis = data(rng, MINI, 3)
+    s = None if mode == "vel_after" else seis
+    a, b = CoLatentAutoencoder(MINI, seed=2), CoLatentAutoencoder(MINI, seed=2)
+    for m in (a, b):
+        m.train_step(vel, seis, mode="wo_opt", lr=1e-3)   # non-zero gradients everywhere
+    g = {name: b.group_slice(name) for name in ae_spec.GROUPS}
+    sl = b.trained_slice(mode)
+    assert sl == {"seis_first": slice(0, b.num_parameters()),
+                  "vel_after": slice(g["head_v"].start, g["decoder_v"].stop)}[mode]
+    hp = dict(lr=1e-3, betas=(0.8, 0.99), eps=1e-7, weight_decay=1e-3)
+    for _ in range(2):
+        ra = a.train_step(vel, s, mode=mode, **hp)
+        rb = b.forward_backward(vel, s, mode=mode)
+        grad = b.get_tensor(kind="grad")
+        for name in ae_spec.GROUPS:
+            if name not in TRAINED[mode] and g[name].start >= sl.start and g[name].stop <= sl.stop:
+                assert not grad[g[name]].any(), name   # inside the slice, not trained: zero
+        b.set_tensor(None, grad, kind="grad")          # what an all-reduce of one worker writes back
+        b.apply_update(mode=mode, **hp)
+        assert np.array_equal(np.array(list(ra.values())), np.array(list(rb.values())), equal_nan=True)
+    for kind in ("param", "grad", "m", "v", "buf"):
+        assert np.array_equal(a.get_tensor(kind=kind), b.get_tensor(kind=kind)), kind
+    assert a.optimizer_steps() == b.optimizer_steps()
+
+
 def _pairs(n):
     import ubdiff
     v = ubdiff.data.generate_velocity("flatvel-a", n, seed=3)

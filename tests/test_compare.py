@@ -157,3 +157,25 @@ def test_tables_from_results():
     assert "| UB-Diff | 1.50 | 2.50 | 0.1000 | 0.2000 | 8 |" in md
     assert "*MT-Diffusion* (mt_diffusion): skipped -- not here" in md
     assert "Autoencoder reconstruction" not in md   # empty tables are left out
+
+
+def test_bare_pytest_of_comparisons_skips_with_how_to_run_it(tmp_path):
+    """`pytest tests/comparisons` without `-m slow` or UBDIFF_COMPARE_DIR must not start the 1.5-hour run."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("UBDIFF_COMPARE_DIR", "PYTEST_ADDOPTS")}
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                        os.path.join(here, "comparisons")], cwd=str(tmp_path), env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "passed" not in r.stdout and "failed" not in r.stdout, r.stdout
+    assert "skipped" in r.stdout and "run it with `-m slow` or set UBDIFF_COMPARE_DIR" in r.stdout, r.stdout
+
+
+def test_comparisons_run_when_asked_for():
+    from comparisons.conftest import comparisons_requested
+    assert not comparisons_requested("", {})
+    assert not comparisons_requested("cuda", {})
+    assert comparisons_requested("slow", {})
+    assert comparisons_requested("", {"UBDIFF_COMPARE_DIR": "/tmp/x"})

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../conv.h"
 #include "ae_internal.h"
 
 ubd_ae_config ubd_ae_config_paper(void) {
@@ -35,7 +34,6 @@ ubd_ae_config ubd_ae_config_paper(void) {
 /* ---- small builders ---------------------------------------------------- */
 typedef struct {
     ubd_ae *m;
-    size_t used;  /* arena floats planned so far */
     size_t work;  /* largest conv workspace */
     size_t gmax;  /* largest conv activation */
 } plan;
@@ -48,12 +46,6 @@ static ubd_status add_param(plan *p, size_t *off, const char *name, int nd, int6
 
 static ubd_status add_buf(plan *p, size_t *off, const char *name, int64_t n) {
     return ubd_params_add(&p->m->bufs, name, 1, &n, off);
-}
-
-/* Reserves n floats of the arena (64-byte aligned) for *ptr. */
-static void take(plan *p, float **ptr, size_t n) {
-    *ptr = p->m->arena ? p->m->arena + p->used : NULL;
-    p->used += (n + 15) / 16 * 16;
 }
 
 static ubd_status add_bn(plan *p, const char *prefix, int C, size_t *g, size_t *be, size_t *rm, size_t *rv,
@@ -77,19 +69,11 @@ static ubd_status add_block(plan *p, ae_block *k, const char *prefix, int transp
                             int pad, int H, int W, ubd_act act) {
     int B = p->m->cfg.max_batch;
     memset(k, 0, sizeof *k);
-    k->transposed = transposed;
-    k->ci = ci, k->co = co, k->kh = k->kw = kk, k->sh = k->sw = s, k->ph = k->pw = pad, k->H = H, k->W = W;
-    k->act = act;
-    size_t ws;
-    if (transposed) {
-        ubd_convt2d_shape sh = {B, ci, H, W, co, kk, kk, s, s, pad, pad, 0, 0};
-        UBD_TRY(ubd_convt2d_check(sh, &k->OH, &k->OW));
-        ws = ubd_convt2d_workspace(sh);
-    } else {
-        ubd_conv2d_shape sh = {B, ci, H, W, co, kk, kk, s, s, pad, pad};
-        UBD_TRY(ubd_conv2d_check(sh, &k->OH, &k->OW));
-        ws = ubd_conv2d_workspace(sh);
-    }
+    k->k = (ubd_block2d){.transposed = transposed, .C = ci, .OC = co, .H = H, .W = W, .KH = kk, .KW = kk, .SH = s,
+                         .SW = s, .PH = pad, .PW = pad, .act = act, .act_param = 0.0f,
+                         .bn_momentum = UBD_AE_BN_MOMENTUM, .bn_eps = UBD_AE_BN_EPS};
+    UBD_TRY(ubd_block2d_check(&k->k));
+    size_t ws = ubd_block2d_workspace(&k->k, B);
     if (ws > p->work) p->work = ws;
     char name[UBD_MAX_NAME + 32];
     snprintf(name, sizeof name, "%s.layers.0.weight", prefix);
@@ -100,30 +84,20 @@ static ubd_status add_block(plan *p, ae_block *k, const char *prefix, int transp
     snprintf(name, sizeof name, "%s.layers.0.bias", prefix);
     UBD_TRY(add_param(p, &k->b, name, 1, co, 0, 0, 0));
     snprintf(name, sizeof name, "%s.layers.1", prefix);
-    UBD_TRY(add_bn(p, name, co, &k->g, &k->be, &k->rm, &k->rv, &k->nbt));
-    size_t n = (size_t)B * co * k->OH * k->OW;
+    UBD_TRY(add_bn(p, name, co, &k->g, &k->beta, &k->rm, &k->rv, &k->nbt));
+    size_t n = (size_t)B * co * k->k.OH * k->k.OW;
     if (n > p->gmax) p->gmax = n;
-    take(p, &k->y, n);
-    take(p, &k->a, n);
-    if (act == UBD_ACT_TANH) take(p, &k->n, n);
-    take(p, &k->mean, (size_t)co);
-    take(p, &k->rstd, (size_t)co);
     return UBD_OK;
 }
 
 static ubd_status add_head(plan *p, ae_head *h, const char *fc, const char *bn, int ci, int co) {
-    int B = p->m->cfg.max_batch;
     char name[UBD_MAX_NAME + 32];
     h->ci = ci, h->co = co;
     snprintf(name, sizeof name, "%s.weight", fc);
     UBD_TRY(add_param(p, &h->w, name, 2, co, ci, 0, 0));
     snprintf(name, sizeof name, "%s.bias", fc);
     UBD_TRY(add_param(p, &h->b, name, 1, co, 0, 0, 0));
-    UBD_TRY(add_bn(p, bn, co, &h->g, &h->be, &h->rm, &h->rv, &h->nbt));
-    take(p, &h->y, (size_t)B * co);
-    take(p, &h->a, (size_t)B * co);
-    take(p, &h->mean, (size_t)co);
-    take(p, &h->rstd, (size_t)co);
+    UBD_TRY(add_bn(p, bn, co, &h->g, &h->beta, &h->rm, &h->rv, &h->nbt));
     return UBD_OK;
 }
 
@@ -168,7 +142,7 @@ static ubd_status layout_encoder(plan *p) {
         ae_block *k = &p->m->enc[i];
         UBD_TRY(add_block(p, k, prefix, 0, E[i].ci, E[i].co, E[i].k, E[i].s, E[i].pad, H, W,
                           i == UBD_AE_NENC - 1 ? UBD_ACT_TANH : UBD_ACT_RELU));
-        H = k->OH, W = k->OW;
+        H = k->k.OH, W = k->k.OW;
     }
     UBD_REQUIRE(H == 1 && W == 1, UBD_ERR_VALUE, "autoencoder: encoder output is %dx%d, expected 1x1", H, W);
     return UBD_OK;
@@ -191,14 +165,13 @@ static ubd_status layout_veldec(plan *p) {
         if (i == UBD_AE_NDECV - 1) { /* F.pad(x, [-5]*4): crop 80 -> 70 */
             UBD_REQUIRE(H == UBD_AE_VEL + 2 * UBD_AE_CROP && W == H, UBD_ERR_VALUE,
                         "autoencoder: velocity decoder reaches %dx%d before the crop, expected 80x80", H, W);
-            take(p, &p->m->crop, (size_t)c->max_batch * c->dim1 * UBD_AE_VEL * UBD_AE_VEL);
             H = W = UBD_AE_VEL;
         }
         snprintf(prefix, sizeof prefix, "decoder_v.%s", D[i].name);
         ae_block *k = &p->m->decv[i];
         UBD_TRY(add_block(p, k, prefix, D[i].tr, D[i].ci, D[i].co, D[i].k, D[i].s, D[i].pad, H, W,
                           i == UBD_AE_NDECV - 1 ? UBD_ACT_TANH : UBD_ACT_RELU));
-        H = k->OH, W = k->OW;
+        H = k->k.OH, W = k->k.OW;
     }
     return UBD_OK;
 }
@@ -207,7 +180,6 @@ static ubd_status layout_seisdec(plan *p) {
     ubd_ae *m = p->m;
     const ubd_ae_config *c = &m->cfg;
     ae_seisdec *d = &m->ds;
-    int B = c->max_batch;
     d->C = c->shots * c->head_width;
     d->T = 2;
     d->NH = c->heads;
@@ -215,13 +187,10 @@ static ubd_status layout_seisdec(plan *p) {
     d->depth = c->depth;
     d->nout = c->shots * c->nt * c->nr;
     int C = d->C, T = d->T;
-    size_t BT = (size_t)B * T;
     UBD_TRY(add_param(p, &d->cls, "decoder_s.decoder.cls_token", 3, 1, 1, C, 0));
     UBD_TRY(add_param(p, &d->pos, "decoder_s.decoder.pos_embed", 3, 1, T, C, 0));
     UBD_TRY(add_param(p, &d->pe_w, "decoder_s.decoder.patch_embed.proj.weight", 4, C, C, 1, 1));
     UBD_TRY(add_param(p, &d->pe_b, "decoder_s.decoder.patch_embed.proj.bias", 1, C, 0, 0, 0));
-    take(p, &d->tok, (size_t)B * C);
-    take(p, &d->x0, BT * C);
     char pre[UBD_MAX_NAME];
     for (int l = 0; l < d->depth; l++) {
         ae_tblock *k = &d->blk[l];
@@ -237,39 +206,9 @@ static ubd_status layout_seisdec(plan *p) {
         UBD_TRY(add_linear(p, &k->fc1_w, &k->fc1_b, pre, C, d->hidden));
         snprintf(pre, sizeof pre, "decoder_s.decoder.blocks.%d.mlp.fc2", l);
         UBD_TRY(add_linear(p, &k->fc2_w, &k->fc2_b, pre, d->hidden, C));
-        take(p, &k->ln1, BT * C);
-        take(p, &k->ln1_mean, BT);
-        take(p, &k->ln1_rstd, BT);
-        take(p, &k->qkv, BT * 3 * C);
-        take(p, &k->att, (size_t)B * d->NH * T * T);
-        take(p, &k->attout, BT * C);
-        take(p, &k->x1, BT * C);
-        take(p, &k->ln2, BT * C);
-        take(p, &k->ln2_mean, BT);
-        take(p, &k->ln2_rstd, BT);
-        take(p, &k->h, BT * d->hidden);
-        take(p, &k->g, BT * d->hidden);
-        take(p, &k->x2, BT * C);
     }
     UBD_TRY(add_layernorm(p, &d->norm_g, &d->norm_b, "decoder_s.decoder.norm", C));
     UBD_TRY(add_linear(p, &d->out_w, &d->out_b, "decoder_s.mlp", C, d->nout));
-    take(p, &d->xf, BT * C);
-    take(p, &d->xf_mean, BT);
-    take(p, &d->xf_rstd, BT);
-    take(p, &d->sel, (size_t)B * C);
-    take(p, &d->out, (size_t)B * d->nout);
-    /* backward scratch */
-    take(p, &m->dseis, (size_t)B * d->nout);
-    take(p, &m->dX, BT * C);
-    take(p, &m->dln, BT * C);
-    take(p, &m->dattout, BT * C);
-    take(p, &m->dxf, BT * C);
-    take(p, &m->dqkv, BT * 3 * C);
-    take(p, &m->datt, (size_t)B * d->NH * T * T);
-    take(p, &m->dh, BT * d->hidden);
-    take(p, &m->dg, BT * d->hidden);
-    take(p, &m->dsel, (size_t)B * C);
-    take(p, &m->dtok, (size_t)B * C);
     return UBD_OK;
 }
 
@@ -291,9 +230,9 @@ static ubd_status check_sizes(const ubd_ae_config *c) {
     return UBD_OK;
 }
 
-ubd_status ae_layout(ubd_ae *m, size_t *arena_n, size_t *work_n) {
+ubd_status ae_layout(ubd_ae *m) {
     UBD_TRY(check_sizes(&m->cfg));
-    plan p = {m, 0, 0, 0};
+    plan p = {m, 0, 0};
     const ubd_ae_config *c = &m->cfg;
     int B = c->max_batch;
     size_t start = 0;
@@ -311,21 +250,93 @@ ubd_status ae_layout(ubd_ae *m, size_t *arena_n, size_t *work_n) {
     start = m->params.n;
     UBD_TRY(layout_seisdec(&p));
     mark_group(m, UBD_AE_DEC_S, start);
-    /* conv-path backward scratch and small gradients */
     size_t hmax = (size_t)B * (m->hv.co > m->hs.co ? m->hv.co : m->hs.co);
     if (hmax > p.gmax) p.gmax = hmax; /* the heads' backward uses the same scratch */
     m->gmax = p.gmax;
-    take(&p, &m->g0, p.gmax);
-    take(&p, &m->g1, p.gmax);
-    take(&p, &m->g2, p.gmax);
-    take(&p, &m->g3, p.gmax);
-    take(&p, &m->dz, (size_t)B * c->latent);
-    take(&p, &m->dhv, (size_t)B * m->hv.co);
-    take(&p, &m->dhs, (size_t)B * m->hs.co);
-    take(&p, &m->dvel, (size_t)B * UBD_AE_VEL * UBD_AE_VEL);
-    *arena_n = p.used;
-    *work_n = p.work;
+    m->work_n = p.work;
     return UBD_OK;
+}
+
+/* ---- activation memory --------------------------------------------------- */
+static void block_slices(ubd_arena *a, ae_block *k, size_t B) {
+    const size_t n = B * k->k.OC * k->k.OH * k->k.OW;
+    ubd_arena_take(a, &k->z, n, "conv block: conv output");
+    ubd_arena_take(a, &k->a, n, "conv block: output");
+    ubd_arena_take(a, &k->y, k->k.act == UBD_ACT_TANH ? n : 0, "conv block: BatchNorm output before tanh");
+    ubd_arena_take(a, &k->mean, (size_t)k->k.OC, "conv block: mean");
+    ubd_arena_take(a, &k->rstd, (size_t)k->k.OC, "conv block: rstd");
+}
+
+static void head_slices(ubd_arena *a, ae_head *h, size_t B) {
+    ubd_arena_take(a, &h->y, B * h->co, "head: linear output");
+    ubd_arena_take(a, &h->a, B * h->co, "head: output");
+    ubd_arena_take(a, &h->mean, (size_t)h->co, "head: mean");
+    ubd_arena_take(a, &h->rstd, (size_t)h->co, "head: rstd");
+}
+
+static void seisdec_slices(ubd_arena *a, ubd_ae *m, size_t B) {
+    ae_seisdec *d = &m->ds;
+    const size_t C = (size_t)d->C, BT = B * d->T, H = (size_t)d->hidden, natt = B * d->NH * d->T * d->T;
+    ubd_arena_take(a, &d->tok, B * C, "D_s: patch embedding");
+    ubd_arena_take(a, &d->x0, BT * C, "D_s: tokens");
+    for (int l = 0; l < d->depth; l++) {
+        ae_tblock *k = &d->blk[l];
+        ubd_arena_take(a, &k->ln1, BT * C, "D_s block: norm1");
+        ubd_arena_take(a, &k->ln1_mean, BT, "D_s block: norm1 mean");
+        ubd_arena_take(a, &k->ln1_rstd, BT, "D_s block: norm1 rstd");
+        ubd_arena_take(a, &k->qkv, BT * 3 * C, "D_s block: qkv");
+        ubd_arena_take(a, &k->att, natt, "D_s block: attention");
+        ubd_arena_take(a, &k->attout, BT * C, "D_s block: attention output");
+        ubd_arena_take(a, &k->x1, BT * C, "D_s block: x1");
+        ubd_arena_take(a, &k->ln2, BT * C, "D_s block: norm2");
+        ubd_arena_take(a, &k->ln2_mean, BT, "D_s block: norm2 mean");
+        ubd_arena_take(a, &k->ln2_rstd, BT, "D_s block: norm2 rstd");
+        ubd_arena_take(a, &k->h, BT * H, "D_s block: fc1 output");
+        ubd_arena_take(a, &k->g, BT * H, "D_s block: GELU output");
+        ubd_arena_take(a, &k->x2, BT * C, "D_s block: output");
+    }
+    ubd_arena_take(a, &d->xf, BT * C, "D_s: final norm");
+    ubd_arena_take(a, &d->xf_mean, BT, "D_s: final norm mean");
+    ubd_arena_take(a, &d->xf_rstd, BT, "D_s: final norm rstd");
+    ubd_arena_take(a, &d->sel, B * C, "D_s: selected token");
+    ubd_arena_take(a, &d->out, B * d->nout, "D_s: seismic prediction");
+    /* backward scratch */
+    ubd_arena_take(a, &m->dseis, B * d->nout, "D_s: output gradient");
+    ubd_arena_take(a, &m->dX, BT * C, "D_s: residual gradient");
+    ubd_arena_take(a, &m->dln, BT * C, "D_s: norm gradient");
+    ubd_arena_take(a, &m->dattout, BT * C, "D_s: attention output gradient");
+    ubd_arena_take(a, &m->dxf, BT * C, "D_s: final norm gradient");
+    ubd_arena_take(a, &m->dqkv, BT * 3 * C, "D_s: qkv gradient");
+    ubd_arena_take(a, &m->datt, natt, "D_s: attention gradient");
+    ubd_arena_take(a, &m->dh, BT * H, "D_s: fc1 gradient");
+    ubd_arena_take(a, &m->dg, BT * H, "D_s: GELU gradient");
+    ubd_arena_take(a, &m->dsel, B * C, "D_s: selected token gradient");
+    ubd_arena_take(a, &m->dtok, B * C, "D_s: patch embedding gradient");
+}
+
+void ae_lay_out(ubd_ae *m, ubd_arena *a) {
+    const ubd_ae_config *c = &m->cfg;
+    const size_t B = (size_t)c->max_batch, nvel = B * UBD_AE_VEL * UBD_AE_VEL;
+    for (int i = 0; i < UBD_AE_NENC; i++) block_slices(a, &m->enc[i], B);
+    head_slices(a, &m->hv, B);
+    for (int i = 0; i < UBD_AE_NDECV; i++) block_slices(a, &m->decv[i], B);
+    ubd_arena_take(a, &m->crop, B * c->dim1 * UBD_AE_VEL * UBD_AE_VEL, "D_v: cropped map");
+    head_slices(a, &m->hs, B);
+    seisdec_slices(a, m, B);
+    ubd_arena_take(a, &m->work, m->work_n, "conv workspace");
+    ubd_arena_take(a, &m->g0, m->gmax, "conv backward scratch");
+    ubd_arena_take(a, &m->g1, m->gmax, "conv backward scratch");
+    ubd_arena_take(a, &m->g2, m->gmax, "conv backward scratch");
+    ubd_arena_take(a, &m->g3, m->gmax, "conv backward scratch");
+    ubd_arena_take(a, &m->dz, B * c->latent, "latent gradient");
+    ubd_arena_take(a, &m->dhv, B * m->hv.co, "velocity head gradient");
+    ubd_arena_take(a, &m->dhs, B * m->hs.co, "seismic head gradient");
+    ubd_arena_take(a, &m->dvel, nvel, "velocity gradient");
+    ubd_arena_take(a, &m->loss, AE_NSCALARS, "losses");
+    ubd_arena_take(a, &m->one, 1, "the constant 1");
+    ubd_arena_stage(a, &m->vel_in, nvel, "velocity staging");
+    ubd_arena_stage(a, &m->seis_in, B * m->ds.nout, "seismic staging");
+    ubd_arena_stage(a, &m->z_in, B * c->latent, "latent staging");
 }
 
 ubd_status ubd_ae_build_spec(const ubd_ae_config *cfg, ubd_params *params, ubd_params *bufs, size_t *group_off,
@@ -336,8 +347,7 @@ ubd_status ubd_ae_build_spec(const ubd_ae_config *cfg, ubd_params *params, ubd_p
     m->cfg = *cfg;
     ubd_params_init(&m->params);
     ubd_params_init(&m->bufs);
-    size_t an, wn;
-    ubd_status s = ae_layout(m, &an, &wn);
+    ubd_status s = ae_layout(m);
     if (s == UBD_OK) {
         if (params) *params = m->params; else ubd_params_free(&m->params);
         if (bufs) *bufs = m->bufs; else ubd_params_free(&m->bufs);

@@ -1,64 +1,58 @@
 /* ae_model.c — creation, memory, PyTorch-default initialisation and
  * accessors of the co-latent autoencoder. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ae_internal.h"
 
-static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    float *p = aligned_alloc(64, bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
-
 void ubd_ae_free(ubd_ae *m) {
     if (!m) return;
     ubd_params_free(&m->params);
     ubd_params_free(&m->bufs);
-    free(m->arena);
-    free(m->work);
+    ubd_arena_release(&m->arena);
     free(m);
 }
 
-ubd_status ubd_ae_create(ubd_ae **out, const ubd_ae_config *cfg, uint64_t seed) {
+/* The activation arena for max_batch samples (arena.h: plan, commit, bind). */
+static ubd_status reserve(ubd_ae *m) {
+    ubd_arena a;
+    ubd_arena_begin(&a, m->be);
+    ae_lay_out(m, &a);
+    char owner[64];
+    snprintf(owner, sizeof owner, "autoencoder (max_batch %d)", m->cfg.max_batch);
+    UBD_TRY(ubd_arena_commit(&a, owner));
+    ae_lay_out(m, &a);
+    ubd_status s = ubd_arena_end(&a);
+    m->arena = a;
+    UBD_TRY(s);
+    return m->be->fill(m->one, 1, 1.0f);
+}
+
+ubd_status ubd_ae_create(ubd_ae **out, const ubd_ae_config *cfg, uint64_t seed, const ubd_backend *be) {
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(cfg);
     *out = NULL;
-    /* a first pass sizes the arena; the second points the buffers into it */
-    size_t an = 0, wn = 0, an2 = 0, wn2 = 0;
     UBD_TRY(ubd_ae_config_check(cfg));
     ubd_ae *m = calloc(1, sizeof *m);
     UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "autoencoder: out of memory");
     m->cfg = *cfg;
-    ubd_status s = ae_layout(m, &an, &wn);
-    ubd_params_free(&m->params);
-    ubd_params_free(&m->bufs);
-    if (s != UBD_OK) goto fail;
-    m->arena = alloc_floats(an);
-    m->work = alloc_floats(wn);
-    m->arena_n = an;
-    m->work_n = wn;
-    if (!m->arena || !m->work) {
-        s = ubd_fail(UBD_ERR_MEMORY, "autoencoder: cannot allocate %zu activation floats", an + wn);
-        goto fail;
+    m->be = be ? be : ubd_backend_cpu();
+    ubd_params_init_on(&m->params, m->be);
+    ubd_params_init_on(&m->bufs, m->be);
+    ubd_arena_begin(&m->arena, m->be);
+    ubd_status s = ae_layout(m);
+    for (int k = UBD_BUF_PARAM; s == UBD_OK && k <= UBD_BUF_V; k++) s = ubd_params_alloc(&m->params, (ubd_buf_kind)k);
+    if (s == UBD_OK) s = ubd_params_alloc(&m->bufs, UBD_BUF_PARAM);
+    if (s == UBD_OK) s = reserve(m);
+    if (s == UBD_OK) s = ubd_ae_init(m, seed);
+    if (s != UBD_OK) {
+        ubd_ae_free(m);
+        return s;
     }
-    if ((s = ae_layout(m, &an2, &wn2)) != UBD_OK) goto fail;
-    if (an2 != an || wn2 != wn) {
-        s = ubd_fail(UBD_ERR_RUNTIME, "autoencoder: inconsistent memory plan");
-        goto fail;
-    }
-    for (int k = UBD_BUF_PARAM; k <= UBD_BUF_V; k++)
-        if ((s = ubd_params_alloc(&m->params, (ubd_buf_kind)k)) != UBD_OK) goto fail;
-    if ((s = ubd_params_alloc(&m->bufs, UBD_BUF_PARAM)) != UBD_OK) goto fail;
-    if ((s = ubd_ae_init(m, seed)) != UBD_OK) goto fail;
     *out = m;
     return UBD_OK;
-fail:
-    ubd_ae_free(m);
-    return s;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -74,6 +68,7 @@ static int ends_with(const char *s, const char *suffix) {
  *  cls_token, pos_embed: 0 (torch.zeros in the authors' ViT). */
 ubd_status ubd_ae_init(ubd_ae *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    const ubd_backend *be = m->be;
     ubd_params *P = &m->params;
     float *p = P->buf[UBD_BUF_PARAM];
     for (int i = 0; i < P->nviews; i++) {
@@ -95,34 +90,30 @@ ubd_status ubd_ae_init(ubd_ae *m, uint64_t seed) {
             }
         }
         if (fan_in > 0.0) {
-            float bound = (float)(1.0 / sqrt(fan_in));
-            UBD_TRY(ubd_cpu_rand_uniform(x, v->size, seed, (uint64_t)i, 0));
-#pragma omp parallel for schedule(static) if (v->size > 65536)
-            for (size_t e = 0; e < v->size; e++) x[e] = (2.0f * x[e] - 1.0f) * bound;
+            UBD_TRY(be->init_uniform(x, v->size, (float)(1.0 / sqrt(fan_in)), seed, (uint64_t)i, 0));
         } else {
-            float val = (ends_with(v->name, ".weight") && v->ndim == 1) ? 1.0f : 0.0f;
-            for (size_t e = 0; e < v->size; e++) x[e] = val;
+            UBD_TRY(be->fill(x, v->size, (ends_with(v->name, ".weight") && v->ndim == 1) ? 1.0f : 0.0f));
         }
     }
     ubd_params *Bf = &m->bufs;
     for (int i = 0; i < Bf->nviews; i++) {
         const ubd_view *v = &Bf->views[i];
-        float val = ends_with(v->name, ".running_var") ? 1.0f : 0.0f;
-        for (size_t e = 0; e < v->size; e++) Bf->buf[UBD_BUF_PARAM][v->offset + e] = val;
+        UBD_TRY(be->fill(Bf->buf[UBD_BUF_PARAM] + v->offset, v->size, ends_with(v->name, ".running_var") ? 1.0f : 0.0f));
     }
-    memset(P->buf[UBD_BUF_GRAD], 0, P->n * sizeof(float));
-    ubd_ae_reset_optimizer(m);
+    UBD_TRY(be->zero(P->buf[UBD_BUF_GRAD], P->n));
+    return ubd_ae_reset_optimizer(m);
+}
+
+ubd_status ubd_ae_reset_optimizer(ubd_ae *m) {
+    UBD_REQUIRE_PTR(m);
+    UBD_TRY(m->be->zero(m->params.buf[UBD_BUF_M], m->params.n));
+    UBD_TRY(m->be->zero(m->params.buf[UBD_BUF_V], m->params.n));
+    for (int g = 0; g < UBD_AE_NGROUPS; g++) m->steps[g] = 0;
     return UBD_OK;
 }
 
-void ubd_ae_reset_optimizer(ubd_ae *m) {
-    if (!m) return;
-    memset(m->params.buf[UBD_BUF_M], 0, m->params.n * sizeof(float));
-    memset(m->params.buf[UBD_BUF_V], 0, m->params.n * sizeof(float));
-    for (int g = 0; g < UBD_AE_NGROUPS; g++) m->steps[g] = 0;
-}
-
 const ubd_ae_config *ubd_ae_get_config(const ubd_ae *m) { return &m->cfg; }
+const ubd_backend *ubd_ae_backend(const ubd_ae *m) { return m->be; }
 ubd_params *ubd_ae_params(ubd_ae *m) { return &m->params; }
 ubd_params *ubd_ae_buffers(ubd_ae *m) { return &m->bufs; }
 

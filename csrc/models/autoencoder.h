@@ -1,7 +1,8 @@
 /* autoencoder.h — the co-latent autoencoder of UB-Diff (VSNet of the authors'
  * code): encoder E (velocity -> z), two heads (z -> each modality's latent),
  * velocity decoder D_v (CNN) and seismic decoder D_s (2-block transformer +
- * one large Linear). CPU, one C call per training step.
+ * one large Linear). One C call per training step, on the backend chosen at
+ * creation (backend.h: "cpu" or "cuda"); every op goes through its table.
  *
  * Shapes of the paper configuration are in shared/specs/paper_config.md.
  * A model owns:
@@ -12,11 +13,16 @@
  *    seismic side, ...).
  *  - bufs: a second ubd_params holding the BatchNorm running statistics
  *    (running_mean, running_var, num_batches_tracked), never trained.
- *  - activations for `max_batch` samples, allocated once at creation.
+ *  - activations, scratch, loss scalars and input staging for `max_batch`
+ *    samples: one arena (arena.h), allocated once at creation.
+ * All of them are memory of the model's backend. The compute calls below take
+ * and return HOST arrays: inputs are staged onto the backend once per call (on
+ * the CPU used in place), outputs and losses copied back once.
  */
 #ifndef UBD_AUTOENCODER_H
 #define UBD_AUTOENCODER_H
 
+#include "../backend.h"
 #include "../ops.h"
 #include "../params.h"
 
@@ -69,9 +75,10 @@ ubd_status ubd_ae_config_check(const ubd_ae_config *cfg);
 ubd_status ubd_ae_build_spec(const ubd_ae_config *cfg, ubd_params *params, ubd_params *bufs, size_t *group_off,
                              size_t *group_n);
 
-/* Creates a model: tables, param/grad/m/v buffers, BN buffers, activations.
- * Parameters are initialised as PyTorch would (seeded Philox streams). */
-ubd_status ubd_ae_create(ubd_ae **out, const ubd_ae_config *cfg, uint64_t seed);
+/* Creates a model on backend `be` (NULL: the CPU): tables, param/grad/m/v
+ * buffers, BN buffers, activations. Parameters are initialised as PyTorch
+ * would (seeded Philox streams: the same values on every backend). */
+ubd_status ubd_ae_create(ubd_ae **out, const ubd_ae_config *cfg, uint64_t seed, const ubd_backend *be);
 void ubd_ae_free(ubd_ae *model);
 /* Re-initialises parameters and BN statistics (PyTorch defaults): conv/linear
  * weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform a=sqrt 5),
@@ -79,9 +86,11 @@ void ubd_ae_free(ubd_ae *model);
  * View i draws from Philox stream (seed, i). Also resets the optimiser. */
 ubd_status ubd_ae_init(ubd_ae *model, uint64_t seed);
 /* Zeroes Adam m, v and the per-group step counters (a fresh optimiser). */
-void ubd_ae_reset_optimizer(ubd_ae *model);
+ubd_status ubd_ae_reset_optimizer(ubd_ae *model);
 
 const ubd_ae_config *ubd_ae_get_config(const ubd_ae *model);
+/* The backend the model was created on. */
+const ubd_backend *ubd_ae_backend(const ubd_ae *model);
 ubd_params *ubd_ae_params(ubd_ae *model);
 ubd_params *ubd_ae_buffers(ubd_ae *model);
 void ubd_ae_group_range(const ubd_ae *model, int group, size_t *off, size_t *n);
@@ -96,14 +105,28 @@ ubd_status ubd_ae_encode(ubd_ae *model, float *z_out, const float *vel, int B, i
  * seis_out (B, shots, nt, nr); either may be NULL. */
 ubd_status ubd_ae_decode(ubd_ae *model, float *vel_out, float *seis_out, const float *z, int B);
 
-/* Forward + backward of one training step WITHOUT the optimiser update:
- * the gradient buffer of the trained groups is zeroed, then filled.
- * vel (B,1,70,70), seis (B, shots, nt, nr) normalised (seis may be NULL in
- * STEP1 and VEL_AFTER only). freeze = F of STEP2 (ignored in the other modes). */
+/* The training step, split for data-parallel training (an all-reduce of the
+ * gradient range fits between the two calls):
+ *
+ * ubd_ae_forward_backward: forward + backward WITHOUT the optimiser update;
+ * the gradient buffer of the trained groups' range (ubd_ae_trained_range) is
+ * zeroed, then the trained groups' gradient filled; BatchNorm runs in training
+ * mode (running statistics updated). vel (B,1,70,70), seis (B, shots, nt, nr)
+ * normalised host arrays (seis may be NULL in STEP1 and VEL_AFTER only).
+ * freeze = F of STEP2 (ignored in the other modes).
+ * losses_out (UBD_AE_NLOSSES), host: NaN where the mode computes none. */
 ubd_status ubd_ae_forward_backward(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                                    ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
-/* forward_backward + AdamW on the trained groups (each
- * group's step counter, for bias correction, counts its own updates). */
+/* AdamW (adam: decoupled = 1) on the groups `mode`/`freeze` train, from the
+ * gradient buffer as it stands; each group's step counter, for the bias
+ * correction, counts its own updates. */
+ubd_status ubd_ae_apply_update(ubd_ae *model, ubd_ae_mode mode, int freeze, const ubd_adam_hparams *adam);
+/* [*off, *off + *n): the floats of the flat buffers from the mode's first to
+ * its last trained group: the gradient range to all-reduce (for SEIS_FIRST it
+ * also spans head_v and D_v, whose gradient is zero there and not applied). */
+ubd_status ubd_ae_trained_range(const ubd_ae *model, ubd_ae_mode mode, int freeze, size_t *off, size_t *n);
+/* One step: forward_backward, a check that every computed loss is finite
+ * (else an error and nothing updated), apply_update. */
 ubd_status ubd_ae_train_step(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                              ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
 

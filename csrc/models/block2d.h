@@ -1,6 +1,8 @@
 /* block2d.h — OpenFWI's building block: a Conv2d or ConvTranspose2d, then
  * BatchNorm2d, then an activation (ConvBlock, DeconvBlock, ConvBlock_Tanh of
- * OpenFWI's network.py). A reusable unit for any model made of such blocks.
+ * OpenFWI's network.py, and the same three of the UB-Diff authors' VSNet).
+ * The one such block of the code base: InversionNet and the co-latent
+ * autoencoder's E and D_v are made of it.
  *
  * Training-mode forward keeps what backward needs as explicit outputs:
  *   z  (B, OC, OH, OW)  the convolution output (BatchNorm's input),
@@ -18,6 +20,7 @@
 #define UBD_BLOCK2D_H
 
 #include "backend.h"
+#include "syncbn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +36,7 @@ typedef struct {
     float act_param;           /* LeakyReLU slope */
     float bn_momentum, bn_eps; /* PyTorch defaults 0.1, 1e-5 */
     int OH, OW;                /* output spatial size: filled by ubd_block2d_check */
+    const ubd_bn_sync *bn_sync; /* NULL: BatchNorm over this process's batch; else over all ranks (syncbn.h) */
 } ubd_block2d;
 
 /* Checks the geometry and fills OH, OW. */

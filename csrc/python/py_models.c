@@ -1,11 +1,20 @@
 /* py_models.c — bindings of models and their training steps.
  *
  * Co-latent autoencoder (csrc/models/autoencoder.h), functions prefixed ae_.
- * A model is a capsule; its tensors are zero-copy NumPy views whose base is
- * the capsule, so the model lives while any view does. Calls on one model
- * are serialised: a second call while one runs (GIL released) raises. */
+ * A model is a capsule owning a ubd_ae on the backend named at creation
+ * (device "cpu" | "cuda" | "auto"). Its tensors are reached through
+ * tensor_io.h: copies in and out on every device (ae_get / ae_set / ae_zero),
+ * and on the CPU also zero-copy NumPy views whose base is the capsule, so the
+ * model lives while any view does (ae_view / ae_flat). Compute calls take
+ * host arrays; the model stages them onto its device. Calls on one model are
+ * serialised: a second call while one runs (GIL released) raises.
+ *
+ * ae_tokens_forward / ae_tokens_backward run the D_s token-assembly ops of
+ * the backend table on NumPy arrays on a given device, for the op tests. */
 #include "handle.h" /* first: Python.h must precede system headers */
 #include <string.h>
+
+#include "tensor_io.h"
 
 #include "../models/autoencoder.h"
 
@@ -137,17 +146,20 @@ static void ae_destroy(void *m) { ubd_ae_free(m); }
 #define AE_CALL UBD_HANDLE_CALL
 #define OUTSIDE_MODEL(h, ...) UBD_PY_OUTSIDE_MODEL(ubd_ae_params((h)->obj), ubd_ae_buffers((h)->obj), __VA_ARGS__)
 
-/* ae_create(config, seed) -> handle */
+/* ae_create(config, seed=0, device="auto") -> handle of a model on that device */
 static PyObject *ae_create(PyObject *self, PyObject *args) {
     PyObject *d, *seed_obj = NULL;
-    if (!PyArg_ParseTuple(args, "O|O", &d, &seed_obj)) return NULL;
+    const char *device = "auto";
+    if (!PyArg_ParseTuple(args, "O|Os", &d, &seed_obj, &device)) return NULL;
     unsigned long long seed = 0;
     if (seed_obj && ubd_py_u64(seed_obj, __func__, "seed", &seed) < 0) return NULL;
     ubd_ae_config c;
     if (dict_to_config(d, &c) < 0) return NULL;
+    const ubd_backend *be = NULL;
+    ubd_status s = ubd_backend_find(device, &be);
+    if (s != UBD_OK) return ubd_py_raise(s);
     ubd_ae *m = NULL;
-    ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = ubd_ae_create(&m, &c, seed);
+    Py_BEGIN_ALLOW_THREADS s = ubd_ae_create(&m, &c, seed, be);
     Py_END_ALLOW_THREADS if (s) return ubd_py_raise(s);
     return ubd_handle_new(m, ae_destroy, AE_CAPSULE, "autoencoder");
 }
@@ -168,56 +180,82 @@ static PyObject *ae_spec_of(PyObject *self, PyObject *args) {
     return spec_dict(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), goff, gn);
 }
 
-/* kind: param | grad | m | v (trainable tensors) or buf (BatchNorm statistics) */
-static int view_target(ubd_handle *h, const char *kind, ubd_params **P, float **base) {
-    if (strcmp(kind, "buf") == 0) {
-        *P = ubd_ae_buffers(h->obj);
-        *base = (*P)->buf[UBD_BUF_PARAM];
-        return 0;
-    }
-    const char *kinds[4] = {"param", "grad", "m", "v"};
+/* The tensor (kind, name or None for the whole buffer) of a model; kind:
+ * param | grad | m | v (trainable tensors) or buf (BatchNorm statistics). */
+static int find_tensor(ubd_py_tensor *t, ubd_ae *m, const char *kind, PyObject *name) {
+    if (strcmp(kind, "buf") == 0)
+        return ubd_py_tensor_find(t, ubd_ae_buffers(m), UBD_BUF_PARAM, name, "autoencoder", "buffer");
+    static const char *kinds[4] = {"param", "grad", "m", "v"};
     for (int k = 0; k < 4; k++)
-        if (strcmp(kind, kinds[k]) == 0) {
-            *P = ubd_ae_params(h->obj);
-            *base = (*P)->buf[k];
-            return 0;
-        }
+        if (strcmp(kind, kinds[k]) == 0)
+            return ubd_py_tensor_find(t, ubd_ae_params(m), (ubd_buf_kind)k, name, "autoencoder", "parameter");
     PyErr_Format(PyExc_ValueError, "autoencoder: buffer kind must be param, grad, m, v or buf; got '%s'", kind);
     return -1;
 }
 
-/* ae_view(handle, name, kind="param") -> zero-copy view */
+/* ae_view(handle, name, kind="param") -> zero-copy view (CPU models only) */
 static PyObject *ae_view(PyObject *self, PyObject *args) {
-    PyObject *cap;
-    const char *name, *kind = "param";
-    if (!PyArg_ParseTuple(args, "Os|s", &cap, &name, &kind)) return NULL;
+    PyObject *cap, *name;
+    const char *kind = "param";
+    if (!PyArg_ParseTuple(args, "OU|s", &cap, &name, &kind)) return NULL;
     ACQUIRE(h, cap);
-    ubd_params *P;
-    float *base;
-    if (view_target(h, kind, &P, &base) < 0) return NULL;
-    int i = ubd_params_find(P, name);
-    if (i < 0) {
-        PyErr_Format(PyExc_KeyError, "autoencoder: no %s tensor named '%s'",
-                     strcmp(kind, "buf") == 0 ? "buffer" : "parameter", name);
-        return NULL;
-    }
-    const ubd_view *v = &P->views[i];
-    npy_intp dims[UBD_MAX_DIMS];
-    for (int d = 0; d < v->ndim; d++) dims[d] = (npy_intp)v->shape[d];
-    return ubd_py_view(cap, base + v->offset, v->ndim, dims);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name) < 0) return NULL;
+    return ubd_py_tensor_view(cap, &t, "autoencoder");
 }
 
-/* ae_flat(handle, kind="param") -> the whole buffer, 1-D */
+/* ae_flat(handle, kind="param") -> the whole buffer as a 1-D zero-copy view (CPU models only) */
 static PyObject *ae_flat(PyObject *self, PyObject *args) {
     PyObject *cap;
     const char *kind = "param";
     if (!PyArg_ParseTuple(args, "O|s", &cap, &kind)) return NULL;
     ACQUIRE(h, cap);
-    ubd_params *P;
-    float *base;
-    if (view_target(h, kind, &P, &base) < 0) return NULL;
-    npy_intp n = (npy_intp)P->n;
-    return ubd_py_view(cap, base, 1, &n);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, Py_None) < 0) return NULL;
+    return ubd_py_tensor_view(cap, &t, "autoencoder");
+}
+
+/* ae_get(handle, kind, name=None) -> a host copy of one tensor (or the whole buffer), any device */
+static PyObject *ae_get(PyObject *self, PyObject *args) {
+    PyObject *cap, *name = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name) < 0) return NULL;
+    return ubd_py_tensor_get(&t);
+}
+
+/* ae_set(handle, kind, name, value): copies value (float32, the tensor's shape) in, any device */
+static PyObject *ae_set(PyObject *self, PyObject *args) {
+    PyObject *cap, *name, *value;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name, &value)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name) < 0 || ubd_py_tensor_set(&t, value, "ae_set") < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ae_zero(handle, kind, name=None): zeroes one tensor (or the whole buffer) */
+static PyObject *ae_zero(PyObject *self, PyObject *args) {
+    PyObject *cap, *name = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ae_device(handle) -> "cpu" | "cuda" (fixed at creation: answered while the model runs, too) */
+static PyObject *ae_device(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    if (!PyCapsule_IsValid(cap, AE_CAPSULE))
+        return PyErr_Format(PyExc_TypeError, "expected a %s model handle", AE_CAPSULE);
+    const ubd_handle *h = PyCapsule_GetPointer(cap, AE_CAPSULE);
+    return PyUnicode_FromString(ubd_ae_backend(h->obj)->name);
 }
 
 static PyObject *ae_init(PyObject *self, PyObject *args) {
@@ -233,7 +271,7 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
     ACQUIRE(h, cap);
-    ubd_ae_reset_optimizer(h->obj);
+    AE_CALL(h, ubd_ae_reset_optimizer(h->obj));
     Py_RETURN_NONE;
 }
 
@@ -350,7 +388,7 @@ static PyObject *ae_step_common(PyObject *args, int update) {
     long long B = vel.shape[0];
     UBD_PY_EXPECT_OPT(seis, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
     UBD_PY_NO_OVERLAP_FN(update ? "ae_train_step" : "ae_forward_backward", 0, &losses_out, &vel, &seis);
-    UBD_PY_OUTSIDE_MODEL(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), &losses_out, &vel, &seis);
+    OUTSIDE_MODEL(h, &losses_out, &vel, &seis);
     if (update)
         AE_CALL(h, ubd_ae_train_step(h->obj, losses_out.data, vel.data, seis.data, (int)B, (ubd_ae_mode)mode, freeze,
                                      &hp));
@@ -363,16 +401,160 @@ static PyObject *ae_step_common(PyObject *args, int update) {
 static PyObject *py_ae_train_step(PyObject *self, PyObject *args) { return ae_step_common(args, 1); }
 static PyObject *py_ae_forward_backward(PyObject *self, PyObject *args) { return ae_step_common(args, 0); }
 
+/* ae_apply_update(handle, mode, freeze, (lr, beta1, beta2, eps, weight_decay)): AdamW on the
+ * groups the mode trains, from the gradient buffer as it stands (after ae_forward_backward and,
+ * in data-parallel training, an all-reduce of ae_trained_range) */
+static PyObject *py_ae_apply_update(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    int mode, freeze;
+    ubd_adam_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.decoupled = 1;
+    if (!PyArg_ParseTuple(args, "Oip(fffff)", &cap, &mode, &freeze, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps,
+                          &hp.weight_decay))
+        return NULL;
+    ACQUIRE(h, cap);
+    AE_CALL(h, ubd_ae_apply_update(h->obj, (ubd_ae_mode)mode, freeze, &hp));
+    Py_RETURN_NONE;
+}
+
+/* ae_trained_range(handle, mode, freeze) -> (offset, size): the floats of the flat buffers the mode trains */
+static PyObject *py_ae_trained_range(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    int mode, freeze;
+    if (!PyArg_ParseTuple(args, "Oip", &cap, &mode, &freeze)) return NULL;
+    ACQUIRE(h, cap);
+    size_t off = 0, n = 0;
+    ubd_status s = ubd_ae_trained_range(h->obj, (ubd_ae_mode)mode, freeze, &off, &n);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    return Py_BuildValue("(nn)", (Py_ssize_t)off, (Py_ssize_t)n);
+}
+
+/* ---- the token-assembly ops on NumPy arrays, on any backend (op tests) ------------------------ */
+#define OP_MAX_ARGS 4
+
+/* The arrays of one op call as memory of backend `be`: on a host-memory
+ * backend the arrays themselves, otherwise device copies (outputs and
+ * accumulated gradients copied back by op_finish). */
+typedef struct {
+    const ubd_backend *be;
+    int n;
+    ubd_f32 *host[OP_MAX_ARGS];
+    float *dev[OP_MAX_ARGS];
+    int back[OP_MAX_ARGS];
+} op_args;
+
+static ubd_status op_push(op_args *o, ubd_f32 *a, int back) {
+    const int i = o->n++;
+    o->host[i] = a;
+    o->back[i] = back;
+    o->dev[i] = NULL;
+    if (!a->data) return UBD_OK; /* an optional argument given as None */
+    if (o->be->host_memory) {
+        o->dev[i] = a->data;
+        return UBD_OK;
+    }
+    const size_t bytes = (size_t)a->size * sizeof(float);
+    UBD_TRY(o->be->alloc((void **)&o->dev[i], bytes));
+    return o->be->copy(o->dev[i], a->data, bytes, UBD_H2D);
+}
+
+static ubd_status op_finish(op_args *o, ubd_status s) {
+    if (!o->be->host_memory) {
+        if (s == UBD_OK) s = o->be->sync();
+        for (int i = 0; i < o->n; i++) {
+            if (s == UBD_OK && o->back[i] && o->dev[i])
+                s = o->be->copy(o->host[i]->data, o->dev[i], (size_t)o->host[i]->size * sizeof(float), UBD_D2H);
+            o->be->free(o->dev[i]);
+        }
+    }
+    return s;
+}
+
+static const ubd_backend *op_backend(const char *device) {
+    const ubd_backend *be = NULL;
+    ubd_status s = ubd_backend_find(device, &be);
+    if (s != UBD_OK) {
+        ubd_py_raise(s);
+        return NULL;
+    }
+    return be;
+}
+
+/* ae_tokens_forward(device, x0 (B,T,C), tok (B,T-1,C), cls (C), pos (T,C)) */
+static PyObject *ae_tokens_forward(PyObject *self, PyObject *args) {
+    const char *device;
+    PyObject *xo, *to, *co, *po;
+    if (!PyArg_ParseTuple(args, "sOOOO", &device, &xo, &to, &co, &po)) return NULL;
+    const ubd_backend *be = op_backend(device);
+    if (!be) return NULL;
+    UBD_PY_OUT(x0, xo);
+    UBD_PY_IN(tok, to);
+    UBD_PY_IN(cls, co);
+    UBD_PY_IN(pos, po);
+    UBD_PY_EXPECT(x0, 3, -1LL, -1LL, -1LL);
+    const long long B = x0.shape[0], T = x0.shape[1], C = x0.shape[2];
+    UBD_PY_EXPECT(tok, 3, B, T - 1, C);
+    UBD_PY_EXPECT(cls, 1, C);
+    UBD_PY_EXPECT(pos, 2, T, C);
+    UBD_PY_NO_OVERLAP(&x0, &tok, &cls, &pos);
+    op_args o = {be, 0, {0}, {0}, {0}};
+    ubd_status s = op_push(&o, &x0, 1);
+    if (s == UBD_OK) s = op_push(&o, &tok, 0);
+    if (s == UBD_OK) s = op_push(&o, &cls, 0);
+    if (s == UBD_OK) s = op_push(&o, &pos, 0);
+    Py_BEGIN_ALLOW_THREADS if (s == UBD_OK) s = be->tokens_forward(o.dev[0], o.dev[1], o.dev[2], o.dev[3], (int)B,
+                                                                     (int)T, (int)C);
+    s = op_finish(&o, s);
+    Py_END_ALLOW_THREADS if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+/* ae_tokens_backward(device, dtok (B,T-1,C) | None, dcls (C) | None, dpos (T,C) | None, dx0 (B,T,C)): += */
+static PyObject *ae_tokens_backward(PyObject *self, PyObject *args) {
+    const char *device;
+    PyObject *to, *co, *po, *xo;
+    if (!PyArg_ParseTuple(args, "sOOOO", &device, &to, &co, &po, &xo)) return NULL;
+    const ubd_backend *be = op_backend(device);
+    if (!be) return NULL;
+    UBD_PY_OPT_OUT(dtok, to);
+    UBD_PY_OPT_OUT(dcls, co);
+    UBD_PY_OPT_OUT(dpos, po);
+    UBD_PY_IN(dx0, xo);
+    UBD_PY_EXPECT(dx0, 3, -1LL, -1LL, -1LL);
+    const long long B = dx0.shape[0], T = dx0.shape[1], C = dx0.shape[2];
+    UBD_PY_EXPECT_OPT(dtok, 3, B, T - 1, C);
+    UBD_PY_EXPECT_OPT(dcls, 1, C);
+    UBD_PY_EXPECT_OPT(dpos, 2, T, C);
+    UBD_PY_NO_OVERLAP(&dtok, &dcls, &dpos, &dx0);
+    op_args o = {be, 0, {0}, {0}, {0}};
+    ubd_status s = op_push(&o, &dtok, 1);
+    if (s == UBD_OK) s = op_push(&o, &dcls, 1);
+    if (s == UBD_OK) s = op_push(&o, &dpos, 1);
+    if (s == UBD_OK) s = op_push(&o, &dx0, 0);
+    Py_BEGIN_ALLOW_THREADS if (s == UBD_OK) s = be->tokens_backward(o.dev[0], o.dev[1], o.dev[2], o.dev[3], (int)B,
+                                                                      (int)T, (int)C);
+    s = op_finish(&o, s);
+    Py_END_ALLOW_THREADS if (s != UBD_OK) return ubd_py_raise(s);
+    Py_RETURN_NONE;
+}
+
 PyMethodDef ubd_py_models_methods[] = {
     {"ae_default_config", ae_default_config, METH_NOARGS, "ae_default_config() -> the paper configuration (dict)."},
     {"ae_spec", ae_spec, METH_VARARGS,
      "ae_spec(config) -> {'params': [(name, shape, offset, group)], 'buffers': [...], 'groups': [...]}, "
      "allocating nothing."},
-    {"ae_create", ae_create, METH_VARARGS, "ae_create(config, seed=0) -> handle of a new, initialised model."},
+    {"ae_create", ae_create, METH_VARARGS,
+     "ae_create(config, seed=0, device='auto') -> handle of a new, initialised model on 'cpu' or 'cuda'."},
+    {"ae_device", ae_device, METH_VARARGS, "ae_device(handle) -> 'cpu' | 'cuda'."},
     {"ae_config", ae_config, METH_VARARGS, "ae_config(handle) -> config dict."},
     {"ae_spec_of", ae_spec_of, METH_VARARGS, "ae_spec_of(handle) -> spec dict of a model."},
-    {"ae_view", ae_view, METH_VARARGS, "ae_view(handle, name, kind='param'|'grad'|'m'|'v'|'buf') -> zero-copy view."},
-    {"ae_flat", ae_flat, METH_VARARGS, "ae_flat(handle, kind='param') -> zero-copy 1-D view of a whole buffer."},
+    {"ae_view", ae_view, METH_VARARGS,
+     "ae_view(handle, name, kind='param'|'grad'|'m'|'v'|'buf') -> zero-copy view (CPU models only)."},
+    {"ae_flat", ae_flat, METH_VARARGS, "ae_flat(handle, kind='param') -> zero-copy 1-D view of a whole buffer (CPU)."},
+    {"ae_get", ae_get, METH_VARARGS, "ae_get(handle, kind, name=None) -> host copy of a tensor or whole buffer."},
+    {"ae_set", ae_set, METH_VARARGS, "ae_set(handle, kind, name|None, value): copy value into the model."},
+    {"ae_zero", ae_zero, METH_VARARGS, "ae_zero(handle, kind, name=None): set a tensor or whole buffer to zero."},
     {"ae_init", ae_init, METH_VARARGS, "ae_init(handle, seed): PyTorch-default initialisation; resets the optimiser."},
     {"ae_reset_optimizer", ae_reset_optimizer, METH_VARARGS, "ae_reset_optimizer(handle): zero Adam m, v, steps."},
     {"ae_steps", ae_steps, METH_VARARGS, "ae_steps(handle) -> {group: Adam steps}."},
@@ -384,4 +566,12 @@ PyMethodDef ubd_py_models_methods[] = {
      "(l1_v, mse_v, l1_s, mse_s)): one AdamW step."},
     {"ae_forward_backward", py_ae_forward_backward, METH_VARARGS,
      "ae_forward_backward(same arguments as ae_train_step): losses and gradients, no update."},
+    {"ae_apply_update", py_ae_apply_update, METH_VARARGS,
+     "ae_apply_update(handle, mode, freeze, (lr, b1, b2, eps, wd)): AdamW on the trained groups' gradients."},
+    {"ae_trained_range", py_ae_trained_range, METH_VARARGS,
+     "ae_trained_range(handle, mode, freeze) -> (offset, size) of the flat buffers the mode trains."},
+    {"ae_tokens_forward", ae_tokens_forward, METH_VARARGS,
+     "ae_tokens_forward(device, x0, tok, cls, pos): D_s token assembly x0 = [cls; tok] + pos."},
+    {"ae_tokens_backward", ae_tokens_backward, METH_VARARGS,
+     "ae_tokens_backward(device, dtok|None, dcls|None, dpos|None, dx0): its gradients (+=)."},
     {NULL, NULL, 0, NULL}};

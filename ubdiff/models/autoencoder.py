@@ -1,9 +1,22 @@
 """The co-latent autoencoder of UB-Diff (the authors' VSNet), NumPy in and out.
 
 All computation is in the C core (csrc/models/); one C call per training step.
-Parameters live in flat buffers owned by the model; ``parameter(name)`` and
-``named_parameters()`` are zero-copy NumPy views carrying the authors'
+Parameters live in flat buffers owned by the model, under the authors'
 PyTorch state_dict names (see ubdiff/models/ae_spec.py).
+
+Devices: ``device="cpu" | "cuda" | "auto"`` (default "auto": the GPU when this
+build has CUDA and one is visible, else the CPU). The C model runs every op on
+that device; inputs and outputs are NumPy arrays that cross over once per
+call. On the CPU ``parameter(name)``, ``named_parameters()``, ``buffer(name)``
+and ``flat()`` are zero-copy views (writes go to the model); on a GPU they are
+copies, and ``get_tensor`` / ``set_tensor`` / ``load_state_dict`` reach the
+model on any device. Checkpoints hold the same bytes whichever device wrote
+them and load on either.
+
+Data-parallel training splits a step in two: ``forward_backward`` (losses and
+gradients), an all-reduce of ``get_tensor(None, "grad")[trained_slice(mode,
+freeze)]`` written back with ``set_tensor``, then ``apply_update`` (AdamW on
+the groups the mode trains); ``train_step`` is the two in one call.
 
 Training modes (paper Eqs. 2-4; loss of a modality = g_l1 L1 + g_mse MSE):
 
@@ -42,6 +55,8 @@ from ._args import adam_args, seed_arg, weights_arg
 KIND = "co_latent_autoencoder"
 MODES = {"step1": 1, "step2": 2, "wo_opt": 3, "seis_first": 4, "vel_after": 5}
 VELOCITY_ONLY_MODES = ("step1", "vel_after")   # modes that read no seismic
+DEVICES = ("auto", "cpu", "cuda")
+KINDS = ("param", "grad", "m", "v", "buf")  # buf: BatchNorm running statistics
 LOSS_KEYS = ("total", "velocity", "seismic", "l1_v", "mse_v", "l1_s", "mse_s")
 
 
@@ -50,19 +65,21 @@ class CoLatentAutoencoder:
 
     config: "paper" | "small" | dict of ints (missing keys from the paper's),
     overrides: individual keys, e.g. ``max_batch=8``. seed: Philox seed of the
-    PyTorch-default initialisation (tensor i draws from stream i). device:
-    "auto" | "cpu" (no CUDA implementation of this model yet: "cuda" raises).
+    PyTorch-default initialisation (tensor i draws from stream i; the same
+    values on every device). device: "auto" | "cpu" | "cuda".
     """
 
     def __init__(self, config="paper", seed: int = 0, device: str = "auto", **overrides):
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if device == "cuda":
-            raise NotImplementedError("CoLatentAutoencoder runs on the CPU only so far; use device='cpu' or 'auto'")
-        self.device = "cpu"
+        if device not in DEVICES:
+            raise ValueError(f"CoLatentAutoencoder: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.config = ae_spec.make_config(config, **overrides)
-        self._h = lib.ae_create(self.config, seed_arg(seed))
+        self._h = lib.ae_create(self.config, seed_arg(seed), device)
         self._spec = lib.ae_spec_of(self._h)
+
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the model's memory and ops are."""
+        return lib.ae_device(self._handle())
 
     # ---- structure ----------------------------------------------------------
     def _handle(self):
@@ -95,23 +112,56 @@ class CoLatentAutoencoder:
     def buffer_names(self) -> list:
         return [n for n, *_ in self._spec["buffers"]]
 
+    def _kind(self, kind):
+        if kind not in KINDS:
+            raise ValueError(f"CoLatentAutoencoder: kind must be one of {KINDS}, got {kind!r}")
+        return kind
+
+    def _tensor(self, name, kind):
+        """A view on the CPU, a copy on a GPU."""
+        h = self._handle()
+        if self.device == "cpu":
+            return lib.ae_view(h, name, self._kind(kind))
+        return lib.ae_get(h, self._kind(kind), name)
+
     def parameter(self, name: str, kind: str = "param") -> np.ndarray:
-        """Zero-copy view of one tensor; kind 'param' | 'grad' | 'm' | 'v'."""
-        return lib.ae_view(self._handle(), name, kind)
+        """One tensor; kind 'param' | 'grad' | 'm' | 'v'. On the CPU a zero-copy
+        view (writes go to the model), on a GPU a copy (write with set_tensor)."""
+        return self._tensor(name, kind)
 
     def buffer(self, name: str) -> np.ndarray:
-        """Zero-copy view of a BatchNorm buffer (running_mean, running_var, num_batches_tracked)."""
-        return lib.ae_view(self._handle(), name, "buf")
+        """A BatchNorm buffer (running_mean, running_var, num_batches_tracked):
+        view on the CPU, copy on a GPU."""
+        return self._tensor(name, "buf")
 
     def named_parameters(self, kind: str = "param") -> dict:
-        return {n: lib.ae_view(self._handle(), n, kind) for n in self.parameter_names()}
+        return {n: self.parameter(n, kind) for n in self.parameter_names()}
 
     def named_buffers(self) -> dict:
-        return {n: lib.ae_view(self._handle(), n, "buf") for n in self.buffer_names()}
+        return {n: self.buffer(n) for n in self.buffer_names()}
 
     def flat(self, kind: str = "param") -> np.ndarray:
-        """The whole buffer (param | grad | m | v | buf) as one zero-copy 1-D view."""
-        return lib.ae_flat(self._handle(), kind)
+        """The whole buffer (param | grad | m | v | buf), 1-D: a zero-copy view
+        on the CPU, a copy on a GPU."""
+        h = self._handle()
+        if self.device == "cpu":
+            return lib.ae_flat(h, self._kind(kind))
+        return lib.ae_get(h, self._kind(kind), None)
+
+    def get_tensor(self, name: str | None = None, kind: str = "param") -> np.ndarray:
+        """A copy of one tensor, or of the whole flat buffer when name is None,
+        on any device. kind: param, grad, m, v (AdamW moments) or buf (BatchNorm
+        statistics)."""
+        return lib.ae_get(self._handle(), self._kind(kind), name)
+
+    def set_tensor(self, name: str | None, value, kind: str = "param") -> None:
+        """Copies `value` (its shape: the tensor's; name None: the whole flat
+        buffer) into the model on any device."""
+        label = name if name is not None else f"the {kind} buffer"
+        lib.ae_set(self._handle(), self._kind(kind), name, f32(value, label))
+
+    def zero_grad(self) -> None:
+        lib.ae_zero(self._handle(), "grad")
 
     def group_slice(self, group: str) -> slice:
         """Where a group's parameters lie in the flat buffers."""
@@ -123,9 +173,10 @@ class CoLatentAutoencoder:
     def state_dict(self) -> dict:
         """Copies of every parameter and buffer under the authors' names
         (num_batches_tracked as an int64 scalar, as PyTorch stores it)."""
-        out = {n: v.copy() for n, v in self.named_parameters().items()}
-        for n, v in self.named_buffers().items():
-            out[n] = np.int64(v[0]) if n.endswith("num_batches_tracked") else v.copy()
+        out = {n: self.get_tensor(n, "param") for n in self.parameter_names()}
+        for n in self.buffer_names():
+            v = self.get_tensor(n, "buf")
+            out[n] = np.int64(v[0]) if n.endswith("num_batches_tracked") else v
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
@@ -134,6 +185,8 @@ class CoLatentAutoencoder:
         canonical key is present."""
         aliases = ae_spec.torch_aliases(self.config)
         params, bufs = set(self.parameter_names()), set(self.buffer_names())
+        shapes = {n: tuple(s) for n, s, _, _ in self._spec["params"]}
+        shapes.update({n: tuple(s) for n, s, _ in self._spec["buffers"]})
         seen = set()
         for key, value in state.items():
             name = key if key in params or key in bufs else aliases.get(key)
@@ -145,12 +198,11 @@ class CoLatentAutoencoder:
                 continue
             if name in seen and name != key:
                 continue
-            dst = self.parameter(name) if name in params else self.buffer(name)
             src = np.asarray(value, dtype=np.float32).reshape(-1) if name.endswith("num_batches_tracked") \
                 else np.asarray(value, dtype=np.float32)
-            if src.shape != dst.shape:
-                raise ValueError(f"load_state_dict: {key!r} has shape {src.shape}, model expects {dst.shape}")
-            dst[...] = src
+            if src.shape != shapes[name]:
+                raise ValueError(f"load_state_dict: {key!r} has shape {src.shape}, model expects {shapes[name]}")
+            self.set_tensor(name, src, "param" if name in params else "buf")
             seen.add(name)
         missing = (params | bufs) - seen
         if strict and missing:
@@ -162,34 +214,37 @@ class CoLatentAutoencoder:
         BatchNorm buffers under their names, with ``optimizer`` also Adam's m and
         v (as the flat buffers ``optimizer.m`` / ``optimizer.v``) and the step
         counters; ``meta`` (JSON-able) is stored alongside."""
-        tensors = dict(self.named_parameters())
-        tensors.update(self.named_buffers())
+        tensors = {n: self.get_tensor(n, "param") for n in self.parameter_names()}
+        tensors.update({n: self.get_tensor(n, "buf") for n in self.buffer_names()})
         if optimizer:
-            tensors["optimizer.m"] = self.flat("m")
-            tensors["optimizer.v"] = self.flat("v")
+            tensors["optimizer.m"] = self.get_tensor(None, "m")
+            tensors["optimizer.v"] = self.get_tensor(None, "v")
         info = {"kind": KIND, "config": self.config, "optimizer": bool(optimizer),
                 "steps": self.optimizer_steps() if optimizer else None, "user": dict(meta or {})}
         checkpoint.save(path, tensors, info)
 
     @classmethod
-    def load(cls, path: str, **overrides) -> "CoLatentAutoencoder":
-        """A model restored from ``save`` (overrides, e.g. ``max_batch``, may
-        change sizes that hold no parameters). The saved ``meta`` is in ``.meta``."""
+    def load(cls, path: str, device: str = "auto", **overrides) -> "CoLatentAutoencoder":
+        """A model restored from ``save`` on `device` (a checkpoint of either
+        device loads on either; overrides, e.g. ``max_batch``, may change sizes
+        that hold no parameters). The saved ``meta`` is in ``.meta``."""
         info = checkpoint.read_meta(path)
         if info.get("kind") != KIND:
             raise checkpoint.CheckpointError(f"{path}: holds a {info.get('kind')!r} checkpoint, expected {KIND!r}")
-        model = cls(info["config"], **overrides)
+        model = cls(info["config"], device=device, **overrides)
         expected = {n: tuple(s) for n, s, _, _ in model._spec["params"]}
         expected.update({n: tuple(s) for n, s, _ in model._spec["buffers"]})
         if info.get("optimizer"):
             n = model.num_parameters()
             expected.update({"optimizer.m": (n,), "optimizer.v": (n,)})
         tensors, info = checkpoint.load(path, expected=expected, kind=KIND)
-        for name, view in {**model.named_parameters(), **model.named_buffers()}.items():
-            view[...] = tensors[name]
+        for name in model.parameter_names():
+            model.set_tensor(name, tensors[name], "param")
+        for name in model.buffer_names():
+            model.set_tensor(name, tensors[name], "buf")
         if info.get("optimizer"):
-            model.flat("m")[:] = tensors["optimizer.m"]
-            model.flat("v")[:] = tensors["optimizer.v"]
+            model.set_tensor(None, tensors["optimizer.m"], "m")
+            model.set_tensor(None, tensors["optimizer.v"], "v")
             lib.ae_set_steps(model._handle(), {k: int(v) for k, v in info["steps"].items()})
         model.meta = info.get("user", {})
         return model
@@ -247,7 +302,8 @@ class CoLatentAutoencoder:
     def train_step(self, vel, seis=None, mode: str = "step1", freeze: bool = False, lr: float = 1e-4,
                    betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4,
                    gammas=(1.0, 1.0, 1.0, 1.0)) -> dict:
-        """One AdamW step on a batch; returns the losses (NaN where a mode does not compute one)."""
+        """One AdamW step on a batch; returns the losses (NaN where a mode does not compute one).
+        The same as forward_backward then apply_update (in one C call)."""
         return self._step(lib.ae_train_step, vel, seis, mode, freeze, lr, betas, eps, weight_decay, gammas)
 
     def forward_backward(self, vel, seis=None, mode: str = "step1", freeze: bool = False,
@@ -255,6 +311,24 @@ class CoLatentAutoencoder:
         """Losses and gradients (``parameter(name, 'grad')``) of a training step, without the update.
         BatchNorm runs in training mode (running statistics are updated)."""
         return self._step(lib.ae_forward_backward, vel, seis, mode, freeze, 0.0, (0.9, 0.999), 1e-8, 0.0, gammas)
+
+    def apply_update(self, mode: str = "step1", freeze: bool = False, lr: float = 1e-4, betas=(0.9, 0.999),
+                     eps: float = 1e-8, weight_decay: float = 1e-4) -> None:
+        """AdamW on the groups `mode`/`freeze` train, from the gradients as they
+        stand (after forward_backward, and in data-parallel training an
+        all-reduce of the trained_slice of the gradient buffer)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        lib.ae_apply_update(self._handle(), MODES[mode], bool(freeze), adam_args(lr, betas, eps, weight_decay))
+
+    def trained_slice(self, mode: str = "step1", freeze: bool = False) -> slice:
+        """Where the parameters (and gradients) a mode trains lie in the flat buffers:
+        from its first to its last trained group ("seis_first" also spans the
+        velocity head and D_v, whose gradient it zeroes and does not apply)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        off, n = lib.ae_trained_range(self._handle(), MODES[mode], bool(freeze))
+        return slice(off, off + n)
 
     def reset_optimizer(self) -> None:
         lib.ae_reset_optimizer(self._handle())
@@ -272,4 +346,5 @@ class CoLatentAutoencoder:
         self._h = None
 
     def __repr__(self):
-        return f"CoLatentAutoencoder({self.config}, {self.num_parameters():,} parameters)"
+        where = self.device if self._h is not None else "freed"
+        return f"CoLatentAutoencoder({self.config}, {self.num_parameters():,} parameters, device={where!r})"
