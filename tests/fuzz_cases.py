@@ -99,11 +99,11 @@ AE_OVR = dict(nt=16, nr=8, shots=1, max_batch=2, dim1=4, dim2=4, dim3=8, dim4=8,
 
 
 def new_featnet():
-    return lib.featnet_create(FEAT_CFG, 0)
+    return lib.featnet_create(FEAT_CFG, 0, "cpu")
 
 
 def new_dm():
-    return lib.diffusion_create(*DM_ARGS, 0)
+    return lib.diffusion_create(*DM_ARGS, 0, "cpu")
 
 
 def new_ae_model(seed=0):
@@ -119,7 +119,21 @@ def new_invnet_model(seed=0):
 def new_dm_model(seed=0):
     from ubdiff.models import LatentDiffusion
     return LatentDiffusion(dict(dim=8, dim_mults=(1, 2), seq_len=16, groups=2, heads=1, dim_head=4, timesteps=8),
-                           seed=seed, max_batch=2)
+                           seed=seed, max_batch=2, device="cpu")
+
+
+#: the 2-D U-Net's tiny config (tests/test_unet2d.py TINY): 5 x 6 maps, two levels; max_batch 2
+U2_CFG = (4, (1, 2), (0, 1), 1, 5, 6, 2, 2, 3)
+
+
+def new_u2(seed=0):
+    return lib.unet2d_create(U2_CFG, 2, seed, "cpu")
+
+
+def new_u2_model(seed=0):
+    from ubdiff.models import UNet2D
+    return UNet2D({"dim": 4, "dim_mults": (1, 2), "height": 5, "width": 6, "groups": 2, "heads": 2, "dim_head": 3},
+                  seed=seed, max_batch=2, device="cpu")
 
 
 cached = functools.lru_cache(maxsize=None)
@@ -127,10 +141,19 @@ featnet = cached(new_featnet)
 dm = cached(new_dm)
 ae_model = cached(new_ae_model)
 invnet_model = cached(new_invnet_model)
+u2 = cached(new_u2)
 
 
 def ae():
     return ae_model()._h
+
+
+def dm_sampled():
+    """The cached diffusion handle with a finished 2-sample DDIM run to read."""
+    h = dm()
+    lib.diffusion_sample_begin(h, 2, 0, 0, 1, 2, 0.0, False)
+    lib.diffusion_sample_run(h, 2, True)
+    return h
 
 
 def invnet():
@@ -243,15 +266,24 @@ T = {
     "diffusion_train_step": (lambda: [dm(), R(2, 1, 16), 2, 1, 0, 0, 1e-4, 0.9, 0.99, 1e-8, 0.0, 1.0, 0.995, 10],
                              set()),
     "diffusion_sample": (lambda: [dm(), Z(2, 1, 16), 0, 1, 2, 0.0, False], {1}),
-    "diffusion_sample_init": (lambda: [dm(), Z(2, 1, 16), 0, 0], {1}),
-    "diffusion_sample_step": (lambda: [dm(), R(2, 1, 16), 0, 0, 1, 2, 0.0, 0, False], {1}),
+    "diffusion_forward_backward": (lambda: [dm(), R(2, 1, 16), 2, 1, 0, 0], set()),
+    "diffusion_apply_update": (lambda: [dm(), 0, 1e-4, 0.9, 0.99, 1e-8, 0.0, 1.0, 0.995, 10], set()),
+    "diffusion_sample_begin": (lambda: [dm(), 2, 0, 0, 1, 2, 0.0, False], set()),
+    "diffusion_sample_read": (lambda: [dm_sampled(), Z(2, 1, 16)], {1}),
+    # 2-D U-Net (tiny config: (B, 1, 5, 6)) and its op
+    "unet2d_forward": (lambda: [u2(), Z(2, 1, 5, 6), R(2, 1, 5, 6), np.array([1.0, 3.0], np.float32)], {1}),
+    "unet2d_backward": (lambda: [u2(), Z(2, 1, 5, 6), R(2, 1, 5, 6)], {1}),
+    "unet2d_train_step": (lambda: [u2(), Z(2), R(2, 1, 5, 6), np.array([1.0, 3.0], np.float32), R(2, 1, 5, 6),
+                                   1e-4, 0.9, 0.99, 1e-8, 0.0, False, 1.0], {1}),
+    "pixel_unshuffle_forward": (lambda: [Z(1, 8, 2, 3), R(1, 2, 4, 6), 2], {0}),
+    "pixel_unshuffle_backward": (lambda: [Z(1, 2, 4, 6), R(1, 8, 2, 3), 2], {0}),
 }
 
 # The CUDA host-roundtrip twins validate exactly like the CPU entry points;
 # the validation families run them too (they raise before any device call).
 CUDA_TWINS = [n for n in T if hasattr(lib, "cuda_" + n)]
 
-MODEL_CALLS = {n for n in T if n.split("_")[0] in ("featnet", "invnet", "ae", "unet", "diffusion")}
+MODEL_CALLS = {n for n in T if n.split("_")[0] in ("featnet", "invnet", "ae", "unet", "diffusion", "unet2d")}
 
 
 def call(name, args, cuda=False):
@@ -377,12 +409,14 @@ def case_alias(name, i, j, cuda):
 def model_buffers(name):
     """Flat views of the model buffers of template `name` (param + grad at least)."""
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(featnet(), k) for k in ("param", "grad", "stats")]
+        return [lib.featnet_view(featnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("invnet"):
         return [lib.invnet_view(invnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("ae"):
         return [lib.ae_flat(ae(), k) for k in ("param", "grad", "buf")]
-    return [lib.diffusion_buffer(dm(), k) for k in ("param", "grad", "ema")]
+    if name.startswith("unet2d"):
+        return [lib.unet2d_view(u2(), k) for k in ("param", "grad", "ema")]
+    return [lib.diffusion_view(dm(), k) for k in ("param", "grad", "ema")]
 
 
 def case_alias_model(name, i, k):
@@ -476,7 +510,7 @@ def _seq_dim_mults(pos):
     def make():
         args = list(DM_ARGS)
         args[1] = _mut_list(2, pos, 2)
-        lib.diffusion_create(*args, 0)
+        lib.diffusion_create(*args, 0, "cpu")
     return make
 
 
@@ -598,17 +632,17 @@ SEEDED = {  # name -> (call with a seed)
     "rand_normal": lambda s: lib.rand_normal(Z(4), s),
     "rand_stream": lambda s: lib.rand_uniform(Z(4), 0, s),
     "rand_offset": lambda s: lib.rand_normal(Z(1), 0, 0, s),  # one element: offset 2**64 - 1 is its last
-    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s),
+    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s, "cpu"),
     "invnet_init": lambda s: lib.invnet_init(invnet(), s),
     "ae_create": lambda s: lib.ae_create(lib.ae_config(ae()), s),
     "ae_init": lambda s: lib.ae_init(ae(), s),
-    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s),
+    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s, "cpu"),
     "diffusion_init": lambda s: lib.diffusion_init(dm(), s),
     "diffusion_train_step": lambda s: lib.diffusion_train_step(dm(), R(2, 1, 16), 2, 1, s, 0, 0.0, 0.9, 0.99, 1e-8,
                                                                0.0, 1.0, 0.995, 0),
     "diffusion_sample": lambda s: lib.diffusion_sample(dm(), Z(2, 1, 16), s, 1, 1, 0.0, False),
-    "diffusion_sample_init": lambda s: lib.diffusion_sample_init(dm(), Z(2, 1, 16), 0, s),
-    "diffusion_sample_step": lambda s: lib.diffusion_sample_step(dm(), Z(2, 1, 16), 0, s, 1, 2, 0.0, 0, False),
+    "diffusion_forward_backward": lambda s: lib.diffusion_forward_backward(dm(), R(2, 1, 16), 2, 1, s, 0),
+    "diffusion_sample_begin": lambda s: lib.diffusion_sample_begin(dm(), 2, 0, s, 1, 2, 0.0, False),
     "LatentDiffusion": lambda s: new_dm_model(seed=s),
     "LatentDiffusion.reinit": lambda s: new_dm_model().reinit(s),
     "LatentDiffusion.sample": lambda s: new_dm_model().sample(1, seed=s, sampler="ddim", steps=1),
@@ -616,6 +650,9 @@ SEEDED = {  # name -> (call with a seed)
     "CoLatentAutoencoder": lambda s: new_ae_model(seed=s),
     "CoLatentAutoencoder.init": lambda s: new_ae_model().init(s),
     "InversionNet": lambda s: new_invnet_model(seed=s),
+    "unet2d_create": lambda s: new_u2(seed=s),
+    "unet2d_init": lambda s: lib.unet2d_init(u2(), s),
+    "UNet2D": lambda s: new_u2_model(seed=s),
 }
 if hasattr(lib, "cuda_rand_uniform"):
     SEEDED["cuda_rand_uniform"] = lambda s: lib.cuda_rand_uniform(Z(4), s)
@@ -681,7 +718,7 @@ def fresh_template(name):
         return build(), outs
     prefix = name.split("_")[0]
     fresh = {"featnet": new_featnet, "invnet": lambda: new_invnet_model()._h, "ae": lambda: new_ae_model()._h,
-             "unet": new_dm, "diffusion": new_dm}[prefix]()
+             "unet": new_dm, "diffusion": new_dm, "unet2d": new_u2}[prefix]()
     args = build()
     args[0] = fresh
     return args, outs
@@ -689,13 +726,15 @@ def fresh_template(name):
 
 def model_outputs(name, args):
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(args[0], k) for k in ("param", "grad")]
+        return [lib.featnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("invnet"):
         return [lib.invnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("ae"):
         return [lib.ae_flat(args[0], k) for k in ("param", "grad")]
+    if name.startswith("unet2d"):
+        return [lib.unet2d_view(args[0], k) for k in ("param", "grad")]
     if name.startswith(("unet", "diffusion")):
-        return [lib.diffusion_buffer(args[0], k) for k in ("param", "grad")]
+        return [lib.diffusion_view(args[0], k) for k in ("param", "grad")]
     return []
 
 
@@ -860,7 +899,7 @@ def _hparam_cases():
         return [lib.invnet_view(m._h, k) for k in ("param", "m", "v", "stats")]
 
     def feat_state(h):
-        return [lib.featnet_buffer(h, k) for k in ("param", "m", "v", "stats")]
+        return [lib.featnet_view(h, k) for k in ("param", "m", "v", "stats")]
 
     z0 = R(2, 1, 16)
     for bad, v in BAD.items():
