@@ -213,3 +213,15 @@ def test_device_reaches_every_network(monkeypatch, tmp_path):
     spy(InversionNet, "__init__")
     test_inversion_usefulness_trains_on_the_device_and_records_it()
     assert seen and all(s == ("InversionNet", "cpu") for s in seen if s[0] == "InversionNet")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_authors_state_dicts_load_on_the_device(device, data):
+    """from_official_state_dict(device=) puts the authors' tensors on `device` unchanged."""
+    m = trained(data, "cpu")
+    ae_state, diff_state = m.official_state_dict()
+    new = UBDiff.from_official_state_dict(ae_state, diff_state, config=CFG, constants=m.constants, device=device)
+    assert (new.device, new.autoencoder.device, new.diffusion.device) == (device,) * 3
+    for kind in ("param", "buf"):
+        assert np.array_equal(new.autoencoder.get_tensor(kind=kind), m.autoencoder.get_tensor(kind=kind)), kind
+    assert np.array_equal(new.diffusion.get_tensor(kind="param"), m.diffusion.get_tensor(kind="param"))

@@ -786,14 +786,15 @@ class UBDiff:
     # ---- the authors' checkpoints ---------------------------------------------------------
     @classmethod
     def from_official_state_dict(cls, ae_state: dict, diffusion_state: dict, config="paper",
-                                 ema_state: dict | None = None, constants=None, seed: int = 0) -> "UBDiff":
+                                 ema_state: dict | None = None, constants=None, seed: int = 0,
+                                 device: str = "auto") -> "UBDiff":
         """A UBDiff holding the authors' weights: ``ae_state`` is their VSNet state_dict,
         ``diffusion_state`` their GaussianDiffusion1D state_dict (Unet1D under 'model.',
         schedule buffers checked against ours), ``ema_state`` optionally the EMA's
         weights (same keys; default: the weights themselves). NumPy arrays in, no PyTorch.
-        See ubdiff/official/ (and :meth:`from_official` for their files)."""
+        See ubdiff/official/ (and :meth:`from_official` for their files). device: as :class:`UBDiff`."""
         from . import official
-        m = cls(config, seed=seed)
+        m = cls(config, seed=seed, device=device)
         official.load_into(m, ae_state, diffusion_state, ema_state)
         if constants is not None:
             m.set_constants(constants)
@@ -801,12 +802,12 @@ class UBDiff:
 
     @classmethod
     def from_official(cls, diffusion, autoencoder=None, weights: str = "ema", config="paper", constants=None,
-                      trust: bool = False) -> "UBDiff":
+                      trust: bool = False, device: str = "auto") -> "UBDiff":
         """The authors' files as they write them (Trainer1D ``model-N.pt``; their VSNet
         checkpoint, default: the autoencoder inside ``diffusion``): ubdiff.official.load."""
         from . import official
         return official.load(diffusion, autoencoder, weights=weights, config=config, constants=constants,
-                             trust=trust)
+                             trust=trust, device=device)
 
     def official_state_dict(self) -> tuple:
         """(VSNet state_dict, GaussianDiffusion1D state_dict) under the authors' names, NumPy arrays."""
