@@ -199,7 +199,8 @@ def _evaluate(args, client) -> int:
         v, s = gen["velocity"][:n], gen["seismic"][:n]
         try:
             r = M.physics_consistency(v, s, batch_size=max(1, min(args.batch_size, 8)), progress=True,
-                                      sim_kwargs={"device": args.device}, client=client, threads=getattr(args, "worker_threads", None))
+                                      sim_kwargs={"device": args.device}, client=client,
+                                      threads=getattr(args, "worker_threads", None))
         except ImportError as e:
             results["physics"] = {"skipped": str(e)}
         else:
