@@ -4,7 +4,7 @@ latent diffusion data-parallel in a run folder and dump every rank's state.
     mpirun -n 2 python tests/mpi_ubdiff_driver.py DATA.npz RUN_DIR OUT_DIR JOB [JOB ...]
 
 DATA.npz holds ``velocity`` (N, 1, 70, 70) in m/s. RUN_DIR is continued when it holds a
-run (UBDiff.load on every rank), else a new UBDiff("small", seed=0, max_batch=8) starts.
+run (UBDiff.load on every rank), else a new UBDiff("small", seed=0, max_batch=8) starts (CPU).
 Each JOB, in order: ae:E (E more epochs of fit_autoencoder, batch 8, lr 1e-3) or
 diffusion:S (S more steps of fit_diffusion, batch 4, accum 2, lr 1e-3), after which rank 0
 saves RUN_DIR and every rank writes OUT_DIR/{i}_rank{r}.npz (i: the job's number): the
@@ -27,9 +27,9 @@ def main():
     comm = world()
     vel = np.load(data)["velocity"]
     if os.path.exists(os.path.join(run, "ubdiff.json")):
-        m = ubdiff.UBDiff.load(run)
+        m = ubdiff.UBDiff.load(run, device="cpu")
     else:
-        m = ubdiff.UBDiff("small", seed=0, max_batch=8)
+        m = ubdiff.UBDiff("small", seed=0, max_batch=8, device="cpu")
     os.makedirs(out, exist_ok=True)
     for i, job in enumerate(jobs):
         stage, count = job.split(":")

@@ -192,7 +192,7 @@ def _simulate_ae_step1(vel, epochs):
     old = ubdiff.get_num_threads()
     ubdiff.set_num_threads(1)
     try:
-        ref = ubdiff.UBDiff("small", seed=0, max_batch=8)
+        ref = ubdiff.UBDiff("small", seed=0, max_batch=8, device="cpu")
         src, vn = ref._source(vel, what="test"), ref._norm()
         reps = [CoLatentAutoencoder(ref.config["autoencoder"], seed=0, device="cpu") for _ in range(2)]
         tr = reps[0].trained_slice("step1")
@@ -244,7 +244,7 @@ def test_ubdiff_diffusion_two_ranks_equal_one_process(ubd_runs):
     old = ubdiff.get_num_threads()
     ubdiff.set_num_threads(1)
     try:
-        ref = ubdiff.UBDiff("small", seed=0, max_batch=8)   # the encoder after the 2 ranks' step 1:
+        ref = ubdiff.UBDiff("small", seed=0, max_batch=8, device="cpu")   # the encoder after the 2 ranks' step 1:
         for k in ("param", "buf"):                              # weights and running statistics
             ref.autoencoder.flat(k)[:] = out["ae"][0][f"ae_{k}"]
         p0 = ref.diffusion.flat("param").copy()

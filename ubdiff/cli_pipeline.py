@@ -87,12 +87,37 @@ def _model(args, create=False):
     if os.path.lexists(os.path.join(args.run, STATE_FILE)):
         if create and args.config is not None:
             raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
-        m = comm.agree(lambda: UBDiff.load(args.run), f"loading {args.run}")
+        m = comm.agree(lambda: UBDiff.load(args.run, device=_train_device(args)), f"loading {args.run}")
         _say(f"continuing {args.run}: {m!r}")
         return m
     if not create:
         raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
-    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch)
+    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch,
+                  device=_train_device(args))
+
+
+def _train_device(args) -> str:
+    """--device; under several MPI ranks "auto" is the CPU (data-parallel training all-reduces
+    the CPU's zero-copy gradient views; there is no NCCL path yet)."""
+    if _comm().size > 1 and args.device == "auto":
+        return "cpu"
+    return device_arg(args)
+
+
+def device_arg(args) -> str:
+    """--device, refused up front (a one-line error, no traceback) when it asks for a GPU this
+    machine or build cannot give; "auto" takes the GPU when one is visible."""
+    import ubdiff
+    if args.device == "cuda" and ubdiff.gpu_count() == 0:
+        why = "no CUDA GPU is visible" if ubdiff.cuda_compiled() else "this ubdiff was built without CUDA"
+        raise SystemExit(f"--device cuda: {why}; use --device cpu or auto")
+    return args.device
+
+
+def add_device_argument(p, what: str = "the models") -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help=f"where {what} run: auto (default: the GPU when one is visible, else the CPU), cpu "
+                        "or cuda. Run folders and checkpoints saved on one device load on the other")
 
 
 def _setup(args):
@@ -217,6 +242,7 @@ def _common(p, data=True, train=True):
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads (default: all; under mpirun: the machine's cores shared by its ranks)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_argument(p)
     if train:
         p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs to run (more, if resuming)")
         p.add_argument("--batch-size", type=int, default=None, metavar="B",
