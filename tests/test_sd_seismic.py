@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import ubdiff
+from cuda_util import assert_gpu_matches_cpu, requires_gpu
 from gradcheck import assert_close
 from ubdiff import checkpoint
 from ubdiff.baselines import SDSeismic
@@ -37,9 +38,9 @@ def pairs(n, seed=0):
     return vel, seis.astype(np.float32)
 
 
-def ae_model(seed=0):
+def ae_model(seed=0, device="cpu"):
     from ubdiff.pipeline import resolve_config
-    return CoLatentAutoencoder(resolve_config(CFG)["autoencoder"], seed=seed, device="cpu")
+    return CoLatentAutoencoder(resolve_config(CFG)["autoencoder"], seed=seed, device=device)
 
 
 # ---- the autoencoder's external-latent entry points -----------------------------------------------
@@ -84,6 +85,23 @@ def test_decode_backward_dz_finite_difference():
         zm[i] -= eps
         assert_close(dz[i], (loss(zp) - loss(zm)) / (2 * eps), rtol=2e-3, atol=2e-3, what=f"dz{i}")
     assert float(np.abs(dz).max()) > 1e-4
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_gpu)])
+def test_entry_points_on_any_device(device):
+    """decode_backward + encode_backward on `device` against the CPU (DESIGN.md tolerance)."""
+    vel, seis = pairs(4, seed=6)
+    res = {}
+    for dev in ("cpu", device):
+        m = ae_model(2, dev)
+        m.zero_grad()
+        z = m.encode(vel, training=True)
+        losses, dz = m.decode_backward(z, vel=vel, seis=seis)
+        m.encode_backward(dz, vel)
+        res[dev] = (z, dz, np.array([losses["velocity"], losses["seismic"]]), m.get_tensor(None, "grad"),
+                    m.get_tensor(None, "buf"))
+    for a, b, what in zip(res[device], res["cpu"], ("z", "dz", "losses", "grads", "BatchNorm buffers")):
+        assert_gpu_matches_cpu(a, b, atol=1e-4, rtol=1e-3, what=what)
 
 
 def test_entry_point_errors():
