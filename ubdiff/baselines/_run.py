@@ -41,6 +41,41 @@ def check_pairs(name, vel, seis, n_min=2):
     return n
 
 
+class Normalised:
+    """One modality of paired data in physical units (a dataset, or arrays: anything
+    ubdiff.pipeline_data.Source reads), seen as normalised arrays a batch at a time:
+    ``view[idx]`` for an index array or a slice; records subsampled to the model's nt."""
+
+    def __init__(self, src, norm, modality: str):
+        self.src, self.norm, self.modality = src, norm, modality
+
+    def __len__(self):
+        return self.src.n
+
+    def __getitem__(self, idx):
+        idx = np.arange(self.src.n)[idx] if isinstance(idx, slice) else np.asarray(idx)
+        if self.modality == "seismic":
+            return self.src.seismic(idx, self.norm)
+        return self.src.velocity(idx, self.norm)
+
+
+def normalised_pairs(model, pairs, seismic=None, constants=None, what="pairs"):
+    """(velocity view, seismic view) of paired data for a baseline ``model`` (its autoencoder's
+    record shape), normalised with ``constants`` (label_min/max, data_min/max; default: the
+    dataset's own)."""
+    from ..data import Normalizer
+    from ..pipeline_data import Source, dataset_constants
+
+    c = model.autoencoder.config
+    src = Source(pairs, seismic, need_seismic=True, nt=c["nt"], shots=c["shots"], nr=c["nr"], what=what)
+    if constants is None:
+        constants = dataset_constants(src.ds) if src.ds is not None else None
+        if constants is None or constants.get("data_min") is None:
+            raise ValueError(f"{what}: give the normalisation constants (label_min/max, data_min/max)")
+    norm = Normalizer(dict(constants))
+    return Normalised(src, norm, "velocity"), Normalised(src, norm, "seismic")
+
+
 class LatentBaseline:
     """Base of SDSeismic and MTDiffusion. config: "small" | "paper" | a UBDiff
     config dict; the seismic encoder follows the autoencoder's sizes."""
