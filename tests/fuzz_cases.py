@@ -689,6 +689,11 @@ def _nan_expected(name, i, args, ret):
         # PyTorch's leaky_relu_backward: x > 0 ? g : g * slope (NaN x passes g * slope, +inf x passes g)
         x, g = args[2], args[1]
         return np.array_equal(args[0], np.where(x > 0, g, g * np.float32(args[4])))
+    if name == "act_backward" and i == 4:
+        # a non-finite slope reaches only the x <= 0 elements: with every x > 0 (the random draw
+        # depends on the cases listed before) all outputs are rightly finite
+        x, g = args[2], args[1]
+        return np.all(x > 0) and np.array_equal(args[0], g)
     return None
 
 

@@ -191,21 +191,25 @@ def test_adamw_update_and_training_lowers_a_loss():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_threads_agree():
-    """1 vs 2 threads: OpenBLAS splits sgemm differently, so the bits may differ (README,
-    Reproducibility); z after one training step agrees to float32 rounding through 14 blocks."""
-    x = records(4, seed=7)
+def test_same_bits_at_1_and_2_threads():
+    """ubdiff splits the CPU products into single-threaded sgemm blocks by shape
+    (csrc/cpu/gemm.c) and every other op of the encoder computes each output on one
+    thread, so a training step gives the same bits at 1 and 2 threads (README,
+    Reproducibility). The "small" model, whose convolutions are large enough to be split."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 250, 70)).astype(np.float32)
     out = []
     for t in (1, 2):
         ubdiff.set_num_threads(t)
-        m = SeismicEncoder(TINY, seed=0, max_batch=4, device="cpu")
+        m = SeismicEncoder("small", seed=0, max_batch=2, device="cpu")
         m.zero_grad()
         z = m.encode(x, training=True)
         m.backward(z, x)
+        g = m.get_tensor(None, "grad")
         m.apply_update(lr=1e-3)
-        out.append((m.get_tensor(None, "grad"), m.encode(x)))
-    assert_close(out[0][0], out[1][0], rtol=1e-4, atol=1e-5 * float(np.abs(out[0][0]).max()), what="grads")
-    assert_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-5, what="z after a step")
+        out.append((z, g, m.encode(x), m.get_tensor(None, "stats")))
+    for a, b, what in zip(out[0], out[1], ("z", "grads", "z after a step", "statistics")):
+        np.testing.assert_array_equal(a, b, err_msg=what)
 
 
 # ---- devices and checkpoints -----------------------------------------------------------------
