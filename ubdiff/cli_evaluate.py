@@ -53,6 +53,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--real-train", default=None, metavar="DIR",
                    help="real training pairs (same layout): the same InversionNet trained on them is the "
                         "reference point, reported side by side (read batch by batch; --max-samples applies)")
+    from .distributed.cli import add_dask_arguments
+    add_dask_arguments(p)
     p.set_defaults(func=run_evaluate)
     return p
 
@@ -72,6 +74,12 @@ def _shape(a):
 
 
 def run_evaluate(args) -> int:
+    from .distributed.cli import client_from_args
+    with client_from_args(args) as client:
+        return _evaluate(args, client)
+
+
+def _evaluate(args, client) -> int:
     from . import metrics as M
     from .metrics import _norm
     from .metrics._io import load_folder
@@ -147,7 +155,8 @@ def run_evaluate(args) -> int:
                 fk[kind] = {"skipped": "no seismic data range (pass --dataset)"}
                 continue
             kw = dict(modality=kind, batch_size=args.batch_size, progress=True,
-                      data_range=srange if kind == "seismic" else None)
+                      data_range=srange if kind == "seismic" else None, client=client,
+                      threads=getattr(args, "worker_threads", None))
             try:
                 net = M.feature_network_info(kind, fn)
                 fr = M.extract_features(a, fn, desc=f"real {kind} features", **kw)
@@ -171,7 +180,7 @@ def run_evaluate(args) -> int:
     elif srange is None:
         results["inversionnet"] = {"skipped": "no seismic data range (pass --dataset)"}
     else:
-        inv, fig = _inversionnet(args, gen, real, srange)
+        inv, fig = _inversionnet(args, gen, real, srange, client)
         results["inversionnet"] = inv
         if fig is not None:
             figures["inversionnet_examples"] = fig
@@ -185,7 +194,8 @@ def run_evaluate(args) -> int:
         n = min(args.physics_samples, len(gen["velocity"]))
         v, s = gen["velocity"][:n], gen["seismic"][:n]
         try:
-            r = M.physics_consistency(v, s, batch_size=max(1, min(args.batch_size, 8)), progress=True)
+            r = M.physics_consistency(v, s, batch_size=max(1, min(args.batch_size, 8)), progress=True,
+                                      client=client, threads=getattr(args, "worker_threads", None))
         except ImportError as e:
             results["physics"] = {"skipped": str(e)}
         else:
@@ -205,7 +215,7 @@ def run_evaluate(args) -> int:
     return 0
 
 
-def _inversionnet(args, gen, real, srange):
+def _inversionnet(args, gen, real, srange, client=None):
     """Runs inversion_usefulness on the loaded sets (+ --real-train, memmapped):
     (report section, figure)."""
     from .metrics import _norm
@@ -219,7 +229,7 @@ def _inversionnet(args, gen, real, srange):
     r = inversion_usefulness((gen["seismic"], gen["velocity"]), (real["seismic"], real["velocity"]), real_train,
                              config=args.inversionnet, epochs=args.inv_epochs, batch_size=args.inv_batch_size,
                              lr=args.inv_lr, seed=args.seed, data_range=srange, velocity_range=vrange,
-                             progress=True)
+                             progress=True, client=client, threads=getattr(args, "worker_threads", None))
     fig = plot_inversion_examples(r)
     labels = {"generated": "trained on generated", "real": "trained on real (reference)"}
     # flat protocol table in report.md: nested settings become prefixed scalars

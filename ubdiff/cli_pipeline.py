@@ -153,10 +153,13 @@ def _cmd_generate(args) -> int:
 
     from .data import open_npy, openfwi
     from .pipeline_figure import save_pairs_figure
+    from .distributed.cli import client_from_args
     m = _model(args)
     t0 = time.perf_counter()
-    meta = m.generate(args.n, args.out, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                      file_size=args.file_size, progress=not args.quiet, weights=args.weights)
+    with client_from_args(args) as client:
+        meta = m.generate(args.n, args.out, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                          file_size=args.file_size, progress=not args.quiet, weights=args.weights, client=client,
+                          threads=args.worker_threads)
     k = min(4, args.n)
     vel = np.array(open_npy(os.path.join(args.out, openfwi.velocity_name(1)))[:k])
     seis = np.array(open_npy(os.path.join(args.out, openfwi.seismic_name(1)))[:k])
@@ -261,6 +264,8 @@ def register(subparsers) -> None:
     p.add_argument("--weights", choices=["online", "ema"], default="online",
                    help="diffusion weights that sample: online (default; the authors' generation.py) or ema")
     p.add_argument("--figure", default=None, metavar="PNG", help="figure path (default OUT/generated_pairs.png)")
+    from .distributed.cli import add_dask_arguments
+    add_dask_arguments(p)
     p.set_defaults(func=_cmd_generate)
 
     from .official import cli as official_cli   # convert-official, export-official

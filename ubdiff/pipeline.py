@@ -151,6 +151,17 @@ def resolve_config(config) -> dict:
     return {"autoencoder": ae, "diffusion": dcfg}
 
 
+def _npy_complete(path: str, shape: tuple) -> bool:
+    """True if ``path`` is a complete float32 .npy file of exactly ``shape``."""
+    from .data import DataError, open_npy
+    if not os.path.exists(path):
+        return False
+    try:
+        return open_npy(path, shape[1:]).shape == tuple(shape)
+    except DataError:
+        return False
+
+
 _SEED_MAX = 2 ** 64 - 1   # seeds key Philox streams as uint64: larger ones would wrap
 
 
@@ -600,7 +611,7 @@ class UBDiff:
 
     def generate(self, n: int, out_dir: str, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                  eta: float = 0.0, file_size: int = openfwi.FILE_SIZE, progress: bool = True,
-                 weights: str = "online") -> dict:
+                 weights: str = "online", client=None, threads: int | None = None) -> dict:
         """Write n generated pairs as OpenFWI files: model{i}.npy (<=500,1,70,70) m/s and
         data{i}.npy (<=500,shots,nt,nr), plus ubdiff_dataset.json (constants, generation
         settings; readable by ubdiff.data.OpenFWIDataset.from_folder).
@@ -613,9 +624,18 @@ class UBDiff:
         atomic step: an interruption leaves the previous content of ``out_dir`` (an older
         generation, complete) or the new generation, never a mix of the two. Other files in
         ``out_dir`` are kept. Overwriting needs room for both generations until the swap; a
-        folder holding OpenFWI data not made by generate is refused, not overwritten."""
-        from .data import DataError, write_npy
-        from .data.files import atomic_folder
+        folder holding OpenFWI data not made by generate is refused, not overwritten.
+
+        Each file pair is one shard, written atomically into the temporary sibling
+        (``.NAME.part-KEY``, KEY naming this model and these settings), which survives an
+        interruption: the same call again writes only the missing file pairs
+        (ubdiff.data.files.resumable_folder). ``client``: a ``distributed.Client``; then the
+        file pairs are tasks on the Dask cluster's workers (``threads`` ubdiff threads each;
+        default: the worker machine's cores shared by its workers), which must see
+        ``out_dir``'s parent folder at the same path; with the same thread count the files
+        equal a single-process run's bit for bit (ubdiff/distributed/generate_shards.py)."""
+        from .data import DataError
+        from .data.files import resumable_folder
 
         _use_ema(weights)
         self._norm(need_seismic=True)
@@ -639,23 +659,57 @@ class UBDiff:
                     seismic_files=[openfwi.seismic_name(i) for i in range(1, len(counts) + 1)],
                     file_counts=counts, paired_counts=counts, complete=False,
                     diffusion_steps=self.diffusion.step, config=self.config, **self.constants)
+        shards = [(i, sum(counts[:i - 1]), cnt) for i, cnt in enumerate(counts, 1)]
+        plan = {"job": "UBDiff.generate", "model": self.fingerprint(),
+                "max_batch": [c["max_batch"], self.diffusion.max_batch],
+                **{k: meta[k] for k in ("maps", "seed", "sampler", "steps", "eta", "weights", "file_size")}}
 
         def owned(name):   # what a previous generation wrote: replaced as a whole
             return name == openfwi.META_NAME or openfwi.is_velocity_name(name) or openfwi.is_seismic_name(name)
 
+        def done(folder, i, cnt):
+            return all(_npy_complete(os.path.join(folder, f), (cnt,) + shape) for f, shape in
+                       ((openfwi.velocity_name(i), openfwi.VELOCITY_SHAPE),
+                        (openfwi.seismic_name(i), tuple(meta["seismic_shape"]))))
+
+        def keep(folder):   # an interrupted generation is worth resuming once a file pair is finished
+            return any(done(folder, i, cnt) for i, _, cnt in shards)
+
         t0 = time.perf_counter()
-        with atomic_folder(out_dir, owned) as tmp:
-            first = 0
-            for i, cnt in enumerate(counts, 1):
-                z = self.sample_latents(cnt, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
-                                        weights=weights, progress=progress)
-                v, s = self.decode(z)
-                write_npy(os.path.join(tmp, openfwi.velocity_name(i)), v)
-                write_npy(os.path.join(tmp, openfwi.seismic_name(i)), s)
-                first += cnt
+        with resumable_folder(out_dir, owned, plan, keep=keep) as (tmp, resumed):
+            todo = [s for s in shards if not (resumed and done(tmp, s[0], s[2]))]
+            if client is None:
+                for i, first, cnt in todo:
+                    self._write_generated(tmp, i, first, cnt, seed, sampler, steps, eta, weights, progress)
+            else:
+                from .distributed.generate_shards import generate_sharded
+                generate_sharded(client, self, tmp, todo, seed, sampler, steps, eta, weights, threads, progress)
+            from .distributed.generate_shards import drop_model_copy
+            drop_model_copy(tmp)   # what a killed distributed run may have left; not part of the output
             meta.update(complete=True, seconds=round(time.perf_counter() - t0, 3))
             openfwi.write_meta(tmp, meta)
         return meta
+
+    def _write_generated(self, folder: str, i: int, first: int, count: int, seed: int, sampler: str, steps,
+                         eta: float, weights: str, progress: bool = False) -> None:
+        """File pair i of a generation: pairs [first, first + count) into model{i}.npy / data{i}.npy."""
+        from .data import write_npy
+        z = self.sample_latents(count, seed=seed, sampler=sampler, steps=steps, eta=eta, first=first,
+                                weights=weights, progress=progress)
+        v, s = self.decode(z)
+        write_npy(os.path.join(folder, openfwi.velocity_name(i)), v)
+        write_npy(os.path.join(folder, openfwi.seismic_name(i)), s)
+
+    def fingerprint(self) -> str:
+        """A hash of everything sampling and decoding read: both networks' weights and
+        statistics, the EMA weights, the configs and the normalisation constants."""
+        import hashlib
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps([self.config, self.constants], sort_keys=True, default=str).encode())
+        for buf in (self.autoencoder.flat("param"), self.autoencoder.flat("buf"), self.diffusion.flat("param"),
+                    self.diffusion.flat("ema")):
+            h.update(np.ascontiguousarray(buf).data)
+        return h.hexdigest()
 
     # ---- checkpoints -------------------------------------------------------------------
     def save(self, path: str) -> None:

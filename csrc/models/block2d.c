@@ -49,7 +49,11 @@ ubd_status ubd_block2d_forward_train(const ubd_backend *be, float *a, float *z, 
     const size_t n = (size_t)B * k->OC * S;
     float *pre = y ? y : a; /* BatchNorm output; activated in place when y is NULL */
     UBD_TRY(conv_forward(be, z, x, w, work, k, B));
-    UBD_TRY(be->batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC,
+    if (k->bn_sync) /* host memory only: ubd_invnet_set_bn_sync refuses other backends */
+        UBD_TRY(ubd_syncbn_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC, S,
+                                         k->bn_momentum, k->bn_eps, k->bn_sync));
+    else
+        UBD_TRY(be->batchnorm_forward_train(pre, mean, rstd, running_mean, running_var, z, w.gamma, w.beta, B, k->OC,
                                             S, k->bn_momentum, k->bn_eps));
     return be->act_forward(a, pre, n, k->act, k->act_param);
 }
@@ -78,7 +82,10 @@ ubd_status ubd_block2d_backward(const ubd_backend *be, float *dx, ubd_block2d_gr
     UBD_TRY(be->act_backward(dy, da, y ? y : a, n, k->act, k->act_param));
     float *dz = da; /* da is spent: reuse it for the gradient of the convolution output */
     UBD_TRY(be->zero(dz, n));
-    UBD_TRY(be->batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
+    if (k->bn_sync)
+        UBD_TRY(ubd_syncbn_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S, k->bn_sync));
+    else
+        UBD_TRY(be->batchnorm_backward(dz, g.dgamma, g.dbeta, dy, z, w.gamma, mean, rstd, B, k->OC, S));
     if (k->transposed)
         return be->convt2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, convt_shape(k, B));
     return be->conv2d_backward(dx, g.dweight, g.dbias, dz, x, w.weight, work, conv_shape(k, B));

@@ -20,6 +20,7 @@
 #define UBD_BLOCK2D_H
 
 #include "backend.h"
+#include "syncbn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +36,7 @@ typedef struct {
     float act_param;           /* LeakyReLU slope */
     float bn_momentum, bn_eps; /* PyTorch defaults 0.1, 1e-5 */
     int OH, OW;                /* output spatial size: filled by ubd_block2d_check */
+    const ubd_bn_sync *bn_sync; /* NULL: BatchNorm over this process's batch; else over all ranks (syncbn.h) */
 } ubd_block2d;
 
 /* Checks the geometry and fills OH, OW. */

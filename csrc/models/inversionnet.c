@@ -323,6 +323,18 @@ ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int 
     return m->be->copy(out, m->st[UBD_INVNET_BLOCKS - 1].a, out_floats(B) * sizeof(float), UBD_D2H);
 }
 
+ubd_status ubd_invnet_set_bn_sync(ubd_invnet *m, ubd_allreduce_fn fn, void *ctx) {
+    UBD_REQUIRE_PTR(m);
+    /* syncbn.c loops over host memory; a device backend would need its own (NCCL) version */
+    UBD_REQUIRE(fn == NULL || strcmp(m->be->name, "cpu") == 0, UBD_ERR_VALUE,
+                "inversionnet: BatchNorm over all ranks (sync-bn) runs on the CPU only, this model is on '%s'",
+                m->be->name);
+    m->bn_sync.fn = fn;
+    m->bn_sync.ctx = ctx;
+    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) m->blocks[l].k.bn_sync = fn ? &m->bn_sync : NULL;
+    return UBD_OK;
+}
+
 ubd_status ubd_invnet_predict(ubd_invnet *m, float *vel_out, const float *seis, int B) {
     return ubd_invnet_forward(m, vel_out, seis, B, 0);
 }

@@ -84,6 +84,7 @@ typedef struct {
     float *vel_in;       /* (max_batch, 1, 70, 70) staged target; NULL on the CPU */
     float *loss;         /* (2) L1 and MSE of the last training step */
     ubd_arena arena;     /* one allocation behind all activation buffers above */
+    ubd_bn_sync bn_sync; /* the blocks' BatchNorm all-reduce hook when fn != NULL (ubd_invnet_set_bn_sync) */
     long long step;      /* AdamW steps taken (bias correction) */
     int last_train_B;    /* batch of the last training forward (0: none; backward needs one) */
 } ubd_invnet;
@@ -120,6 +121,9 @@ typedef struct {
  * losses_out (3) = (loss, l1, mse) before the update; vel (B,1,70,70). */
 ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *seis, const float *vel, int B,
                                  ubd_invnet_hparams hp);
+/* Training-mode BatchNorm over all data-parallel ranks (syncbn.h): fn sums doubles over the
+ * ranks; fn = NULL returns to per-process statistics. Eval mode is not affected. */
+ubd_status ubd_invnet_set_bn_sync(ubd_invnet *m, ubd_allreduce_fn fn, void *ctx);
 /* Eval-mode forward: vel_out (B,1,70,70). */
 ubd_status ubd_invnet_predict(ubd_invnet *m, float *vel_out, const float *seis, int B);
 

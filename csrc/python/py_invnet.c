@@ -273,6 +273,18 @@ static PyObject *invnet_reserve(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* invnet_set_bn_sync(model, fn_address, ctx_address): BatchNorm statistics over all ranks through
+ * the C function at fn_address (int (*)(double *buf, size_t n, void *ctx), e.g. a ctypes
+ * callback; the caller keeps it alive); 0 returns to per-process statistics. */
+static PyObject *invnet_set_bn_sync(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    unsigned long long fn = 0, ctx = 0;
+    if (!PyArg_ParseTuple(args, "OKK", &cap, &fn, &ctx)) return NULL;
+    ACQUIRE(h, cap);
+    INVNET_CALL(h, ubd_invnet_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
+    Py_RETURN_NONE;
+}
+
 /* invnet_step(model[, new_step]) -> AdamW step counter (set when given) */
 static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -294,6 +306,8 @@ PyMethodDef ubd_py_invnet_methods[] = {
      "invnet_layout(config) -> (params, stats, blocks): InversionNet tables without allocating."},
     {"invnet_create", invnet_create, METH_VARARGS,
      "invnet_create(config, seed, device='auto') -> model handle on 'cpu' or 'cuda'."},
+    {"invnet_set_bn_sync", invnet_set_bn_sync, METH_VARARGS,
+     "invnet_set_bn_sync(model, fn_address, ctx_address): BatchNorm statistics over all ranks (0: per process)."},
     {"invnet_init", invnet_init, METH_VARARGS, "invnet_init(model, seed): re-initialise."},
     {"invnet_device", invnet_device, METH_VARARGS, "invnet_device(model) -> 'cpu' | 'cuda'."},
     {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view (CPU only)."},

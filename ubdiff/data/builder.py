@@ -25,6 +25,11 @@ asked for ``partial=True``: then only the files recorded as finished are
 read); temporaries of a killed run are removed by the next run. A full disk
 (or a file size limit) is an OSError raised before a seismic file is mapped
 (its blocks are reserved first), with the temporary file removed.
+
+With a Dask client (``make_dataset(..., client=c)``, CLI ``--workers N`` /
+``--scheduler ADDRESS``) the same files are written by the cluster's workers:
+one task per velocity file and per chunk of maps to simulate, resumable per
+chunk (ubdiff/distributed/dataset_shards.py).
 """
 from __future__ import annotations
 
@@ -63,12 +68,16 @@ def _valid(path, shape):
 
 def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0, nt=1000,
                  dt=1e-3, progress=True, file_size=openfwi.FILE_SIZE, chunk=50,
-                 preview=True, simulate_kwargs=None):
+                 preview=True, simulate_kwargs=None, client=None, threads=None):
     """Generate ``maps`` velocity maps of ``family`` and simulate seismic for ``paired`` of them.
 
     ``simulate(velocity (k,1,70,70), freq=, nt=, dt=, **simulate_kwargs) -> (k,5,nt,70)``
     defaults to :func:`ubdiff.physics.forward_model`; it is called on ``chunk``
     maps at a time (bounded memory: seismic files are written through a memmap).
+    ``client``: a ``distributed.Client``; then every velocity file and every chunk of
+    maps to simulate is a task of its own on the Dask cluster (``threads`` ubdiff
+    threads each; default: the worker machine's cores shared by its workers), with
+    the same files as a single-process run, bit for bit (ubdiff/distributed/dataset_shards.py).
     Returns the dataset's metadata (also in ``ubdiff_dataset.json``).
     """
     key = openfwi.family_key(family)
@@ -111,15 +120,35 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
         meta["file_stats"] = dict(old.get("file_stats", {}))
     openfwi.write_meta(out_dir, meta)
 
+    sim_kwargs = dict(freq=freq, nt=nt, dt=dt, **simulate_kwargs)
+    if client is not None:
+        from ..distributed.dataset_shards import write_sharded
+        write_sharded(client, out_dir, meta, plan, int(seed), simulate, chunk, sim_kwargs, threads, progress)
+    else:
+        _write_files(out_dir, meta, plan, key, int(seed), simulate, chunk, sim_kwargs, progress)
+
+    stats = [meta["file_stats"][f] for f in meta["seismic_files"]]
+    if stats:
+        meta["data_min"] = float(min(s[0] for s in stats))
+        meta["data_max"] = float(max(s[1] for s in stats))
+    meta["complete"] = True
+    openfwi.write_meta(out_dir, meta)
+    if preview:
+        _preview(out_dir, meta)
+    return meta
+
+
+def _write_files(out_dir, meta, plan, key, seed, simulate, chunk, kwargs, progress):
+    """The single-process writer: every missing file of ``plan``, in order."""
     from tqdm.auto import tqdm
-    bar = tqdm(total=paired, desc=f"{key}: simulating", unit="map", disable=not progress)
+    bar = tqdm(total=meta["paired"], desc=f"{key}: simulating", unit="map", disable=not progress)
     try:
         for i, (count, npair) in enumerate(plan, 1):
             vpath = os.path.join(out_dir, openfwi.velocity_name(i))
             if _valid(vpath, (count,) + openfwi.VELOCITY_SHAPE):
                 vel = None                                 # kept from an earlier run
             else:
-                vel = generate_velocity(key, count, seed=[int(seed), i])
+                vel = generate_velocity(key, count, seed=[seed, i])
                 write_npy(vpath, vel)
             if npair == 0:
                 continue
@@ -134,21 +163,10 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
             if vel is None:
                 vel = np.array(open_npy(vpath, openfwi.VELOCITY_SHAPE, "velocity")[:npair])
             meta["file_stats"][name] = _simulate_file(
-                spath, vel[:npair], simulate, meta, chunk, bar,
-                dict(freq=freq, nt=nt, dt=dt, **simulate_kwargs))
+                spath, vel[:npair], simulate, meta, chunk, bar, kwargs)
             openfwi.write_meta(out_dir, meta)
     finally:
         bar.close()
-
-    stats = [meta["file_stats"][f] for f in meta["seismic_files"]]
-    if stats:
-        meta["data_min"] = float(min(s[0] for s in stats))
-        meta["data_max"] = float(max(s[1] for s in stats))
-    meta["complete"] = True
-    openfwi.write_meta(out_dir, meta)
-    if preview:
-        _preview(out_dir, meta)
-    return meta
 
 
 def _simulate_file(path, vel, simulate, meta, chunk, bar, kwargs):

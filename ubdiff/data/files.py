@@ -17,6 +17,13 @@ real name. Where the file system cannot exchange two names, two renames are
 used (old -> ``.NAME.old-X``, new -> NAME) and a kill between them is
 repaired by :func:`recover_folder` (called by the next writer and reader).
 
+Writing a set of files in pieces that survive an interruption (shards of a
+generation, written by one process or by many workers): :func:`resumable_folder`
+is atomic_folder with a temporary sibling named after the job (``.NAME.part-KEY``,
+KEY from a hash of the job's parameters) that an exception or a kill leaves in
+place; a rerun of the same job finds it and writes only the missing pieces,
+and the swap is the same as atomic_folder's.
+
 Stale temporaries: each one is locked (``flock``) by its writer for as long
 as it is being written. A kill releases the lock, so the next writer of the
 same name can tell a stale temporary (unlocked: removed) from one another
@@ -177,13 +184,14 @@ def _temp_match(base: str):
 
 
 _RAND = r"[a-z0-9_]{8}"   # tempfile's random part
-_TEMP_RE = re.compile(rf"^\..+\.{_RAND}\.tmp$|^\..+\.(new|old)-{_RAND}$|^\.tmp-{_RAND}\.safetensors$")
+_TEMP_RE = re.compile(rf"^\..+\.{_RAND}\.tmp$|^\..+\.(new|old|part)-{_RAND}$|^\.tmp-{_RAND}\.safetensors$")
 
 
 def is_temp_name(name: str) -> bool:
     """True for a temporary of atomic_path (``.BASE.XXXXXXXX.tmp``), atomic_folder
-    (``.NAME.new-XXXXXXXX`` / ``.NAME.old-XXXXXXXX``) or of older ubdiff checkpoint
-    writers (``.tmp-XXXXXXXX.safetensors``); never a data or user file name."""
+    (``.NAME.new-XXXXXXXX`` / ``.NAME.old-XXXXXXXX``), resumable_folder
+    (``.NAME.part-XXXXXXXX``) or of older ubdiff checkpoint writers
+    (``.tmp-XXXXXXXX.safetensors``); never a data or user file name."""
     return _TEMP_RE.match(name) is not None
 
 
@@ -354,31 +362,139 @@ def atomic_folder(path: str, owned):
         os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700
         yield tmp
         with _parent_lock(parent):
-            if os.path.isdir(real):
-                for n in os.listdir(real):
-                    if not owned(n) and not is_temp_name(n) and not os.path.lexists(os.path.join(tmp, n)):
-                        _carry(os.path.join(real, n), os.path.join(tmp, n))
-                os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))   # the folder keeps its permissions
-                _fsync_dir(tmp)
-                if exchange(tmp, real):
-                    _fsync_dir(parent)
-                    shutil.rmtree(tmp, ignore_errors=True)   # the old content, now under tmp's name
-                else:
-                    old = os.path.join(parent, old_p + token)
-                    os.rename(real, old)
-                    try:
-                        os.rename(tmp, real)
-                    except BaseException:
-                        os.rename(old, real)
-                        raise
-                    _fsync_dir(parent)
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                _fsync_dir(tmp)
-                os.rename(tmp, real)
-                _fsync_dir(parent)
+            _swap_in(tmp, real, owned, token)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        os.close(dfd)
+
+
+def _swap_in(tmp: str, real: str, owned, token: str) -> None:
+    """Make the complete folder ``tmp`` (named ``.NAME.new-TOKEN``) the folder ``real``; under the parent lock.
+
+    Entries of an existing ``real`` that ``owned`` does not claim are carried over first
+    (hard links); then one exchange of the two names, or, where the file system cannot
+    exchange, two renames that :func:`recover_folder` completes after a kill between them.
+    """
+    parent, _, _, old_p = _siblings(real)
+    if os.path.isdir(real):
+        for n in os.listdir(real):
+            if not owned(n) and not is_temp_name(n) and not os.path.lexists(os.path.join(tmp, n)):
+                _carry(os.path.join(real, n), os.path.join(tmp, n))
+        os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))   # the folder keeps its permissions
+        _fsync_dir(tmp)
+        if exchange(tmp, real):
+            _fsync_dir(parent)
+            shutil.rmtree(tmp, ignore_errors=True)   # the old content, now under tmp's name
+        else:
+            old = os.path.join(parent, old_p + token)
+            os.rename(real, old)
+            try:
+                os.rename(tmp, real)
+            except BaseException:
+                os.rename(old, real)
+                raise
+            _fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        _fsync_dir(tmp)
+        os.rename(tmp, real)
+        _fsync_dir(parent)
+
+
+# ---- a folder written in resumable pieces ----------------------------------------------------
+PLAN_NAME = ".ubdiff-plan.json"   # inside a resumable folder: the job it belongs to
+
+
+def _plan_text(plan: dict) -> str:
+    import json
+    return json.dumps(plan, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _write_plan(folder: str, text: str) -> None:
+    with atomic_path(os.path.join(folder, PLAN_NAME)) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _empty(folder: str) -> None:
+    for n in os.listdir(folder):
+        _remove(os.path.join(folder, n))
+
+
+@contextlib.contextmanager
+def resumable_folder(path: str, owned, plan: dict, keep=None):
+    """Like :func:`atomic_folder`, but the temporary sibling outlives an interruption.
+
+    Yields ``(tmp, resumed)``: the sibling folder ``.NAME.part-KEY`` (KEY: 8 hex digits of a
+    hash of ``plan``, a JSON-able dict describing the whole job) and whether it already
+    held the work of an earlier, interrupted run of the same plan (a hash collision or a
+    damaged plan file gives an emptied folder, never another job's pieces). The writer
+    fills it piece by piece, each piece atomically (:func:`atomic_path`), skipping pieces
+    that are already there -- from this process or from worker processes on other
+    machines that see the same file system. On success the plan file and stale
+    temporaries are dropped and the folder takes ``path``'s place in one atomic step, as
+    atomic_folder's. On an exception the folder is kept for a rerun when ``keep(tmp)`` is
+    true (e.g. it holds a finished piece), else removed; a kill always leaves it. Siblings
+    of other plans (interrupted jobs with other settings) are removed when a job starts.
+    While a process writes a plan, the folder is locked: a second process running the
+    same plan at the same time gets a RuntimeError instead of sharing it.
+    """
+    real = os.path.realpath(path)
+    if os.path.lexists(real) and not os.path.isdir(real):
+        raise NotADirectoryError(f"{path}: exists and is not a folder")
+    parent, name, new_p, _ = _siblings(real)
+    part_p = "." + name + ".part-"
+    text = _plan_text(plan)
+    import hashlib
+    token = hashlib.sha256(text.encode()).hexdigest()[:8]
+    stage = os.path.join(parent, part_p + token)
+    os.makedirs(parent, exist_ok=True)
+    with _parent_lock(parent):
+        _recover_locked(real)
+        clean_stale(parent, lambda n: n.startswith(part_p) and n != part_p + token)
+        resumed = os.path.isdir(stage)
+        if not resumed:
+            os.mkdir(stage)
+        dfd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if fcntl is not None:
+            try:
+                fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(dfd)
+                raise RuntimeError(f"{path}: another process is writing this job right now ({stage} is "
+                                   "locked); wait for it, or write elsewhere") from None
+            except OSError:
+                pass   # a file system without flock: nothing to tell two writers apart
+    try:
+        os.chmod(stage, 0o777 & ~_umask())
+        if resumed:
+            try:
+                same = read_bytes(os.path.join(stage, PLAN_NAME), "plan").decode("utf-8") == text
+            except (DataError, UnicodeDecodeError):
+                same = False
+            if not same:
+                _empty(stage)
+                resumed = False
+        if not resumed:
+            _write_plan(stage, text)
+        yield stage, resumed
+        with _parent_lock(parent):
+            _remove(os.path.join(stage, PLAN_NAME))
+            clean_stale(stage, is_temp_name)   # left by killed workers; every writer has finished
+            tmp = os.path.join(parent, new_p + token)
+            os.rename(stage, tmp)
+            try:
+                _swap_in(tmp, real, owned, token)
+            except BaseException:   # a failed carry or rename (rare): tmp may hold carried user files
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except BaseException:
+        if os.path.isdir(stage) and not (keep is not None and keep(stage)):
+            shutil.rmtree(stage, ignore_errors=True)
         raise
     finally:
         os.close(dfd)

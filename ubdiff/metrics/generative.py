@@ -59,10 +59,23 @@ def normalize(x, modality: str, normalized: bool, dataset: str | None = None, da
 
 def extract_features(x, features: Callable | None = None, modality: str = "velocity", normalized: bool = False,
                      batch_size: int = 64, dataset: str | None = None, data_range=None,
-                     progress: bool = False, desc: str = "features", name: str = "x") -> np.ndarray:
+                     progress: bool = False, desc: str = "features", name: str = "x",
+                     client=None, threads: int | None = None) -> np.ndarray:
     """Run `features` (None: the reference network of `modality`) over `x` (N, C, H, W) in
     batches (memory-mapped input is fine). NaN/Inf in `x` raise ValueError naming `name`
-    (a feature network could map them to finite features and hide them)."""
+    (a feature network could map them to finite features and hide them).
+    client: a ``distributed.Client``; then shards of whole batches run on its workers
+    (``features`` must then be picklable: None or a module-level function), with the same
+    batches and so the same features (ubdiff/distributed/eval_shards.py)."""
+    if client is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if len(x) == 0:
+            raise ValueError(f"{desc}: no samples")
+        from ..distributed.eval_shards import features_sharded
+        kw = dict(modality=modality, normalized=normalized, batch_size=batch_size, dataset=dataset,
+                  data_range=data_range, desc=desc, name=name)
+        return features_sharded(client, x, features, kw, threads=threads, progress=progress, desc=desc)
     if features is None:
         features = default_features(modality)
     if not callable(features):

@@ -53,6 +53,11 @@ def _pearson_per_shot(a, b):
         return np.where(den > 0, (a * b).sum(-1) / np.where(den > 0, den, 1.0), np.nan)
 
 
+def worst_order(rel_l2, indices) -> list:
+    """``indices`` sorted worst first: largest relative L2 first, NaN last, ties by index."""
+    return sorted(indices, key=lambda i: (bool(np.isnan(rel_l2[i])), -float(rel_l2[i]), int(i)))
+
+
 def summarize(x) -> dict:
     """mean / std / min / max / quantiles of the finite values of x."""
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -70,7 +75,8 @@ def summarize(x) -> dict:
 def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, normalized: bool = False,
                         vmin: float = _norm.VELOCITY_RANGE[0], vmax: float = _norm.VELOCITY_RANGE[1],
                         dataset: str | None = None, data_range=None, sim_kwargs: dict | None = None,
-                        batch_size: int = 8, worst_k: int = 4, progress: bool = False) -> dict:
+                        batch_size: int = 8, worst_k: int = 4, progress: bool = False, client=None,
+                        threads: int | None = None) -> dict:
     """Compare generated seismic with the simulation of the generated velocity.
 
     velocity (N, 1, H, W) in m/s, seismic (N, S, T, R) in physical amplitude; with
@@ -82,8 +88,12 @@ def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, 
 
     Returns a dict: per-pair arrays "rel_l1" (N,), "rel_l2" (N,), "corr" (N, S),
     "corr_mean" (N,); "summary" (per metric statistics); "worst" (indices, worst
-    first, by rel_l2) with "worst_simulated" (their simulated records, already
-    subsampled); "subsample" (k).
+    first, by rel_l2; NaN last, ties by index) with "worst_simulated" (their simulated
+    records, already subsampled); "subsample" (k).
+
+    client: a ``distributed.Client``; then shards of whole batches are simulated on its
+    workers (``simulate`` must be picklable: None or a module-level function), with the
+    same per-pair results (ubdiff/distributed/eval_shards.py).
     """
     if len(velocity) != len(seismic):
         raise ValueError(f"velocity and seismic hold different numbers of samples: {len(velocity)} vs {len(seismic)}")
@@ -99,6 +109,11 @@ def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, 
             raise TypeError(f"{name}: must be a real numeric array, got dtype {np.asarray(a[:1]).dtype}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if client is not None:
+        from ..distributed.eval_shards import physics_sharded
+        kw = dict(simulate=simulate, normalized=normalized, vmin=vmin, vmax=vmax, dataset=dataset,
+                  data_range=data_range, sim_kwargs=sim_kwargs, batch_size=batch_size)
+        return physics_sharded(client, velocity, seismic, kw, worst_k, threads=threads, progress=progress)
     simulate = _default_simulate() if simulate is None else simulate
     sim_kwargs = dict(sim_kwargs or {})
     if normalized:
@@ -141,14 +156,12 @@ def physics_consistency(velocity, seismic, *, simulate: Callable | None = None, 
         if worst_k > 0:
             for j in range(len(g)):
                 worst[s + j] = sim[j].copy()
-            key = lambda i: -np.inf if np.isnan(rel_l2[i]) else rel_l2[i]  # noqa: E731
-            keep = sorted(worst, key=key, reverse=True)[:worst_k]
-            worst = {i: worst[i] for i in keep}
+            worst = {i: worst[i] for i in worst_order(rel_l2, worst)[:worst_k]}
 
     with warnings.catch_warnings():  # all-NaN rows (constant shots) give NaN, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         corr_mean = np.nanmean(corr, axis=1)
-    order = sorted(worst, key=lambda i: -np.inf if np.isnan(rel_l2[i]) else rel_l2[i], reverse=True)
+    order = worst_order(rel_l2, worst)
     return {
         "rel_l1": rel_l1, "rel_l2": rel_l2, "corr": corr, "corr_mean": corr_mean,
         "summary": {"rel_l1": summarize(rel_l1), "rel_l2": summarize(rel_l2), "corr": summarize(corr)},

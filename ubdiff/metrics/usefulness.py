@@ -221,18 +221,28 @@ def _train(pairs, config, epochs, batch_size, lr, seed, opt, progress, desc):
     return model, history
 
 
-def _test(model, test, batch_size, progress, desc):
+def _metrics_of(pred, true) -> dict:
+    """Per-sample SSIM / MAE / MSE of predicted against true normalised velocity maps."""
+    return {"ssim": _ssim(pred, true, reduction="none"), "mae": _mae(pred, true, reduction="none"),
+            "mse": _mse(pred, true, reduction="none")}
+
+
+def _test(model, test, batch_size, progress, desc, client=None, threads=None):
     """Per-sample SSIM / MAE / MSE of the model's predictions on the test pairs,
-    plus the predictions of the first _EXAMPLES samples."""
+    plus the predictions of the first _EXAMPLES samples (client: on a Dask cluster,
+    in shards of whole batches)."""
+    if client is not None:
+        from ..distributed.eval_shards import predict_sharded
+        return predict_sharded(client, model, test, batch_size, _EXAMPLES, threads=threads, progress=progress,
+                               desc=desc)
     n, per = len(test), {"ssim": [], "mae": [], "mse": []}
     keep = []
     starts = range(0, n, batch_size)
     for s0 in _progress(starts, len(starts), desc, progress):
         s, v = test.read(np.arange(s0, min(n, s0 + batch_size)))
         p = model.predict(s, batch_size=batch_size, progress=False)
-        per["ssim"].append(_ssim(p, v, reduction="none"))
-        per["mae"].append(_mae(p, v, reduction="none"))
-        per["mse"].append(_mse(p, v, reduction="none"))
+        for k, val in _metrics_of(p, v).items():
+            per[k].append(val)
         if s0 < _EXAMPLES:
             keep.append(p[:_EXAMPLES - s0])
     per = {k: np.concatenate(v) for k, v in per.items()}
@@ -249,7 +259,8 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
                          batch_size: int = 16, lr: float = 1e-4, seed: int = 0, normalized: bool = False,
                          dataset=None, data_range=None, velocity_range=None, subsample="auto",
                          optimizer: dict | None = None, eval_batch_size: int | None = None,
-                         progress: bool = True, return_models: bool = False) -> dict:
+                         progress: bool = True, return_models: bool = False, client=None,
+                         threads: int | None = None) -> dict:
     """Table 3 protocol: InversionNet trained on `generated`, tested on `real_test`.
 
     Each of generated / real_test / real_train_pairs is a ``(seismic, velocity)``
@@ -277,6 +288,10 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     training losses per epoch, seconds and per-sample test metrics;
     ``protocol`` (settings); ``examples`` (the first test samples' true maps
     and both predictions, normalised); ``models`` when return_models.
+
+    client: a ``distributed.Client``; then the predictions on the test set run on its
+    workers in shards of whole batches, with the same results (the training stays in
+    this process: data-parallel training is ``train-inversionnet`` under MPI).
     """
     from ..models.inversionnet import count_parameters, resolve_config
     cfg = resolve_config(config)
@@ -325,7 +340,7 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
         label = "generated pairs" if key == "generated" else "real pairs"
         model, history = _train(sources[key], cfg, epochs, batch_size, lr, seed, opt, progress,
                                 f"InversionNet on {label}")
-        per, pred = _test(model, test, eval_bs, progress, f"testing InversionNet ({label})")
+        per, pred = _test(model, test, eval_bs, progress, f"testing InversionNet ({label})", client, threads)
         means = {m: float(v.mean()) for m, v in per.items()}
         out[key] = {"n_train": len(sources[key]), **means, "train_steps": model.step, "train_loss": history,
                     "seconds": time.perf_counter() - t0,

@@ -294,6 +294,86 @@ class InversionNet:
         lib.invnet_train_step(self._h, losses, x, v, lr, b1, b2, eps, weight_decay, l1_weight, mse_weight)
         return tuple(float(t) for t in losses)
 
+    # ---- data-parallel training: the step split in two (ubdiff.distributed) -------------------
+    def flat(self, kind: str = "param") -> np.ndarray:
+        """Zero-copy 1-D view of a whole buffer: param | grad | m | v (AdamW moments) | stats
+        (BatchNorm running means and variances). CPU models only (a GPU model's buffers are
+        device memory: get_tensor / set_tensor copy them)."""
+        if self.device != "cpu":
+            raise ValueError(f"InversionNet.flat: zero-copy views need a CPU model, this one is on {self.device!r}; "
+                             "data-parallel training runs on the CPU for now")
+        return lib.invnet_view(self._h, kind)
+
+    def bn_stats(self) -> np.ndarray:
+        """The BatchNorm running statistics as one 1-D view (flat("stats"))."""
+        return self.flat("stats")
+
+    def set_bn_sync(self, allreduce=None) -> None:
+        """Training-mode BatchNorm statistics over all data-parallel ranks (SyncBatchNorm):
+        ``allreduce(buf)`` sums a float64 array over the ranks in place (e.g.
+        ``Comm.allreduce_sum``); it is called from inside forward and backward, three times
+        per block and step. None: per-process statistics again (the default)."""
+        import ctypes
+        if allreduce is None:
+            lib.invnet_set_bn_sync(self._h, 0, 0)
+            self._bn_sync = None
+            return
+        if not callable(allreduce):
+            raise TypeError(f"InversionNet.set_bn_sync: allreduce must be callable, got {type(allreduce).__name__}")
+
+        def hook(ptr, n, _ctx):
+            try:
+                allreduce(np.ctypeslib.as_array(ptr, shape=(int(n),)))
+                return 0
+            except BaseException as e:   # noqa: BLE001 -- the C core reports the failure as an error status
+                self._bn_sync_error = e
+                return 1
+        cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_double), ctypes.c_size_t, ctypes.c_void_p)(hook)
+        self._bn_sync = cb   # kept alive as long as the C model may call it
+        lib.invnet_set_bn_sync(self._h, ctypes.cast(cb, ctypes.c_void_p).value, 0)
+
+    def forward_backward(self, seismic, velocity, loss_scale: float = 1.0, l1_weight: float = 1.0,
+                         mse_weight: float = 1.0) -> tuple:
+        """The first half of train_step: a training forward of the batch (batch statistics;
+        running statistics updated), the L1 + MSE loss and its backward, whose parameter
+        gradients, multiplied by ``loss_scale``, are ADDED to flat("grad"). Returns the
+        batch's (loss, l1, mse), not scaled. ``zero_grad(); forward_backward(s, v);
+        apply_update(...)`` is train_step(s, v, ...), bit for bit; a data-parallel rank
+        passes loss_scale = its share of the global batch, so that the sum over ranks of
+        the gradients is the gradient of the global batch's mean loss."""
+        x = self._seis(seismic)
+        v = f32(velocity, "velocity")
+        if v.shape != (x.shape[0], 1, OUT, OUT):
+            raise ValueError(f"InversionNet: velocity must have shape ({x.shape[0]}, 1, {OUT}, {OUT}), got {v.shape}")
+        for name, val in (("loss_scale", loss_scale), ("l1_weight", l1_weight), ("mse_weight", mse_weight)):
+            if not (isinstance(val, (int, float, np.floating)) and math.isfinite(val) and val >= 0):
+                raise ValueError(f"InversionNet.forward_backward: {name} must be a finite number >= 0, got {val!r}")
+        pred = self.forward(x, train=True)
+        l1, mse = lib.l1_forward(pred, v), lib.mse_forward(pred, v)
+        dpred = np.zeros_like(pred)
+        if l1_weight > 0:
+            lib.l1_backward(dpred, pred, v, float(np.float32(loss_scale) * np.float32(l1_weight)))
+        if mse_weight > 0:
+            lib.mse_backward(dpred, pred, v, float(np.float32(loss_scale) * np.float32(mse_weight)))
+        lib.invnet_backward(self._h, dpred, x)
+        loss = np.float32(l1_weight) * np.float32(l1) + np.float32(mse_weight) * np.float32(mse)   # as the C step
+        return float(loss), float(l1), float(mse)
+
+    def apply_update(self, lr: float = 1e-4, betas=(0.9, 0.999), eps: float = 1e-8,
+                     weight_decay: float = 1e-4) -> None:
+        """The second half of train_step: one AdamW step (decoupled weight decay, bias
+        correction by the step count) from flat("grad") as it stands -- after a
+        data-parallel all-reduce, the global batch's gradient."""
+        b1, b2 = betas
+        if not (math.isfinite(lr) and lr >= 0 and 0 <= b1 < 1 and 0 <= b2 < 1 and eps > 0
+                and math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"InversionNet.apply_update: need lr >= 0, betas in [0, 1), eps > 0, weight_decay "
+                             f">= 0; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+        t = self.step + 1
+        lib.adam_update(self.flat("param"), self.flat("m"), self.flat("v"), self.flat("grad"), t, float(lr),
+                        float(b1), float(b2), float(eps), float(weight_decay), True)
+        lib.invnet_step(self._h, t)
+
     def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
             betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4, l1_weight: float = 1.0,
             mse_weight: float = 1.0, seed: int = 0, progress: bool = True) -> list:

@@ -1,0 +1,44 @@
+"""The Dask flags shared by make-dataset, generate and evaluate."""
+from __future__ import annotations
+
+import contextlib
+
+from ._deps import DASK_HINT
+
+
+def add_dask_arguments(p) -> None:
+    g = p.add_argument_group(f"more than one process (Dask; {DASK_HINT})")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run the shards on a LocalCluster of N worker processes on this machine")
+    x.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the shards on an existing Dask cluster (tcp://HOST:8786, or a scheduler file "
+                        "*.json); its workers must see the output folder at the same path")
+    g.add_argument("--worker-threads", type=int, default=None, metavar="T",
+                   help="ubdiff threads per shard (default: each worker machine's cores shared by its workers)")
+
+
+@contextlib.contextmanager
+def client_from_args(args):
+    """The Dask client the flags ask for (None without --workers / --scheduler)."""
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {workers}")
+    if args.worker_threads is not None and args.worker_threads < 1:
+        raise SystemExit(f"--worker-threads must be at least 1, got {args.worker_threads}")
+    from .dask_jobs import dask_client
+    cm = dask_client(workers=workers, scheduler=scheduler)
+    try:
+        client = cm.__enter__()
+    except ImportError as e:
+        raise SystemExit(f"{'--workers' if workers is not None else '--scheduler'}: {e}") from None
+    try:
+        yield client
+    except BaseException as e:
+        if not cm.__exit__(type(e), e, e.__traceback__):
+            raise
+    else:
+        cm.__exit__(None, None, None)
