@@ -99,7 +99,10 @@ class BuildExtWithCuda(build_ext):
 blas_inc, blas_lib, blas_name = _blas()
 sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/cpu/*.c") + glob.glob("csrc/models/*.c")
                  + glob.glob("csrc/python/*.c"))
+# Implicit declarations are errors: a call to a function that a merge removed
+# would otherwise build and fail only at import ("undefined symbol").
 cflags = ["-std=c11", "-O3", "-fopenmp", "-Wall", "-Wno-unused-function",
+          "-Werror=implicit-function-declaration", "-Werror=incompatible-pointer-types",
           "-fno-strict-aliasing", "-DBLAS_SYMBOL_PREFIX=scipy_"]
 if os.environ.get("UBDIFF_NATIVE", "1") != "0":
     cflags.append("-march=native")
