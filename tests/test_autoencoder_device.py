@@ -91,6 +91,8 @@ def test_get_set_zero_on_any_device(device, rng):
         m.get_tensor("fc_v.weight", kind="buf")
     with pytest.raises(ValueError, match="kind must be"):
         m.get_tensor(name, kind="ema")
+    with pytest.raises(TypeError, match="tensor name must be a str or None, got int"):
+        lib.ae_get(m._h, "param", 5)
     if device == "cpu":  # zero-copy views: writes go to the model
         m.parameter(name)[...] = 0.5
         assert np.all(m.get_tensor(name) == 0.5)
@@ -189,6 +191,23 @@ def test_apply_update_uses_the_gradient_buffer_as_it_stands(rng):
     # Adam's first step moves by lr * g/|g| elementwise: the same direction, except where 0.5 g is
     # small against eps; the states differ: m halves
     assert_close(a.get_tensor(kind="m"), 0.5 * b.get_tensor(kind="m"), rtol=1e-6, atol=1e-12, what="Adam m")
+
+
+def test_apply_update_refuses_bad_adam_before_any_step_counts(rng):
+    """Bad hyper-parameters: a clear error from Python and, passed to the binding directly, from C
+    (ubd_adam_check) before any group's step counter or parameter moves."""
+    vel, seis = data(rng, MINI, 2)
+    m = CoLatentAutoencoder(MINI, seed=4, device="cpu")
+    m.forward_backward(vel, seis, mode="wo_opt")
+    steps, params = m.optimizer_steps(), m.get_tensor()
+    with pytest.raises(ValueError, match="lr"):
+        m.apply_update("wo_opt", lr=float("nan"))
+    for bad, what in (((float("nan"), 0.9, 0.999, 1e-8, 0.0), "lr"), ((1e-3, 1.0, 0.999, 1e-8, 0.0), "betas"),
+                      ((1e-3, 0.9, 0.999, 0.0, 0.0), "eps"), ((1e-3, 0.9, 0.999, 1e-8, -1.0), "weight_decay")):
+        with pytest.raises(ValueError, match=what):
+            lib.ae_apply_update(m._h, 3, False, bad)
+    assert m.optimizer_steps() == steps
+    assert np.array_equal(m.get_tensor(), params)
 
 
 # ---- the D_s token-assembly ops (csrc/cpu/tokens.c, csrc/cuda/tokens.cu) ----------------------------
