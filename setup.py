@@ -10,7 +10,9 @@ Environment switches:
   UBDIFF_CUDA=0|1        force CUDA off / on (default: on when nvcc is found)
   UBDIFF_NATIVE=0        do not pass -march=native (portable binaries)
   UBDIFF_CUDA_ARCH="80;90"  compute capabilities to build for
+  UBDIFF_BUILD_JOBS=N    nvcc processes at once (default: the cores this process may use)
 """
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -81,18 +83,25 @@ class BuildExtWithCuda(build_ext):
         gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
         objdir = os.path.join(self.build_temp, "cuda")
         os.makedirs(objdir, exist_ok=True)
-        objs = []
+        objs, cmds = [], []
         for src in sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu"))):
             obj = os.path.join(objdir, os.path.basename(src) + ".o")
             deps = [src] + glob.glob("csrc/*.h") + glob.glob("csrc/cpu/*.h") + glob.glob("csrc/cuda/*.cuh")
             if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
                 # -DUBDIFF_WITH_CUDA: the CUDA prototypes of backend.h, so nvcc checks
                 # every definition against the op list
-                cmd = [NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1",
-                       "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode]
-                print(" ".join(cmd), flush=True)
-                subprocess.check_call(cmd)
+                cmds.append([NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1",
+                             "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode])
             objs.append(obj)
+        # the .cu files are independent: UBDIFF_BUILD_JOBS nvcc processes at once (default: the cores)
+        jobs = max(1, int(os.environ.get("UBDIFF_BUILD_JOBS", "0") or 0) or len(os.sched_getaffinity(0)))
+
+        def run(cmd):
+            print(" ".join(cmd), flush=True)
+            subprocess.check_call(cmd)
+
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(run, cmds))  # re-raises the first failure
         return objs
 
 

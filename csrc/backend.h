@@ -54,6 +54,7 @@
 #include "ubd.h"
 /* the types the list uses (each of these includes backend.h after its types) */
 #include "conv.h"
+#include "diffusion_ops.h"
 #include "ops.h"
 #include "physics.h"
 
@@ -64,6 +65,25 @@ extern "C" {
 /* Direction of be->copy. The backend's own memory is "device" memory; on the
  * CPU backend every direction is a plain memcpy. */
 typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
+
+/* A step for `replay`: queues one step's ops on the backend, in order. */
+typedef ubd_status (*ubd_replay_fn)(void *ctx);
+
+/* Math modes: how a backend's float32 matrix products are computed (mixed
+ * precision as an option of the backend, never of one kernel).
+ *   FP32       strict float32 everywhere: the default, and the CPU's only mode
+ *              (PyTorch's default for matmuls);
+ *   TF32_CONV  the convolution GEMMs (conv2d, conv-transpose2d, conv1d, forward
+ *              and backward) on TF32 tensor cores, other products strict: what
+ *              PyTorch/cuDNN does by default for convolutions;
+ *   TF32       every float32 GEMM on TF32 (convolutions, linear layers,
+ *              attention): PyTorch's torch.set_float32_matmul_precision("high").
+ * TF32 rounds each operand to 10 mantissa bits and accumulates in float32.
+ * On CUDA each mode is its own table (cuda/backend_cuda.cu), so a model keeps
+ * the mode it was created with; the CPU table serves every mode in strict
+ * float32 (the CPU has no TF32). bfloat16 for the seismic decoder's large
+ * product is not here yet: benchmarks/precision.py estimates its cost. */
+typedef enum { UBD_MATH_FP32 = 0, UBD_MATH_TF32_CONV = 1, UBD_MATH_TF32 = 2, UBD_MATH_NUM } ubd_math_mode;
 
 /* clang-format off */
 #define UBD_BACKEND_OPS(X) \
@@ -184,10 +204,39 @@ typedef enum { UBD_H2D = 0, UBD_D2H = 1, UBD_D2D = 2 } ubd_copy_dir;
     X(scale_shift_backward, (float *dx, float *dss, const float *dout, const float *x, const float *ss, int B, \
                              int C, int L)) \
     X(axpy, (float *y, const float *x, size_t n, float a))              /* y (n) += a * x (n) */ \
+    /* ---- p2-rest: pooling and scaled-normal initialisation (feature net) ------------------------------- */ \
+    /* global average pooling over the last axis: out (N) = mean of inp (N,S), each sum in double */ \
+    X(mean_pool_forward, (float *out, const float *inp, int N, int S)) \
+    X(mean_pool_backward, (float *dinp, const float *dout, int N, int S)) /* dinp (N,S) += dout (N) / S */ \
+    /* out (n) = std * rand_normal (same element k of the same stream): He / scaled-normal initialisation */ \
+    X(init_normal, (float *out, size_t n, float std, uint64_t seed, uint64_t stream, uint64_t offset)) \
     /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
     X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
     X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \
                       size_t work_floats))                 /* seis (N,ns,nt,nr); vel (N,H,W) */ \
+    /* ---- replaying a step (p2-diff) ------------------------------------------------------------------------ */ \
+    /* Runs step(ctx). CPU: calls it. CUDA: the first call with *graph == NULL captures the ops step queues \
+     * into a CUDA graph (on a capture stream of its own; a sync, an allocation or a legacy-stream call in \
+     * step fails the capture) and stores it in *graph; every call then launches *graph on the backend's \
+     * stream. The graph holds step's pointers and scalars: free it when they change. */ \
+    X(replay, (void **graph, ubd_replay_fn step, void *ctx)) \
+    X(replay_free, (void *graph))                          /* graph from replay, or NULL */ \
+    /* ---- latent diffusion (diffusion_ops.h; p2-diff) ------------------------------------------------------- */ \
+    /* ti (B) int; tf (B): uniforms in, (float) ti out */ \
+    X(diffusion_timesteps, (int *ti, float *tf, int B, int T)) \
+    /* xt, v (B,per); z0, noise (B,per); t (B) int; sa, s1 (T) */ \
+    X(diffusion_q_sample, (float *xt, float *v, const float *z0, const float *noise, const int *t, const float *sa, \
+                           const float *s1, int B, size_t per)) \
+    /* loss (1); per_sample (B) or NULL; pred, v (B,per); t (B) int; w (T) */ \
+    X(diffusion_vloss_forward, (float *loss, float *per_sample, const float *pred, const float *v, const int *t, \
+                                const float *w, int B, size_t per)) \
+    /* dpred (B,per) += */ \
+    X(diffusion_vloss_backward, (float *dpred, const float *pred, const float *v, const int *t, const float *w, \
+                                 int B, size_t per, float scale)) \
+    /* cur (1) = plan[*k]; tf (B) = cur->time; *k += 1 (k (1) int) */ \
+    X(diffusion_step_begin, (ubd_sample_step *cur, float *tf, int *k, const ubd_sample_step *plan, int B)) \
+    /* x (n) advanced by cur (1) from pred (n); noise (n) scratch */ \
+    X(diffusion_step_update, (float *x, const float *pred, const ubd_sample_step *cur, size_t n, float *noise)) \
     /* ---- co-latent autoencoder (p2-ae): the ViT token assembly of D_s (cpu/tokens.c) ------------------ */ \
     /* x0 (B,T,C): row 0 = cls + pos[0], row t >= 1 = tok[:, t-1] + pos[t]; tok (B,T-1,C); cls (C); pos (T,C) */ \
     X(tokens_forward, (float *x0, const float *tok, const float *cls, const float *pos, int B, int T, int C)) \
@@ -209,6 +258,7 @@ typedef struct ubd_backend {
     const char *name; /* "cpu" | "cuda" */
     int host_memory;  /* 1: its memory is host memory (the CPU): inputs need no staging copy and
                        * Python may view buffers in place; 0: device memory, reached by be->copy */
+    int math;         /* ubd_math_mode its float32 products run in */
 #define UBD_BACKEND_MEMBER(name, params) ubd_status(*name) params;
     UBD_BACKEND_OPS(UBD_BACKEND_MEMBER)
 #undef UBD_BACKEND_MEMBER
@@ -221,6 +271,16 @@ typedef struct ubd_backend {
 ubd_status ubd_backend_find(const char *device, const ubd_backend **out);
 /* Same, returning NULL (message in ubd_last_error()) when unavailable. */
 const ubd_backend *ubd_backend_get(const char *device);
+/* ubd_backend_find for an explicit math mode (the CPU table for any mode). */
+ubd_status ubd_backend_find_math(const char *device, ubd_math_mode math, const ubd_backend **out);
+/* The process-wide math mode ubd_backend_find gives GPU tables (default FP32;
+ * the environment variable UBDIFF_MATH = fp32 | tf32-conv | tf32 sets the
+ * start value). Models created later get it; existing ones keep theirs. */
+ubd_status ubd_set_math_mode(ubd_math_mode math);
+ubd_math_mode ubd_get_math_mode(void);
+/* "fp32" | "tf32-conv" | "tf32" (NULL for anything else); the parse (-1 if unknown). */
+const char *ubd_math_mode_name(int math);
+int ubd_math_mode_parse(const char *name);
 /* The CPU table (always available). */
 const ubd_backend *ubd_backend_cpu(void);
 

@@ -15,7 +15,7 @@
  *  grad_norm        norm = ||grad||_2, accumulated in double
  *  clip_grad_norm   scales grad so its L2 norm is at most max_norm (coef = max_norm / (norm + 1e-6),
  *                   as torch.nn.utils.clip_grad_norm_); norm receives the norm before
- *  rand_uniform, rand_normal, init_uniform   Philox streams (philox.h)
+ *  rand_uniform, rand_normal, init_uniform, init_normal   Philox streams (philox.h)
  * The scalar outputs (loss, norm) are backend memory like every other
  * pointer: on a GPU nothing waits for the host until the model copies them out.
  */

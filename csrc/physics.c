@@ -1,7 +1,9 @@
 /* physics.c — backend-independent parts of forward modelling: the Ricker
- * wavelet and the checks of parameters and velocity maps (physics.h). */
+ * wavelet, the checks of parameters and velocity maps, and the one run
+ * function that stages a batch onto any backend (physics.h). */
 #include <math.h>
 
+#include "arena.h"
 #include "physics.h"
 #include "physics_math.h"
 
@@ -91,4 +93,39 @@ ubd_status ubd_fwd_check_velocity(const float *vel, int N, int H, int W, const u
         UBD_TRY(ubd_fwd_check_stats(m, vmin, vmax, emax, p));
     }
     return UBD_OK;
+}
+
+/* The work of one run: the backend's workspace, plus staging for the maps
+ * and the records where the backend's memory is not host memory. */
+static void run_layout(ubd_arena *a, float **work, float **vel_in, float **seis_out, size_t nw, size_t nvel,
+                       size_t nseis) {
+    ubd_arena_take(a, work, nw, "forward modelling workspace");
+    ubd_arena_stage(a, vel_in, nvel, "velocity staging");
+    ubd_arena_stage(a, seis_out, nseis, "record staging");
+}
+
+ubd_status ubd_forward_model_run(const ubd_backend *be, float *seis, const float *vel, int N, int H, int W,
+                                 const ubd_fwd_params *p) {
+    if (!be) be = ubd_backend_cpu();
+    UBD_REQUIRE_PTR(seis);
+    UBD_REQUIRE_PTR(vel);
+    UBD_REQUIRE_POSITIVE(N);
+    UBD_TRY(ubd_fwd_check_params(p, H, W));
+    const size_t nvel = (size_t)N * H * W, nseis = (size_t)N * p->ns * p->nt * p->nr;
+    size_t nw = 0;
+    UBD_TRY(be->forward_model_work(&nw, N, H, W, p));
+    float *work = NULL, *vel_in = NULL, *seis_out = NULL;
+    ubd_arena a;
+    ubd_arena_begin(&a, be);
+    run_layout(&a, &work, &vel_in, &seis_out, nw, nvel, nseis);
+    UBD_TRY(ubd_arena_commit(&a, "forward modelling"));
+    run_layout(&a, &work, &vel_in, &seis_out, nw, nvel, nseis);
+    ubd_status s = ubd_arena_end(&a);
+    const float *dv = NULL;
+    float *ds = ubd_stage_out(be, seis_out, seis);
+    if (s == UBD_OK) s = ubd_stage_in(be, &dv, vel_in, vel, nvel);
+    if (s == UBD_OK) s = be->forward_model(ds, dv, N, H, W, p, work, nw);
+    if (s == UBD_OK) s = be->copy(seis, ds, nseis * sizeof(float), UBD_D2H); /* on the CPU: the same address */
+    ubd_arena_release(&a);
+    return s;
 }

@@ -63,6 +63,16 @@ size_t ubd_cpu_forward_model_workspace(int H, int W, const ubd_fwd_params *p, in
 size_t ubd_cuda_forward_model_workspace(int N, int H, int W, const ubd_fwd_params *p);
 #endif
 
+/* Forward modelling of host arrays on backend `be` (NULL: the CPU): seis
+ * (N, ns, nt, nr) = the records of vel (N, H, W) m/s. One arena holds the
+ * backend's workspace (be->forward_model_work) and, off the host, the staged
+ * maps and records, so the data cross the bus once each way; everything is
+ * freed before it returns. The velocity checks run inside be->forward_model
+ * (on the GPU from per-map statistics computed there). */
+struct ubd_backend;
+ubd_status ubd_forward_model_run(const struct ubd_backend *be, float *seis, const float *vel, int N, int H, int W,
+                                 const ubd_fwd_params *p);
+
 /* The ops (prototypes in backend.h, included at the end):
  * forward_model: seis (N, ns, nt, nr) = recorded pressure; vel (N, H, W) in
  *   m/s; work (work_floats) scratch. On the CPU as many simulations run

@@ -99,11 +99,11 @@ AE_OVR = dict(nt=16, nr=8, shots=1, max_batch=2, dim1=4, dim2=4, dim3=8, dim4=8,
 
 
 def new_featnet():
-    return lib.featnet_create(FEAT_CFG, 0)
+    return lib.featnet_create(FEAT_CFG, 0, "cpu")
 
 
 def new_dm():
-    return lib.diffusion_create(*DM_ARGS, 0)
+    return lib.diffusion_create(*DM_ARGS, 0, "cpu")
 
 
 def new_ae_model(seed=0):
@@ -124,7 +124,7 @@ def new_seisenc_model(seed=0):
 def new_dm_model(seed=0):
     from ubdiff.models import LatentDiffusion
     return LatentDiffusion(dict(dim=8, dim_mults=(1, 2), seq_len=16, groups=2, heads=1, dim_head=4, timesteps=8),
-                           seed=seed, max_batch=2)
+                           seed=seed, max_batch=2, device="cpu")
 
 
 cached = functools.lru_cache(maxsize=None)
@@ -137,6 +137,14 @@ seisenc_model = cached(new_seisenc_model)
 
 def ae():
     return ae_model()._h
+
+
+def dm_sampled():
+    """The cached diffusion handle with a finished 2-sample DDIM run to read."""
+    h = dm()
+    lib.diffusion_sample_begin(h, 2, 0, 0, 1, 2, 0.0, False)
+    lib.diffusion_sample_run(h, 2, True)
+    return h
 
 
 def invnet():
@@ -259,8 +267,10 @@ T = {
     "diffusion_train_step": (lambda: [dm(), R(2, 1, 16), 2, 1, 0, 0, 1e-4, 0.9, 0.99, 1e-8, 0.0, 1.0, 0.995, 10],
                              set()),
     "diffusion_sample": (lambda: [dm(), Z(2, 1, 16), 0, 1, 2, 0.0, False], {1}),
-    "diffusion_sample_init": (lambda: [dm(), Z(2, 1, 16), 0, 0], {1}),
-    "diffusion_sample_step": (lambda: [dm(), R(2, 1, 16), 0, 0, 1, 2, 0.0, 0, False], {1}),
+    "diffusion_forward_backward": (lambda: [dm(), R(2, 1, 16), 2, 1, 0, 0], set()),
+    "diffusion_apply_update": (lambda: [dm(), 0, 1e-4, 0.9, 0.99, 1e-8, 0.0, 1.0, 0.995, 10], set()),
+    "diffusion_sample_begin": (lambda: [dm(), 2, 0, 0, 1, 2, 0.0, False], set()),
+    "diffusion_sample_read": (lambda: [dm_sampled(), Z(2, 1, 16)], {1}),
 }
 
 # The CUDA host-roundtrip twins validate exactly like the CPU entry points;
@@ -393,14 +403,14 @@ def case_alias(name, i, j, cuda):
 def model_buffers(name):
     """Flat views of the model buffers of template `name` (param + grad at least)."""
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(featnet(), k) for k in ("param", "grad", "stats")]
+        return [lib.featnet_view(featnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("invnet"):
         return [lib.invnet_view(invnet(), k) for k in ("param", "grad", "stats")]
     if name.startswith("seisenc"):
         return [lib.seisenc_view(seisenc(), k) for k in ("param", "grad", "stats")]
     if name.startswith("ae"):
         return [lib.ae_flat(ae(), k) for k in ("param", "grad", "buf")]
-    return [lib.diffusion_buffer(dm(), k) for k in ("param", "grad", "ema")]
+    return [lib.diffusion_view(dm(), k) for k in ("param", "grad", "ema")]
 
 
 def case_alias_model(name, i, k):
@@ -494,7 +504,7 @@ def _seq_dim_mults(pos):
     def make():
         args = list(DM_ARGS)
         args[1] = _mut_list(2, pos, 2)
-        lib.diffusion_create(*args, 0)
+        lib.diffusion_create(*args, 0, "cpu")
     return make
 
 
@@ -616,17 +626,17 @@ SEEDED = {  # name -> (call with a seed)
     "rand_normal": lambda s: lib.rand_normal(Z(4), s),
     "rand_stream": lambda s: lib.rand_uniform(Z(4), 0, s),
     "rand_offset": lambda s: lib.rand_normal(Z(1), 0, 0, s),  # one element: offset 2**64 - 1 is its last
-    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s),
+    "featnet_create": lambda s: lib.featnet_create(FEAT_CFG, s, "cpu"),
     "invnet_init": lambda s: lib.invnet_init(invnet(), s),
     "ae_create": lambda s: lib.ae_create(lib.ae_config(ae()), s),
     "ae_init": lambda s: lib.ae_init(ae(), s),
-    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s),
+    "diffusion_create": lambda s: lib.diffusion_create(*DM_ARGS, s, "cpu"),
     "diffusion_init": lambda s: lib.diffusion_init(dm(), s),
     "diffusion_train_step": lambda s: lib.diffusion_train_step(dm(), R(2, 1, 16), 2, 1, s, 0, 0.0, 0.9, 0.99, 1e-8,
                                                                0.0, 1.0, 0.995, 0),
     "diffusion_sample": lambda s: lib.diffusion_sample(dm(), Z(2, 1, 16), s, 1, 1, 0.0, False),
-    "diffusion_sample_init": lambda s: lib.diffusion_sample_init(dm(), Z(2, 1, 16), 0, s),
-    "diffusion_sample_step": lambda s: lib.diffusion_sample_step(dm(), Z(2, 1, 16), 0, s, 1, 2, 0.0, 0, False),
+    "diffusion_forward_backward": lambda s: lib.diffusion_forward_backward(dm(), R(2, 1, 16), 2, 1, s, 0),
+    "diffusion_sample_begin": lambda s: lib.diffusion_sample_begin(dm(), 2, 0, s, 1, 2, 0.0, False),
     "LatentDiffusion": lambda s: new_dm_model(seed=s),
     "LatentDiffusion.reinit": lambda s: new_dm_model().reinit(s),
     "LatentDiffusion.sample": lambda s: new_dm_model().sample(1, seed=s, sampler="ddim", steps=1),
@@ -713,7 +723,7 @@ def fresh_template(name):
 
 def model_outputs(name, args):
     if name.startswith("featnet"):
-        return [lib.featnet_buffer(args[0], k) for k in ("param", "grad")]
+        return [lib.featnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("invnet"):
         return [lib.invnet_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("seisenc"):
@@ -721,7 +731,7 @@ def model_outputs(name, args):
     if name.startswith("ae"):
         return [lib.ae_flat(args[0], k) for k in ("param", "grad")]
     if name.startswith(("unet", "diffusion")):
-        return [lib.diffusion_buffer(args[0], k) for k in ("param", "grad")]
+        return [lib.diffusion_view(args[0], k) for k in ("param", "grad")]
     return []
 
 
@@ -886,7 +896,7 @@ def _hparam_cases():
         return [lib.invnet_view(m._h, k) for k in ("param", "m", "v", "stats")]
 
     def feat_state(h):
-        return [lib.featnet_buffer(h, k) for k in ("param", "m", "v", "stats")]
+        return [lib.featnet_view(h, k) for k in ("param", "m", "v", "stats")]
 
     z0 = R(2, 1, 16)
     for bad, v in BAD.items():

@@ -17,12 +17,12 @@ SAMPLE_STREAM = 1 << 62  # csrc/models/diffusion.h
 
 
 def tiny(seed=0, max_batch=4, **kw):
-    return LatentDiffusion(dict(TINY, **kw), seed=seed, max_batch=max_batch)
+    return LatentDiffusion(dict(TINY, **kw), seed=seed, max_batch=max_batch, device="cpu")
 
 
 @pytest.mark.parametrize("T", [16, 256, 1000])
 def test_schedule_matches_float64_reference(T):
-    m = LatentDiffusion(dict(TINY, timesteps=T), max_batch=1)
+    m = LatentDiffusion(dict(TINY, timesteps=T), max_batch=1, device="cpu")
     ref = cosine_schedule(T)
     got = m.schedule
     assert set(got) == set(ref)
@@ -149,7 +149,7 @@ def _loss_decreases(cfg, n_steps, B, lr):
     # fixed data: smooth latents in [-1, 1]
     z0 = np.sin(np.linspace(0, 3, L)[None, None, :] * rng.uniform(1, 3, (B, 1, 1)) + rng.uniform(0, 6, (B, 1, 1)))
     z0 = z0.astype(np.float32)
-    m = LatentDiffusion(cfg, seed=0, max_batch=B)
+    m = LatentDiffusion(cfg, seed=0, max_batch=B, device="cpu")
     T = cfg["timesteps"]
     t_eval = np.linspace(0, T - 1, B).astype(np.int64)
     n_eval = rand_normal(z0.shape, 123)
@@ -165,7 +165,7 @@ def test_loss_decreases_reduced_config():
 
 
 def test_loss_decreases_small_config():
-    _loss_decreases(dict(LatentDiffusion("small", max_batch=1).config), 40, 8, 1e-3)
+    _loss_decreases(dict(LatentDiffusion("small", max_batch=1, device="cpu").config), 40, 8, 1e-3)
 
 
 # ---- samplers -----------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_training_errors():
     with pytest.raises(ValueError, match="integer"):
         m.loss(z, np.array([0.5, 1, 2, 3]), z)
     with pytest.raises(ValueError, match="timesteps"):
-        LatentDiffusion(dict(TINY, timesteps=0))
+        LatentDiffusion(dict(TINY, timesteps=0), device="cpu")
     assert m.step == 0  # failed calls do not advance the step
 
 
@@ -310,7 +310,7 @@ def test_checkpoint_roundtrip_resumes_training(tmp_path):
     a.train_step(z0, ema_every=1)
     path = str(tmp_path / "diff.safetensors")
     a.save(path)
-    b = LatentDiffusion.load(path)
+    b = LatentDiffusion.load(path, device="cpu")
     assert b.config == a.config and b.step == 1 and b.seed == 3
     for k in ("param", "m", "v", "ema"):
         assert np.array_equal(b.flat(k), a.flat(k)), k

@@ -118,7 +118,7 @@ def forward_ref(net, x, train):
 
 @pytest.fixture
 def tiny(rng):
-    net = fn.FeatureNet(TINY, seed=3)
+    net = fn.FeatureNet(TINY, seed=3, device="cpu")
     # non-trivial BN statistics and affine parameters for the eval-mode comparison
     for k, v in net.stats.items():
         v[...] = rng.uniform(0.5, 1.5, v.shape) if k.endswith("var") else rng.normal(0, 0.3, v.shape)
@@ -129,7 +129,7 @@ def tiny(rng):
 
 
 def test_layout_names_and_shapes():
-    net = fn.FeatureNet(TINY, seed=0)
+    net = fn.FeatureNet(TINY, seed=0, device="cpu")
     assert list(net.params) == ["blocks.0.conv.weight", "blocks.0.bn.weight", "blocks.0.bn.bias",
                                 "blocks.1.conv.weight", "blocks.1.bn.weight", "blocks.1.bn.bias",
                                 "blocks.2.conv.weight", "blocks.2.bn.weight", "blocks.2.bn.bias",
@@ -143,11 +143,11 @@ def test_layout_names_and_shapes():
     spec, stats = lib.featnet_layout(fn._native_config(net.config))
     assert [s[0] for s in spec] == list(net.params) and [s[0] for s in stats] == list(net.stats)
     # initialisation: He-normal conv weights (std sqrt(2 / fan_in)), BN identity, zero head biases
-    w = fn.FeatureNet({**TINY, "blocks": [(64, 3, 3, 1, 1, 1, 1)]}, seed=0).params["blocks.0.conv.weight"]
+    w = fn.FeatureNet({**TINY, "blocks": [(64, 3, 3, 1, 1, 1, 1)]}, seed=0, device="cpu").params["blocks.0.conv.weight"]
     assert w.std() == pytest.approx(np.sqrt(2 / 18), rel=0.1)
     assert np.all(net.params["blocks.0.bn.weight"] == 1) and np.all(net.params["head.cls.bias"] == 0)
     assert np.all(net.stats["blocks.0.bn.running_var"] == 1) and np.all(net.stats["blocks.0.bn.running_mean"] == 0)
-    no_reg = fn.FeatureNet({**TINY, "n_reg": 0}, seed=0)
+    no_reg = fn.FeatureNet({**TINY, "n_reg": 0}, seed=0, device="cpu")
     assert "head.reg.weight" not in no_reg.params and no_reg.forward(np.zeros((2, 2, 9, 8)))[2] is None
 
 
@@ -219,7 +219,7 @@ def test_gradients_vs_c_finite_differences(rng):
     """Central differences of the C forward itself, in the regime where every ReLU is
     active (BN biases +10, so no kink can be crossed): float32 forward, eps 1e-2,
     O(1) inputs -> the gradcheck default tolerances 2e-3 (tests/gradcheck.py)."""
-    net = fn.FeatureNet(TINY, seed=5)
+    net = fn.FeatureNet(TINY, seed=5, device="cpu")
     for i in range(3):
         net.params[f"blocks.{i}.bn.bias"][...] = 10.0
     x = rng.standard_normal((4, 2, 9, 8)).astype(np.float32)
@@ -265,7 +265,7 @@ def _toy_data(rng, n=48):
 
 
 def test_training_lowers_the_loss(rng):
-    net = fn.FeatureNet(TINY, seed=1)
+    net = fn.FeatureNet(TINY, seed=1, device="cpu")
     x, y = _toy_data(rng)
     r = np.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)
     losses = []
@@ -284,7 +284,7 @@ def test_threads_agree(rng):
     try:
         for t in (1, 2):
             ubdiff.set_num_threads(t)
-            net = fn.FeatureNet({**TINY, "n_reg": 0}, seed=2)
+            net = fn.FeatureNet({**TINY, "n_reg": 0}, seed=2, device="cpu")
             net.train_step(x, y)
             out.append(net.features(x))
     finally:
@@ -293,15 +293,15 @@ def test_threads_agree(rng):
 
 
 def test_save_load_identical(tmp_path, rng):
-    net = fn.FeatureNet(TINY, seed=4)
+    net = fn.FeatureNet(TINY, seed=4, device="cpu")
     x, y = _toy_data(rng, 12)
     r = np.zeros((6, 2), np.float32)
     for s in range(3):
         net.train_step(x[s * 3:s * 3 + 6], y[s * 3:s * 3 + 6], r)
     net.save(str(tmp_path / "a.safetensors"), meta={"note": "x"}, optimizer=True)
     net.save(str(tmp_path / "b.safetensors"))
-    a = fn.FeatureNet.load(str(tmp_path / "a.safetensors"))
-    b = fn.FeatureNet.load(str(tmp_path / "b.safetensors"))
+    a = fn.FeatureNet.load(str(tmp_path / "a.safetensors"), device="cpu")
+    b = fn.FeatureNet.load(str(tmp_path / "b.safetensors"), device="cpu")
     assert np.array_equal(a.features(x), net.features(x)) and np.array_equal(b.features(x), net.features(x))
     assert a.meta["note"] == "x" and a.step == 3 and b.step == 0
     # with the optimiser state, the next step is the same step
@@ -328,7 +328,7 @@ def test_errors(rng):
         fn.FeatureNet({**TINY, "n_classes": 0})
     with pytest.raises(ValueError, match="unknown keys"):
         fn.FeatureNet({**TINY, "depth": 3})
-    net = fn.FeatureNet(TINY)
+    net = fn.FeatureNet(TINY, device="cpu")
     x = rng.standard_normal((7, 2, 9, 8)).astype(np.float32)
     with pytest.raises(ValueError, match="max_batch"):
         net.forward(x)
@@ -339,7 +339,7 @@ def test_errors(rng):
     with pytest.raises(ValueError, match="outside"):
         net.train_step(x[:4], np.array([0, 1, 3, 0]), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="B >= 2"):  # one value per channel: no batch statistics
-        fn.FeatureNet({**TINY, "in_shape": (2, 3, 3), "blocks": [(3, 3, 3, 1, 1, 0, 0)]}).forward(
+        fn.FeatureNet({**TINY, "in_shape": (2, 3, 3), "blocks": [(3, 3, 3, 1, 1, 0, 0)]}, device="cpu").forward(
             x[:1, :, :3, :3], train=True)
     with pytest.raises(TypeError, match="handle"):
         lib.featnet_forward(object(), x, None, None, None, False)

@@ -17,7 +17,7 @@ def test_foreign_handle_is_a_type_error():
 
 
 def test_second_call_while_running_raises_not_races():
-    dm = LatentDiffusion("small", seed=0, max_batch=16)
+    dm = LatentDiffusion("small", seed=0, max_batch=16, device="cpu")
     done = threading.Event()
 
     def long_call():
@@ -87,5 +87,5 @@ def test_two_threads_hammering_featnet_train_step_never_race():
         lib.featnet_train_step(ref, x, lab, None, *hp)
     assert lib.featnet_info(h)[4] == sum(done)  # the step counter: no lost or doubled update
     # same machine, thread count and shapes: the same bits (README, Reproducibility)
-    np.testing.assert_array_equal(lib.featnet_buffer(h, "param"), lib.featnet_buffer(ref, "param"))
-    np.testing.assert_array_equal(lib.featnet_buffer(h, "stats"), lib.featnet_buffer(ref, "stats"))
+    np.testing.assert_array_equal(lib.featnet_get(h, "param"), lib.featnet_get(ref, "param"))
+    np.testing.assert_array_equal(lib.featnet_get(h, "stats"), lib.featnet_get(ref, "stats"))

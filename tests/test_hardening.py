@@ -74,7 +74,7 @@ def test_documented_in_place_ops_give_the_out_of_place_result():
 
 
 def test_arrays_inside_the_models_own_buffers_are_refused():
-    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2)
+    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2, device="cpu")
     grads = m.flat("grad")[:32].reshape(2, 1, 16)
     with pytest.raises(ValueError, match="model's own parameter buffer 'grad'"):
         lib.unet_forward(m._h, f(2, 1, 16), grads, np.zeros(2, np.float32), False)
@@ -132,7 +132,7 @@ def test_seeds_are_range_checked_not_wrapped(seed, exc):
     with pytest.raises(exc, match="seed"):
         lib.rand_uniform(f(4), seed)
     with pytest.raises(exc, match="seed"):
-        LatentDiffusion(TINY_DM, seed=seed, max_batch=2)
+        LatentDiffusion(TINY_DM, seed=seed, max_batch=2, device="cpu")
     with pytest.raises(exc, match="seed"):
         InversionNet("small", seed=seed, max_batch=2)
     with pytest.raises(exc, match="seed"):
@@ -164,7 +164,7 @@ def test_default_threads_are_capped(monkeypatch):
 
 
 def test_diffusion_forward_needs_one_finite_time_per_sample():
-    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2)
+    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2, device="cpu")
     x = np.zeros((2, 1, 16), np.float32)
     with pytest.raises(TypeError, match="None"):
         m.forward(x, None)
@@ -199,7 +199,7 @@ def test_bad_hyperparameters_leave_the_autoencoder_unchanged(kw):
 @pytest.mark.parametrize("kw", [dict(weight_decay=math.nan), dict(max_grad_norm=-1.0), dict(ema_decay=1.5),
                                 dict(lr=-1e-3)])
 def test_bad_hyperparameters_leave_the_diffusion_model_unchanged(kw):
-    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2)
+    m = LatentDiffusion(TINY_DM, seed=0, max_batch=2, device="cpu")
     before = m.flat("param").copy()
     with pytest.raises(ValueError):
         m.train_step(np.zeros((2, 1, 16), np.float32), **kw)

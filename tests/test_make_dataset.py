@@ -215,3 +215,18 @@ def test_missing_physics_is_explained(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ubdiff.physics", None)   # import of it fails
     with pytest.raises(ImportError, match="pass simulate=... or paired=0"):
         make_dataset("flatvel-a", 2, 1, str(tmp_path), progress=False)
+
+
+def test_device_reaches_the_simulator(tmp_path):
+    """device= goes to ubdiff.physics.forward_model (and --device on the command line)."""
+    from ubdiff import physics
+    make_dataset("flatvel-a", 2, 2, str(tmp_path / "a"), nt=60, progress=False, preview=False, device="cpu")
+    vel = np.load(tmp_path / "a" / "model1.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "a" / "data1.npy"),
+                                  physics.forward_model(vel, nt=60, device="cpu"))
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'auto'"):
+        make_dataset("flatvel-a", 2, 2, str(tmp_path / "b"), nt=60, progress=False, preview=False,
+                     device="tpu")
+    args = _parser().parse_args(["make-dataset", "--family", "flatvel-a", "--maps", "2", "--paired", "0",
+                                 "--out", str(tmp_path / "c"), "--device", "cpu"])
+    assert args.device == "cpu"

@@ -1,11 +1,21 @@
 """Forward modelling (ubdiff.physics) against the spec (shared/specs/forward_modeling.md)
 and a plain NumPy implementation of the same scheme."""
+import functools
+
 import numpy as np
 import pytest
 
 import ubdiff
 from ubdiff import physics
 from ubdiff._native import lib
+
+
+@pytest.fixture(autouse=True)
+def on_cpu(monkeypatch):
+    """These tests check the CPU core (against NumPy, bit-identical across
+    threads): pinned to device="cpu", which on a GPU machine "auto" would not
+    pick. tests/test_physics_cuda.py compares the devices."""
+    monkeypatch.setattr(physics, "forward_model", functools.partial(physics.forward_model, device="cpu"))
 
 
 # ---- NumPy reference --------------------------------------------------------
@@ -285,6 +295,27 @@ def test_bad_inputs():
         fm(v, nt=5, dt=0.0)
     with pytest.raises(ValueError, match="device"):
         fm(v, nt=5, device="tpu")
+
+
+def test_device_argument(rng):
+    """device="auto" is the GPU when one is usable, else the CPU; the raw
+    binding takes the device as its last argument (default "cpu")."""
+    v = smooth_map(rng, 12, 12)[None, None]
+    kw = dict(nt=40, nbc=6, src_x=(3,))
+    cpu = physics.forward_model(v, device="cpu", **kw)
+    usable = ubdiff.cuda_compiled() and ubdiff.gpu_count() > 0
+    auto = physics.forward_model(v, device="auto", **kw)
+    if not usable:
+        np.testing.assert_array_equal(auto, cpu)
+        why = "no CUDA GPU is visible" if ubdiff.cuda_compiled() else "built without CUDA"
+        with pytest.raises(RuntimeError, match=f"device='cuda': .*{why}"):
+            physics.forward_model(v, device="cuda", **kw)
+    seis = np.empty((1, 1, 40, 12), np.float32)
+    args = (seis, v[:, 0], [1], [3], [1] * 12, list(range(12)), 15.0, 1e-3, 10.0, 6)
+    lib.forward_model(*args)
+    np.testing.assert_array_equal(seis, cpu)
+    with pytest.raises(ValueError, match="device must be"):
+        lib.forward_model(*args, "tpu")
 
 
 def test_raw_binding_checks_shapes():

@@ -94,7 +94,7 @@ def test_training_same_bits_at_any_thread_count(threads):
     def run():
         ae = CoLatentAutoencoder("small", seed=0, max_batch=4, device="cpu")
         losses = [ae.train_step(vel, mode="step1")["total"] for _ in range(2)]
-        d = LatentDiffusion("small", seed=0, max_batch=4)
+        d = LatentDiffusion("small", seed=0, max_batch=4, device="cpu")
         out = [d.train_step(z0, accum=2, max_grad_norm=1e-3)["grad_norm"] for _ in range(2)]
         return ae.flat().copy(), d.flat().copy(), losses, out
 

@@ -301,7 +301,7 @@ def test_ema_decay_schedule_closed_form():
 
 
 def tiny_diffusion(seed=0):
-    return LatentDiffusion(TINY_DIFF, seed=seed, max_batch=2)
+    return LatentDiffusion(TINY_DIFF, seed=seed, max_batch=2, device="cpu")
 
 
 def z_batch(k):

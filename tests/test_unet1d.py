@@ -15,7 +15,7 @@ TINY = dict(dim=8, dim_mults=(1, 2), seq_len=8, groups=2, heads=2, dim_head=4, t
 
 
 def tiny(seed=0, max_batch=3, **kw):
-    return LatentDiffusion(dict(TINY, **kw), seed=seed, max_batch=max_batch)
+    return LatentDiffusion(dict(TINY, **kw), seed=seed, max_batch=max_batch, device="cpu")
 
 
 def randomize(m, rng, scale=0.3):
@@ -27,7 +27,7 @@ def randomize(m, rng, scale=0.3):
 
 @pytest.fixture(scope="module")
 def paper():
-    return LatentDiffusion("paper", max_batch=2)  # ~2 s to build: shared
+    return LatentDiffusion("paper", max_batch=2, device="cpu")  # ~2 s to build: shared
 
 
 def test_paper_parameter_count_and_names(paper):
@@ -44,17 +44,17 @@ def test_paper_parameter_count_and_names(paper):
 
 
 def test_small_config_and_torch_prefix():
-    m = LatentDiffusion("small", max_batch=1)
+    m = LatentDiffusion("small", max_batch=1, device="cpu")
     assert [(n, s) for n, s, _ in m.spec()] == torch_keys(32, (1, 2, 2, 2))
     sd = m.state_dict(prefix=LatentDiffusion.TORCH_PREFIX)
     assert "model.mid_attn.fn.fn.to_qkv.weight" in sd
-    m2 = LatentDiffusion("small", seed=5, max_batch=1)
+    m2 = LatentDiffusion("small", seed=5, max_batch=1, device="cpu")
     m2.load_state_dict(sd, prefix="model.")
     assert np.array_equal(m2.flat("param"), m.flat("param"))
 
 
 def test_init_is_pytorch_default_like():
-    m = LatentDiffusion("small", seed=1, max_batch=1)
+    m = LatentDiffusion("small", seed=1, max_batch=1, device="cpu")
     P = m.parameters
     w = P["downs.2.0.block1.proj.weight"]  # (64, 64, 3): fan_in 192
     bound = 1 / np.sqrt(192)
@@ -63,8 +63,8 @@ def test_init_is_pytorch_default_like():
     assert np.all(P["downs.0.0.block1.norm.weight"] == 1) and np.all(P["downs.0.0.block1.norm.bias"] == 0)
     assert np.all(P["mid_attn.fn.norm.g"] == 1) and np.all(P["ups.0.2.fn.fn.to_out.1.g"] == 1)
     assert np.array_equal(m.flat("ema"), m.flat("param"))
-    again = LatentDiffusion("small", seed=1, max_batch=1)
-    other = LatentDiffusion("small", seed=2, max_batch=1)
+    again = LatentDiffusion("small", seed=1, max_batch=1, device="cpu")
+    other = LatentDiffusion("small", seed=2, max_batch=1, device="cpu")
     assert np.array_equal(again.flat("param"), m.flat("param"))
     assert not np.array_equal(other.flat("param"), m.flat("param"))
 
@@ -173,7 +173,7 @@ def test_gradients_accumulate():
 
 def test_one_vs_two_threads():
     rng = np.random.default_rng(5)
-    m = LatentDiffusion("small", max_batch=2)
+    m = LatentDiffusion("small", max_batch=2, device="cpu")
     x = rng.normal(size=(2, 1, 128)).astype(np.float32)
     n0 = ubdiff.get_num_threads()
     try:
@@ -188,13 +188,13 @@ def test_one_vs_two_threads():
 
 def test_errors():
     with pytest.raises(ValueError, match="unknown config"):
-        LatentDiffusion("huge")
+        LatentDiffusion("huge", device="cpu")
     with pytest.raises(ValueError, match="unknown config keys"):
-        LatentDiffusion({"width": 3})
+        LatentDiffusion({"width": 3}, device="cpu")
     with pytest.raises(ValueError, match="multiple of 2"):
-        LatentDiffusion(dict(TINY, seq_len=6, dim_mults=(1, 2, 2)))
+        LatentDiffusion(dict(TINY, seq_len=6, dim_mults=(1, 2, 2)), device="cpu")
     with pytest.raises(ValueError, match="divisible by groups"):
-        LatentDiffusion(dict(TINY, groups=3))
+        LatentDiffusion(dict(TINY, groups=3), device="cpu")
     with pytest.raises(ValueError, match="max_batch"):
         tiny(max_batch=0)
     m = tiny(max_batch=2)

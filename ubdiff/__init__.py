@@ -22,6 +22,7 @@ from ._native import lib as _lib  # noqa: F401  (loads the extension)
 from ._threads import (available_cores, get_num_threads, max_num_threads, set_num_threads,
                        set_num_threads_adaptive, threads_adaptive)
 from ._build_info import build_info, cuda_compiled, gpu_count
+from ._math import MATH_MODES, math_mode, set_math_mode
 from . import ops  # noqa: F401
 
 # Public submodules, imported on first attribute access.
@@ -92,6 +93,9 @@ __all__ = [
     "set_num_threads_adaptive",
     "threads_adaptive",
     "available_cores",
+    "MATH_MODES",
+    "math_mode",
+    "set_math_mode",
     "ops",
     "UBDiff",
 ]

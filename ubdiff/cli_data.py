@@ -11,7 +11,7 @@ def _cmd_make_dataset(args) -> int:
         meta = make_dataset(args.family, args.maps, args.paired, args.out, seed=args.seed,
                             freq=args.freq, nt=args.nt, dt=args.dt, progress=not args.quiet,
                             preview=not args.no_preview, chunk=args.chunk, client=client,
-                            threads=args.worker_threads)
+                            threads=args.worker_threads, device=args.device)
     print(f"{args.out}: {meta['maps']} velocity maps in {len(meta['velocity_files'])} file(s),"
           f" {meta['paired']} with seismic in {len(meta['seismic_files'])} file(s);"
           f" data_min/data_max = {meta['data_min']}/{meta['data_max']}")
@@ -47,6 +47,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="number of time steps (default: %(default)s)")
     p.add_argument("--dt", type=float, default=1e-3, metavar="DT",
                    help="time step in s (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to forward-model: the GPU when one is usable (auto), or cpu / cuda "
+                        "(default: %(default)s)")
     p.add_argument("--chunk", type=int, default=50, metavar="K",
                    help="maps simulated per call; with --workers / --scheduler, one shard (default: %(default)s)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.png")

@@ -7,8 +7,11 @@ source added after each update (scaled by v_src^2 dt^2), receivers recorded
 after injection. Defaults give OpenFWI's geometry: 5 shots at row 1, columns
 0, 17, 34, 52, 69; 70 receivers on row 1; 1000 steps of 1 ms; 15 Hz.
 
-The work runs in the C core (one (map, shot) simulation per thread, the GIL
-released), so results do not depend on the thread count.
+The work runs in the C core on the device asked for: on the CPU one (map,
+shot) simulation per thread (the GIL released), so results do not depend on
+the thread count; on a GPU all simulations of a batch advance together, one
+launch per time step (csrc/cuda/forward_model.cu), and the two devices agree
+to float32 rounding (tests/test_physics_cuda.py).
 """
 from __future__ import annotations
 
@@ -69,7 +72,7 @@ def _positions(values, name: str, count: int | None = None) -> list[int]:
 
 def forward_model(velocity, *, freq: float = 15.0, nt: int = 1000, dt: float = 1e-3, dx: float = 10.0,
                   nbc: int = 120, src_x=OPENFWI_SRC_X, src_z=1, rec_z=1, rec_x=None, batch_size: int = 16,
-                  progress: bool = False, device: str = "cpu") -> np.ndarray:
+                  progress: bool = False, device: str = "auto") -> np.ndarray:
     """Seismic records of velocity maps (m/s).
 
     velocity: (N, 1, H, W) -> (N, len(src_x), nt, len(rec_x)) float32, or a
@@ -77,8 +80,9 @@ def forward_model(velocity, *, freq: float = 15.0, nt: int = 1000, dt: float = 1
     cell indices (row z from the top, column x); `src_z` / `rec_z` may be a
     scalar for all shots / receivers; `rec_x` None means every column.
     Maps go to the core `batch_size` at a time (a tqdm bar over batches when
-    `progress`). device: "cpu", or "cuda" (GPU with host copies, needs a CUDA
-    build and a GPU).
+    `progress`). device: "cpu", "cuda" (needs a CUDA build and a GPU) or
+    "auto" (the GPU when one is usable, else the CPU); each batch crosses to
+    the device and back once.
 
     Raises ValueError for a wrong shape, NaN / infinite / non-positive
     velocities, and unstable maps, naming the map: max(v) dt/dx > sqrt(3/8),
@@ -104,10 +108,8 @@ def forward_model(velocity, *, freq: float = 15.0, nt: int = 1000, dt: float = 1
         raise ValueError(f"forward_model: nt must be positive, got {nt}")
     if batch_size <= 0:
         raise ValueError(f"forward_model: batch_size must be positive, got {batch_size}")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"forward_model: device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not hasattr(lib, "cuda_forward_model"):
-        raise RuntimeError("forward_model: device='cuda' needs a CUDA build of ubdiff")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"forward_model: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     sx = _positions(src_x, "src_x")
     sz = _positions(src_z, "src_z", len(sx))
     rx = list(range(W)) if rec_x is None else _positions(rec_x, "rec_x")
@@ -117,7 +119,6 @@ def forward_model(velocity, *, freq: float = 15.0, nt: int = 1000, dt: float = 1
     # message carries its index in `velocity`.
     lib.check_velocity(v, dt, dx, nbc)
 
-    run = lib.cuda_forward_model if device == "cuda" else lib.forward_model
     out = np.empty((N, len(sx), nt, len(rx)), np.float32)
     starts = range(0, N, batch_size)
     if progress:
@@ -125,5 +126,5 @@ def forward_model(velocity, *, freq: float = 15.0, nt: int = 1000, dt: float = 1
         starts = tqdm(starts, total=len(starts), desc="forward modelling", unit="batch")
     for i in starts:
         j = min(i + batch_size, N)
-        run(out[i:j], v[i:j], sz, sx, rz, rx, freq, dt, dx, nbc)
+        lib.forward_model(out[i:j], v[i:j], sz, sx, rz, rx, freq, dt, dx, nbc, device)
     return out[0] if single else out

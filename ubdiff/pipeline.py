@@ -555,17 +555,13 @@ class UBDiff:
         if steps < 1 or not (eta >= 0 and math.isfinite(eta)):
             raise ValueError(f"need steps >= 1 and a finite eta >= 0, got {steps}, {eta}")
         nsteps = lib.diffusion_sampler_steps(d._h, s, steps)
-        z = np.empty((int(n), *d.sample_shape), np.float32)
         mb = d.max_batch
         bar = _bar(nsteps * ((n + mb - 1) // mb), f"sampling ({sampler})", progress)
-        for off in range(0, n, mb):
-            x = z[off:off + mb]
-            lib.diffusion_sample_init(d._h, x, int(first) + off, int(seed))
-            for k in range(nsteps):
-                lib.diffusion_sample_step(d._h, x, int(first) + off, int(seed), s, steps, float(eta), k, bool(use_ema))
-                bar.update(1)
-        bar.close()
-        return z
+        try:
+            return d.sample(int(n), seed=seed, sampler=sampler, steps=steps, eta=eta, use_ema=use_ema,
+                            first=int(first), progress=(lambda done, total: bar.update(1)) if progress else False)
+        finally:
+            bar.close()
 
     def decode(self, z, normalized: bool = False):
         """(velocity (n,1,70,70) m/s, seismic (n,shots,nt,nr) physical) of latents z (n, latent) or (n,1,latent);

@@ -1,8 +1,16 @@
 // common.cuh — error checks, launch helpers and the row-major cuBLAS products
 // shared by the CUDA sources.
 //
-// Every op runs on the legacy default stream (kernels and the cuBLAS handle
-// alike), so consecutive calls are ordered without explicit synchronisation.
+// Streams. Every op queues its work (kernels, cuBLAS products, memsets, D2D
+// copies) on the backend's current stream, ubd_cuda_stream(), so consecutive
+// calls are ordered without explicit synchronisation. That stream is one the
+// backend owns (created on first use), unless this host thread is capturing a
+// graph (ubd_cuda_replay, graph.cu), which points it at the capture stream for
+// the length of the capture; it is never the legacy default stream, on which
+// no graph can be captured. It is a blocking stream: work anyone queues on the
+// legacy stream (synchronous cudaMemcpy, code not yet passing a stream) stays
+// ordered with it, and while a capture runs such work fails the capture
+// instead of running outside the graph.
 #ifndef UBD_CUDA_COMMON_CUH
 #define UBD_CUDA_COMMON_CUH
 
@@ -39,8 +47,25 @@ static inline unsigned ubd_grid(size_t n, unsigned block) {
     return (unsigned)(g > 65535u * 32u ? 65535u * 32u : g);
 }
 
-// The process-wide cuBLAS handle (created on first use, thread-safe).
+// The backend's current stream (see above).
+extern "C" cudaStream_t ubd_cuda_stream(void);
+// Points this host thread's current stream at `s` (NULL: back to the backend's
+// own stream); returns the previous override (NULL if none).
+extern "C" cudaStream_t ubd_cuda_set_stream(cudaStream_t s);
+
+// The process-wide cuBLAS handle (created on first use, thread-safe), bound to
+// the current stream and to a workspace of its own (cublasSetStream resets the
+// workspace to cuBLAS's pool, which would allocate inside a graph capture).
 extern "C" ubd_status ubd_cuda_blas_handle(cublasHandle_t *h);
+
+// Whether the calling thread's float32 products run on TF32 tensor cores:
+// set for the duration of one op by the entries of the TF32 tables
+// (backend_cuda.cu, "Math modes" in backend.h), read by the two product
+// helpers below. Per call (cublasGemmEx's compute type), not the shared
+// handle's math mode, so models of different modes on different threads
+// never see each other's setting.
+extern "C" int ubd_cuda_tf32_get(void);
+extern "C" void ubd_cuda_tf32_set(int on);
 
 // Row-major C (M,N) = alpha op(A) op(B) + beta C with the argument list of
 // the CPU's ubd_sgemm (blas.h), so a CUDA op can repeat the CPU call line for
@@ -49,10 +74,15 @@ extern "C" ubd_status ubd_cuda_blas_handle(cublasHandle_t *h);
 static inline ubd_status ubd_rm_sgemm(cublasHandle_t h, int ta, int tb, int M, int N, int K, float alpha,
                                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                                       int ldc) {
-    cublasStatus_t s = cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                                   &alpha, B, ldb, A, lda, &beta, C, ldc);
+    const cublasOperation_t opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    // strict: cublasSgemm; TF32: the same product with the operands rounded to TF32 on tensor cores
+    cublasStatus_t s = ubd_cuda_tf32_get()
+                           ? cublasGemmEx(h, opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
+                                          C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT)
+                           : cublasSgemm(h, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
     if (s != CUBLAS_STATUS_SUCCESS)
-        return ubd_fail(UBD_ERR_CUDA, "cublasSgemm (M=%d N=%d K=%d) failed with cuBLAS status %d", M, N, K, (int)s);
+        return ubd_fail(UBD_ERR_CUDA, "%s (M=%d N=%d K=%d) failed with cuBLAS status %d",
+                        ubd_cuda_tf32_get() ? "cublasGemmEx (TF32)" : "cublasSgemm", M, N, K, (int)s);
     return UBD_OK;
 }
 
@@ -75,12 +105,18 @@ static inline ubd_status ubd_rm_sgemm_pairs(cublasHandle_t h, int ta, int tb, in
     const long long bA = over_b ? sA.sb : sA.sh, bB = over_b ? sB.sb : sB.sh, bC = over_b ? sC.sb : sC.sh;
     const long long oA = over_b ? sA.sh : sA.sb, oB = over_b ? sB.sh : sB.sb, oC = over_b ? sC.sh : sC.sb;
     for (int o = 0; o < outer; o++) {
-        cublasStatus_t s = cublasSgemmStridedBatched(
-            h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B + o * oB, ldb, bB,
-            A + o * oA, lda, bA, &beta, C + o * oC, ldc, bC, batch);
+        const cublasOperation_t opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+        cublasStatus_t s =
+            ubd_cuda_tf32_get()
+                ? cublasGemmStridedBatchedEx(h, opB, opA, N, M, K, &alpha, B + o * oB, CUDA_R_32F, ldb, bB, A + o * oA,
+                                             CUDA_R_32F, lda, bA, &beta, C + o * oC, CUDA_R_32F, ldc, bC, batch,
+                                             CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT)
+                : cublasSgemmStridedBatched(h, opB, opA, N, M, K, &alpha, B + o * oB, ldb, bB, A + o * oA, lda, bA,
+                                            &beta, C + o * oC, ldc, bC, batch);
         if (s != CUBLAS_STATUS_SUCCESS)
             return ubd_fail(UBD_ERR_CUDA,
-                            "cublasSgemmStridedBatched (M=%d N=%d K=%d, batch %d) failed with cuBLAS status %d", M, N,
+                            "%s (M=%d N=%d K=%d, batch %d) failed with cuBLAS status %d",
+                            ubd_cuda_tf32_get() ? "cublasGemmStridedBatchedEx (TF32)" : "cublasSgemmStridedBatched", M, N,
                             K, batch, (int)s);
     }
     return UBD_OK;

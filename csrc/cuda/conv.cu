@@ -106,7 +106,7 @@ __global__ void sum_planes_k(float *dbias, const float *src, int B, int R, size_
 
 ubd_status im2col(float *col, const float *img, int G, const ubd_im2col_geom &g) {
     const size_t n = (size_t)g.C * g.KH * g.KW * G * g.OH * g.OW;
-    im2col_k<<<ubd_grid(n, kBlock), kBlock>>>(col, img, G, g);
+    im2col_k<<<ubd_grid(n, kBlock), kBlock, 0, ubd_cuda_stream()>>>(col, img, G, g);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -118,31 +118,31 @@ ubd_status col2im_add(float *img, const float *col, int G, const ubd_im2col_geom
     if (ih1 > g.H) ih1 = g.H;
     if (ih1 <= ih0) return UBD_OK;
     const size_t n = (size_t)G * g.C * (ih1 - ih0) * g.W;
-    col2im_k<<<ubd_grid(n, kBlock), kBlock>>>(img, col, G, g, ih0, ih1);
+    col2im_k<<<ubd_grid(n, kBlock), kBlock, 0, ubd_cuda_stream()>>>(img, col, G, g, ih0, ih1);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status pack(float *dst, const float *src, int G, int R, size_t P) {
-    pack_k<<<ubd_grid((size_t)G * R * P, kBlock), kBlock>>>(dst, src, G, R, P);
+    pack_k<<<ubd_grid((size_t)G * R * P, kBlock), kBlock, 0, ubd_cuda_stream()>>>(dst, src, G, R, P);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status unpack(float *dst, const float *src, const float *bias, int G, int R, size_t P, int acc) {
-    unpack_k<<<ubd_grid((size_t)G * R * P, kBlock), kBlock>>>(dst, src, bias, G, R, P, acc);
+    unpack_k<<<ubd_grid((size_t)G * R * P, kBlock), kBlock, 0, ubd_cuda_stream()>>>(dst, src, bias, G, R, P, acc);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status fill_planes(float *dst, const float *bias, int B, int R, size_t P) {
-    fill_planes_k<<<ubd_grid((size_t)B * R * P, kBlock), kBlock>>>(dst, bias, B, R, P);
+    fill_planes_k<<<ubd_grid((size_t)B * R * P, kBlock), kBlock, 0, ubd_cuda_stream()>>>(dst, bias, B, R, P);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status sum_planes_add(float *dbias, const float *src, int B, int R, size_t P) {
-    sum_planes_k<<<R, kBlock>>>(dbias, src, B, R, P);
+    sum_planes_k<<<R, kBlock, 0, ubd_cuda_stream()>>>(dbias, src, B, R, P);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

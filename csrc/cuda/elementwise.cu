@@ -45,7 +45,7 @@ extern "C" ubd_status ubd_cuda_act_forward(float *out, const float *inp, size_t 
     UBD_REQUIRE(act >= 0 && act < UBD_ACT_NUM, UBD_ERR_VALUE, "activation: unknown kind %d", (int)act);
     UBD_REQUIRE((out && inp) || n == 0, UBD_ERR_VALUE, "act_forward: NULL buffer");
     if (n == 0) return UBD_OK;
-    act_forward_k<<<ubd_grid(n, 256), 256>>>(out, inp, n, (int)act, param);
+    act_forward_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(out, inp, n, (int)act, param);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -55,7 +55,7 @@ extern "C" ubd_status ubd_cuda_act_backward(float *dinp, const float *dout, cons
     UBD_REQUIRE(act >= 0 && act < UBD_ACT_NUM, UBD_ERR_VALUE, "activation: unknown kind %d", (int)act);
     UBD_REQUIRE((dinp && dout && inp) || n == 0, UBD_ERR_VALUE, "act_backward: NULL buffer");
     if (n == 0) return UBD_OK;
-    act_backward_k<<<ubd_grid(n, 256), 256>>>(dinp, dout, inp, n, (int)act, param);
+    act_backward_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(dinp, dout, inp, n, (int)act, param);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -68,7 +68,7 @@ extern "C" ubd_status ubd_cuda_adam_update(float *param, float *m, float *v, con
     if (n == 0) return UBD_OK;
     const float bc1 = (float)(1.0 - pow((double)hp.beta1, (double)t));
     const float bc2 = (float)(1.0 - pow((double)hp.beta2, (double)t));
-    adam_k<<<ubd_grid(n, 256), 256>>>(param, m, v, grad, n, hp, bc1, bc2);
+    adam_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(param, m, v, grad, n, hp, bc1, bc2);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -77,7 +77,7 @@ extern "C" ubd_status ubd_cuda_ema_update(float *ema, const float *param, size_t
     UBD_REQUIRE(decay >= 0.0f && decay <= 1.0f, UBD_ERR_VALUE, "ema_update: decay must lie in [0, 1], got %g", decay);
     UBD_REQUIRE((ema && param) || n == 0, UBD_ERR_VALUE, "ema_update: NULL buffer");
     if (n == 0) return UBD_OK;
-    ema_k<<<ubd_grid(n, 256), 256>>>(ema, param, n, 1.0f - decay);
+    ema_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(ema, param, n, 1.0f - decay);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -85,7 +85,7 @@ extern "C" ubd_status ubd_cuda_ema_update(float *ema, const float *param, size_t
 extern "C" ubd_status ubd_cuda_rand_uniform(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
     UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "rand_uniform: out is NULL");
     if (n == 0) return UBD_OK;
-    rand_k<<<ubd_grid(n, 256), 256>>>(out, n, seed, stream, offset, 0);
+    rand_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(out, n, seed, stream, offset, 0);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -93,7 +93,7 @@ extern "C" ubd_status ubd_cuda_rand_uniform(float *out, size_t n, uint64_t seed,
 extern "C" ubd_status ubd_cuda_rand_normal(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
     UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "rand_normal: out is NULL");
     if (n == 0) return UBD_OK;
-    rand_k<<<ubd_grid(n, 256), 256>>>(out, n, seed, stream, offset, 1);
+    rand_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(out, n, seed, stream, offset, 1);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -110,7 +110,28 @@ extern "C" ubd_status ubd_cuda_init_uniform(float *out, size_t n, float bound, u
                                             uint64_t offset) {
     UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "init_uniform: out is NULL");
     if (n == 0) return UBD_OK;
-    init_uniform_k<<<ubd_grid(n, 256), 256>>>(out, n, bound, seed, stream, offset);
+    init_uniform_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(out, n, bound, seed, stream, offset);
+    UBD_CUDA_LAUNCHED();
+    return UBD_OK;
+}
+
+__global__ void init_normal_k(float *out, size_t n, float std, uint64_t seed, uint64_t stream, uint64_t offset) {
+    GRID_STRIDE(i, n) {
+        uint64_t k = offset + i;
+        ubd_u32x4 r = ubd_philox_block(seed, stream, k >> 2);
+        float n0, n1;
+        int pair = (int)(k & 2);
+        ubd_box_muller(r.v[pair], r.v[pair + 1], &n0, &n1);
+        out[i] = ((k & 1) ? n1 : n0) * std;
+    }
+}
+
+extern "C" ubd_status ubd_cuda_init_normal(float *out, size_t n, float std, uint64_t seed, uint64_t stream,
+                                           uint64_t offset) {
+    UBD_REQUIRE(out != NULL || n == 0, UBD_ERR_VALUE, "init_normal: out is NULL");
+    UBD_REQUIRE(std >= 0.0f && isfinite(std), UBD_ERR_VALUE, "init_normal: std must be finite and >= 0, got %g", std);
+    if (n == 0) return UBD_OK;
+    init_normal_k<<<ubd_grid(n, 256), 256>>>(out, n, std, seed, stream, offset);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

@@ -32,7 +32,7 @@ extern "C" ubd_status ubd_cuda_linear_forward(float *out, const float *inp, cons
     UBD_TRY(ubd_cuda_blas_handle(&h));
     float beta = 0.0f;
     if (bias) {  // out rows start as the bias, then out += inp @ W^T
-        bias_rows_k<<<ubd_grid((size_t)B * OC, 256), 256>>>(out, bias, B, OC);
+        bias_rows_k<<<ubd_grid((size_t)B * OC, 256), 256, 0, ubd_cuda_stream()>>>(out, bias, B, OC);
         UBD_CUDA_LAUNCHED();
         beta = 1.0f;
     }
@@ -56,7 +56,7 @@ extern "C" ubd_status ubd_cuda_linear_backward(float *dinp, float *dweight, floa
     // dweight (OC,C) += dout^T (OC,B) @ inp (B,C)   (beta = 1: gradients accumulate)
     if (dweight) UBD_TRY(ubd_rm_sgemm(h, 1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f, dweight, C));
     if (dbias) {
-        bias_grad_k<<<ubd_grid((size_t)OC, 128), 128>>>(dbias, dout, B, OC);
+        bias_grad_k<<<ubd_grid((size_t)OC, 128), 128, 0, ubd_cuda_stream()>>>(dbias, dout, B, OC);
         UBD_CUDA_LAUNCHED();
     }
     return UBD_OK;

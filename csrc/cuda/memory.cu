@@ -24,7 +24,7 @@ extern "C" ubd_status ubd_cuda_alloc(void **p, size_t bytes) {
 
 extern "C" ubd_status ubd_cuda_zero(float *p, size_t n) {
     UBD_REQUIRE(p != NULL || n == 0, UBD_ERR_VALUE, "zero: p is NULL");
-    if (n) UBD_CUDA_TRY(cudaMemsetAsync(p, 0, n * sizeof(float)));
+    if (n) UBD_CUDA_TRY(cudaMemsetAsync(p, 0, n * sizeof(float), ubd_cuda_stream()));
     return UBD_OK;
 }
 
@@ -38,7 +38,7 @@ extern "C" ubd_status ubd_cuda_copy(void *dst, const void *src, size_t bytes, ub
                                                  : cudaMemcpyDeviceToDevice;
     // synchronous for host memory (pageable: the host buffer may be reused at once), queued on the device
     if (dir == UBD_D2D)
-        UBD_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind));
+        UBD_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, ubd_cuda_stream()));
     else
         UBD_CUDA_TRY(cudaMemcpy(dst, src, bytes, kind));
     return UBD_OK;
@@ -54,7 +54,7 @@ __global__ void fill_k(float *p, size_t n, float value) { GRID_STRIDE(i, n) p[i]
 extern "C" ubd_status ubd_cuda_fill(float *p, size_t n, float value) {
     UBD_REQUIRE(p != NULL || n == 0, UBD_ERR_VALUE, "fill: p is NULL");
     if (n == 0) return UBD_OK;
-    fill_k<<<ubd_grid(n, 256), 256>>>(p, n, value);
+    fill_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(p, n, value);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

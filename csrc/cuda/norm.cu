@@ -75,7 +75,7 @@ extern "C" ubd_status ubd_cuda_batchnorm_forward_train(float *out, float *mean, 
                 __func__, momentum);
     UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
                 eps);
-    bn_train_k<<<C, NB>>>(out, mean, rstd, running_mean, running_var, inp, gamma, beta, B, C, S, momentum, eps);
+    bn_train_k<<<C, NB, 0, ubd_cuda_stream()>>>(out, mean, rstd, running_mean, running_var, inp, gamma, beta, B, C, S, momentum, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -98,7 +98,7 @@ extern "C" ubd_status ubd_cuda_batchnorm_forward_eval(float *out, const float *i
     UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
                 eps);
     const size_t n = (size_t)B * C * S;
-    bn_eval_k<<<ubd_grid(n, 256), 256>>>(out, inp, gamma, beta, running_mean, running_var, n, C, S, eps);
+    bn_eval_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(out, inp, gamma, beta, running_mean, running_var, n, C, S, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -138,7 +138,7 @@ extern "C" ubd_status ubd_cuda_batchnorm_backward(float *dinp, float *dgamma, fl
     UBD_REQUIRE(dout && inp && mean && rstd, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(!dinp || gamma, UBD_ERR_VALUE, "%s: gamma must not be NULL", __func__);
     if (!dinp && !dgamma && !dbeta) return UBD_OK;
-    bn_backward_k<<<C, NB>>>(dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, S);
+    bn_backward_k<<<C, NB, 0, ubd_cuda_stream()>>>(dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, S);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -176,7 +176,7 @@ extern "C" ubd_status ubd_cuda_batchnorm_backward_eval(float *dinp, float *dgamm
     UBD_REQUIRE(!dinp || gamma, UBD_ERR_VALUE, "%s: gamma must not be NULL", __func__);
     UBD_REQUIRE(!dgamma || (inp && running_mean), UBD_ERR_VALUE, "%s: inp and running_mean must not be NULL", __func__);
     if (!dinp && !dgamma && !dbeta) return UBD_OK;
-    bn_backward_eval_k<<<C, NB>>>(dinp, dgamma, dbeta, dout, inp, gamma, running_mean, running_var, B, C, S, eps);
+    bn_backward_eval_k<<<C, NB, 0, ubd_cuda_stream()>>>(dinp, dgamma, dbeta, dout, inp, gamma, running_mean, running_var, B, C, S, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -223,7 +223,7 @@ extern "C" ubd_status ubd_cuda_groupnorm_forward(float *out, float *mean, float 
     UBD_REQUIRE(out && mean && rstd && inp && gamma && beta, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
                 eps);
-    gn_forward_k<<<B * G, NB>>>(out, mean, rstd, inp, gamma, beta, C, S, G, eps);
+    gn_forward_k<<<B * G, NB, 0, ubd_cuda_stream()>>>(out, mean, rstd, inp, gamma, beta, C, S, G, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -274,11 +274,11 @@ extern "C" ubd_status ubd_cuda_groupnorm_backward(float *dinp, float *dgamma, fl
     UBD_REQUIRE(dout && inp && mean && rstd, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(!dinp || gamma, UBD_ERR_VALUE, "%s: gamma must not be NULL", __func__);
     if (dinp) {
-        gn_backward_dx_k<<<B * G, NB>>>(dinp, dout, inp, gamma, mean, rstd, C, S, G);
+        gn_backward_dx_k<<<B * G, NB, 0, ubd_cuda_stream()>>>(dinp, dout, inp, gamma, mean, rstd, C, S, G);
         UBD_CUDA_LAUNCHED();
     }
     if (dgamma || dbeta) {
-        gn_backward_params_k<<<C, NB>>>(dgamma, dbeta, dout, inp, mean, rstd, B, C, S, G);
+        gn_backward_params_k<<<C, NB, 0, ubd_cuda_stream()>>>(dgamma, dbeta, dout, inp, mean, rstd, B, C, S, G);
         UBD_CUDA_LAUNCHED();
     }
     return UBD_OK;
@@ -313,7 +313,7 @@ extern "C" ubd_status ubd_cuda_layernorm_forward(float *out, float *mean, float 
     UBD_REQUIRE(out && mean && rstd && inp && gamma && beta, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(isfinite(eps) && eps > 0.0f, UBD_ERR_VALUE, "%s: eps must be finite and positive, got %g", __func__,
                 eps);
-    ln_forward_k<<<N, NB>>>(out, mean, rstd, inp, gamma, beta, C, eps);
+    ln_forward_k<<<N, NB, 0, ubd_cuda_stream()>>>(out, mean, rstd, inp, gamma, beta, C, eps);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -359,11 +359,11 @@ extern "C" ubd_status ubd_cuda_layernorm_backward(float *dinp, float *dgamma, fl
     UBD_REQUIRE(dout && inp && mean && rstd, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(!dinp || gamma, UBD_ERR_VALUE, "%s: gamma must not be NULL", __func__);
     if (dinp) {
-        ln_backward_dx_k<<<N, NB>>>(dinp, dout, inp, gamma, mean, rstd, C);
+        ln_backward_dx_k<<<N, NB, 0, ubd_cuda_stream()>>>(dinp, dout, inp, gamma, mean, rstd, C);
         UBD_CUDA_LAUNCHED();
     }
     if (dgamma || dbeta) {
-        ln_backward_params_k<<<C, NB>>>(dgamma, dbeta, dout, inp, mean, rstd, N, C);
+        ln_backward_params_k<<<C, NB, 0, ubd_cuda_stream()>>>(dgamma, dbeta, dout, inp, mean, rstd, N, C);
         UBD_CUDA_LAUNCHED();
     }
     return UBD_OK;
@@ -389,7 +389,7 @@ extern "C" ubd_status ubd_cuda_rmsnorm_forward(float *out, float *rnorm, const f
                                                int L) {
     UBD_TRY(check_bcs(__func__, B, C, L));
     UBD_REQUIRE(out && rnorm && inp && g, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
-    rms_forward_k<<<ubd_grid((size_t)B * L, 128), 128>>>(out, rnorm, inp, g, B, C, L);
+    rms_forward_k<<<ubd_grid((size_t)B * L, 128), 128, 0, ubd_cuda_stream()>>>(out, rnorm, inp, g, B, C, L);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -432,11 +432,11 @@ extern "C" ubd_status ubd_cuda_rmsnorm_backward(float *dinp, float *dg, const fl
     UBD_REQUIRE(dout && inp && rnorm, UBD_ERR_VALUE, "%s: NULL buffer", __func__);
     UBD_REQUIRE(!dinp || g, UBD_ERR_VALUE, "%s: g must not be NULL", __func__);
     if (dinp) {
-        rms_backward_dx_k<<<ubd_grid((size_t)B * L, 128), 128>>>(dinp, dout, inp, g, rnorm, B, C, L);
+        rms_backward_dx_k<<<ubd_grid((size_t)B * L, 128), 128, 0, ubd_cuda_stream()>>>(dinp, dout, inp, g, rnorm, B, C, L);
         UBD_CUDA_LAUNCHED();
     }
     if (dg) {
-        rms_backward_dg_k<<<C, NB>>>(dg, dout, inp, rnorm, B, C, L);
+        rms_backward_dg_k<<<C, NB, 0, ubd_cuda_stream()>>>(dg, dout, inp, rnorm, B, C, L);
         UBD_CUDA_LAUNCHED();
     }
     return UBD_OK;

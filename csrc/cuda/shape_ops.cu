@@ -10,7 +10,7 @@
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 #define LAUNCH(kernel, n, ...)                            \
     do {                                                  \
-        kernel<<<ubd_grid((n), 256), 256>>>(__VA_ARGS__); \
+        kernel<<<ubd_grid((n), 256), 256, 0, ubd_cuda_stream()>>>(__VA_ARGS__); \
         UBD_CUDA_LAUNCHED();                              \
     } while (0)
 

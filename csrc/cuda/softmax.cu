@@ -120,27 +120,27 @@ __global__ void softmax_cols_bwd_k(float *dx, ubd_groups gdx, const float *dy, c
 static unsigned rows_grid(long long n) { return (unsigned)(n < 65535LL * 32 ? n : 65535LL * 32); }
 
 ubd_status ubd_cuda_softmax_rows(float *y, const float *x, ubd_groups gx, long long rows, int D, float a) {
-    softmax_rows_k<<<rows_grid(rows), SM_BLOCK>>>(y, x, gx, rows, D, a);
+    softmax_rows_k<<<rows_grid(rows), SM_BLOCK, 0, ubd_cuda_stream()>>>(y, x, gx, rows, D, a);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status ubd_cuda_softmax_rows_backward(float *dx, ubd_groups gdx, const float *dy, const float *y, long long rows,
                                           int D, float a, int accumulate) {
-    softmax_rows_bwd_k<<<rows_grid(rows), SM_BLOCK>>>(dx, gdx, dy, y, rows, D, a, accumulate);
+    softmax_rows_bwd_k<<<rows_grid(rows), SM_BLOCK, 0, ubd_cuda_stream()>>>(dx, gdx, dy, y, rows, D, a, accumulate);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status ubd_cuda_softmax_cols(float *y, const float *x, ubd_groups gx, long long mats, int n, int L, float a) {
-    softmax_cols_k<<<ubd_grid((size_t)mats * L, 128), 128>>>(y, x, gx, mats, n, L, a);
+    softmax_cols_k<<<ubd_grid((size_t)mats * L, 128), 128, 0, ubd_cuda_stream()>>>(y, x, gx, mats, n, L, a);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
 
 ubd_status ubd_cuda_softmax_cols_backward(float *dx, ubd_groups gdx, const float *dy, const float *y, long long mats,
                                           int n, int L, float a, int accumulate) {
-    softmax_cols_bwd_k<<<ubd_grid((size_t)mats * L, 128), 128>>>(dx, gdx, dy, y, mats, n, L, a, accumulate);
+    softmax_cols_bwd_k<<<ubd_grid((size_t)mats * L, 128), 128, 0, ubd_cuda_stream()>>>(dx, gdx, dy, y, mats, n, L, a, accumulate);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

@@ -22,11 +22,12 @@
 #define SUM_PER_THREAD 8  // about this many elements per thread before more blocks are used
 
 // The partial sums of pass 1. Static device memory, so the ops need no
-// scratch argument. Safe because every op runs on the legacy default stream
-// (common.cuh), which executes launches in the order they were issued, and
-// g_partial_lock makes the two launches of one sum a unit in that order when
-// several host threads call at once. (Ops moved to other streams would need a
-// scratch argument instead.)
+// scratch argument. Safe because the ops run on one stream at a time (the
+// backend's, common.cuh; graphs captured elsewhere are launched on it), which
+// executes launches in the order they were issued, and g_partial_lock makes
+// the two launches of one sum a unit in that order when several host threads
+// call at once. (Ops running on several streams at once would need a scratch
+// argument instead.)
 __device__ double g_partial[SUM_MAX_BLOCKS];
 static std::mutex g_partial_lock;
 
@@ -67,9 +68,9 @@ template <int TERM>
 static ubd_status sum_to(float *out, const float *a, const float *b, size_t n, int root) {
     const unsigned g = sum_blocks(n);
     std::lock_guard<std::mutex> lock(g_partial_lock);
-    partial_k<TERM><<<g, SUM_BLOCK>>>(a, b, n);
+    partial_k<TERM><<<g, SUM_BLOCK, 0, ubd_cuda_stream()>>>(a, b, n);
     UBD_CUDA_LAUNCHED();
-    finish_k<<<1, SUM_BLOCK>>>(out, (int)g, n, root);
+    finish_k<<<1, SUM_BLOCK, 0, ubd_cuda_stream()>>>(out, (int)g, n, root);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -108,7 +109,7 @@ __global__ void mse_backward_k(float *dpred, const float *pred, const float *tar
 extern "C" ubd_status ubd_cuda_l1_backward(float *dpred, const float *pred, const float *target, size_t n,
                                            float scale) {
     UBD_TRY(check_loss("l1_backward", dpred, pred, target, n));
-    l1_backward_k<<<ubd_grid(n, 256), 256>>>(dpred, pred, target, n, scale / (float)n);
+    l1_backward_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(dpred, pred, target, n, scale / (float)n);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -116,7 +117,7 @@ extern "C" ubd_status ubd_cuda_l1_backward(float *dpred, const float *pred, cons
 extern "C" ubd_status ubd_cuda_mse_backward(float *dpred, const float *pred, const float *target, size_t n,
                                             float scale) {
     UBD_TRY(check_loss("mse_backward", dpred, pred, target, n));
-    mse_backward_k<<<ubd_grid(n, 256), 256>>>(dpred, pred, target, n, 2.0f * scale / (float)n);
+    mse_backward_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(dpred, pred, target, n, 2.0f * scale / (float)n);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -127,7 +128,7 @@ extern "C" ubd_status ubd_cuda_grad_norm(float *norm, const float *grad, size_t 
     UBD_REQUIRE_PTR(norm);
     UBD_REQUIRE(grad || n == 0, UBD_ERR_VALUE, "grad_norm: NULL buffer");
     if (n == 0) {  // the norm of nothing is 0 (all-zero bits are 0.0f)
-        UBD_CUDA_TRY(cudaMemsetAsync(norm, 0, sizeof(float), 0));
+        UBD_CUDA_TRY(cudaMemsetAsync(norm, 0, sizeof(float), ubd_cuda_stream()));
         return UBD_OK;
     }
     return sum_to<TERM_SQ>(norm, grad, grad, n, 1);
@@ -146,7 +147,7 @@ extern "C" ubd_status ubd_cuda_clip_grad_norm(float *norm, float *grad, size_t n
     UBD_REQUIRE(max_norm > 0.0f, UBD_ERR_VALUE, "clip_grad_norm: max_norm must be positive, got %g", max_norm);
     UBD_TRY(ubd_cuda_grad_norm(norm, grad, n));
     if (n == 0) return UBD_OK;
-    clip_k<<<ubd_grid(n, 256), 256>>>(grad, norm, n, max_norm);
+    clip_k<<<ubd_grid(n, 256), 256, 0, ubd_cuda_stream()>>>(grad, norm, n, max_norm);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

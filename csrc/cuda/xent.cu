@@ -35,7 +35,7 @@ static ubd_status check_labels(const char *who, const int *labels, int B, int K)
     const int none = INT_MAX;
     std::lock_guard<std::mutex> lock(g_bad_row_lock);
     UBD_CUDA_TRY(cudaMemcpyToSymbol(g_bad_row, &none, sizeof none));
-    find_bad_label_k<<<ubd_grid((size_t)B, 256), 256>>>(labels, B, K);
+    find_bad_label_k<<<ubd_grid((size_t)B, 256), 256, 0, ubd_cuda_stream()>>>(labels, B, K);
     UBD_CUDA_LAUNCHED();
     int bad = none;
     UBD_CUDA_TRY(cudaMemcpyFromSymbol(&bad, g_bad_row, sizeof bad));
@@ -92,7 +92,7 @@ extern "C" ubd_status ubd_cuda_xent_forward(float *loss, float *probs, int *corr
     UBD_REQUIRE_PTR(logits);
     UBD_REQUIRE_PTR(labels);
     UBD_TRY(check_labels("xent_forward", labels, B, K));
-    xent_forward_k<<<1, XENT_BLOCK>>>(loss, probs, correct, logits, labels, B, K);
+    xent_forward_k<<<1, XENT_BLOCK, 0, ubd_cuda_stream()>>>(loss, probs, correct, logits, labels, B, K);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }
@@ -105,7 +105,7 @@ extern "C" ubd_status ubd_cuda_xent_backward(float *dlogits, const float *probs,
     UBD_REQUIRE_PTR(probs);
     UBD_REQUIRE_PTR(labels);
     UBD_TRY(check_labels("xent_backward", labels, B, K));
-    xent_backward_k<<<ubd_grid((size_t)B * K, 256), 256>>>(dlogits, probs, labels, B, K, scale / (float)B);
+    xent_backward_k<<<ubd_grid((size_t)B * K, 256), 256, 0, ubd_cuda_stream()>>>(dlogits, probs, labels, B, K, scale / (float)B);
     UBD_CUDA_LAUNCHED();
     return UBD_OK;
 }

@@ -1,7 +1,16 @@
-/* diffusion.h — UB-Diff's latent diffusion on the CPU: GaussianDiffusion1D
- * (lucidrains, as vendored by the UB-Diff authors) with the cosine schedule,
- * the v-prediction objective, Adam + gradient clipping + EMA training steps,
- * and ancestral DDPM / DDIM sampling, around the 1-D U-Net of unet1d.h.
+/* diffusion.h — UB-Diff's latent diffusion: GaussianDiffusion1D (lucidrains,
+ * as vendored by the UB-Diff authors) with the cosine schedule, the
+ * v-prediction objective, Adam + gradient clipping + EMA training steps, and
+ * ancestral DDPM / DDIM sampling, around the 1-D U-Net of unet1d.h.
+ *
+ * Devices. A model lives on the backend given at creation (backend.h): the
+ * U-Net's parameters and activations, the schedule (uploaded once as floats),
+ * the training draws and the sampling state are all backend memory, and every
+ * step runs through the backend's ops. The entry points below take HOST
+ * arrays: each input crosses to the device once per call, each output comes
+ * back once (on the CPU both are the caller's arrays themselves). A training
+ * step reads back only its losses and norm, at its end; a sampling run only
+ * its samples.
  *
  * Randomness is Philox (philox.h), keyed so that runs are reproducible and
  * resumable and do not depend on how samples are grouped into calls:
@@ -53,10 +62,22 @@ const char *ubd_sched_name(ubd_sched_array k);
 typedef struct ubd_diffusion ubd_diffusion;
 
 /* Cosine schedule with T steps (s = 0.008, betas clipped to 0.999, float64);
- * the U-Net is created for batches up to max_batch and initialised from `seed`. */
-ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed);
+ * the U-Net is created for batches up to max_batch on backend `be` (NULL: the
+ * CPU) and initialised from `seed`. */
+ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed,
+                                const ubd_backend *be);
 void ubd_diffusion_free(ubd_diffusion *d);
 ubd_unet1d *ubd_diffusion_net(ubd_diffusion *d);
+const ubd_backend *ubd_diffusion_backend(const ubd_diffusion *d);
+/* Floats of the diffusion's own arena (the U-Net's: ubd_unet1d_activation_floats). */
+size_t ubd_diffusion_arena_floats(const ubd_diffusion *d);
+
+/* The U-Net on host arrays: out (B, C, L) = net(x (B, C, L), t (B)) with the
+ * weights of buffer `weights`; backward of the last forward, dx (B, C, L) +=
+ * (NULL: not wanted), dout (B, C, L). See ubd_unet1d_forward / _backward. */
+ubd_status ubd_diffusion_net_forward(ubd_diffusion *d, float *out, const float *x, const float *t, int B,
+                                     ubd_buf_kind weights);
+ubd_status ubd_diffusion_net_backward(ubd_diffusion *d, float *dx, const float *dout, int B);
 int ubd_diffusion_timesteps(const ubd_diffusion *d);
 const double *ubd_diffusion_schedule(const ubd_diffusion *d, ubd_sched_array k);
 
@@ -71,22 +92,49 @@ ubd_status ubd_diffusion_loss(ubd_diffusion *d, float *loss, float *per_sample, 
 /* One optimiser step on z0 (accum*B, C, L): accum micro-batches of B, gradient
  * = mean over micro-batches, clipped, Adam step number step+1, EMA when
  * (step+1) % ema_every == 0. loss (1): mean of the micro-batch losses;
- * grad_norm (1): the norm before clipping (NULL: not wanted). */
+ * grad_norm (1): the norm before clipping (NULL: not wanted).
+ * = ubd_diffusion_forward_backward then ubd_diffusion_apply_update (the same
+ * bits), split so that data-parallel training can all-reduce the gradient
+ * buffer in between. */
 ubd_status ubd_diffusion_train_step(ubd_diffusion *d, float *loss, float *grad_norm, const float *z0, int B,
                                     int accum, uint64_t seed, long long step, ubd_diffusion_hparams hp);
+/* The gradient half: grad buffer = mean over the accum micro-batches of the
+ * loss gradients (zeroed first), t and noise drawn as documented above for
+ * training step `step`; loss (1) = mean of the micro-batch losses. */
+ubd_status ubd_diffusion_forward_backward(ubd_diffusion *d, float *loss, const float *z0, int B, int accum,
+                                          uint64_t seed, long long step);
+/* The update half, from the grad buffer as it stands: clip to hp.max_grad_norm
+ * (0: no clipping), Adam step number step+1, EMA with hp.ema_decay when
+ * hp.ema_every > 0 and (step+1) % hp.ema_every == 0 (decay 0 copies exactly).
+ * grad_norm (1): the norm before clipping (NULL: not wanted). */
+ubd_status ubd_diffusion_apply_update(ubd_diffusion *d, float *grad_norm, long long step, ubd_diffusion_hparams hp);
 
 /* Number of reverse steps a sampler takes (DDPM: T; DDIM: steps, 1..T). */
 ubd_status ubd_diffusion_sampler_steps(const ubd_diffusion *d, ubd_sampler sampler, int steps, int *nsteps);
-/* Step-wise sampling of a chunk x (n, C, L), n <= max_batch, whose first
- * sample has global index `first`: init fills x_T; step k (0..nsteps-1)
- * advances x in place. ubd_diffusion_sample = init + all steps, per chunk. */
-ubd_status ubd_diffusion_sample_init(ubd_diffusion *d, float *x, int n, long long first, uint64_t seed);
-ubd_status ubd_diffusion_sample_step(ubd_diffusion *d, float *x, int n, long long first, uint64_t seed,
-                                     ubd_sampler sampler, int steps, float eta, int k, int use_ema);
+/* A sampling run of one chunk of n <= max_batch samples whose first has global
+ * index `first`, held on the device until read: begin draws x_T and uploads
+ * the run's plan of steps; run advances `count` steps (wait: then waits for
+ * the device, so progress reports are true); read copies the chunk x (n, C, L)
+ * (n: the run's) to the host (the finished samples once all steps ran). Between these calls
+ * nothing crosses to the host. ubd_diffusion_sample = begin, run all, read,
+ * per chunk. A new begin ends the previous run. */
+ubd_status ubd_diffusion_sample_begin(ubd_diffusion *d, int n, long long first, uint64_t seed, ubd_sampler sampler,
+                                      int steps, float eta, int use_ema);
+ubd_status ubd_diffusion_sample_run(ubd_diffusion *d, int count, int wait);
+ubd_status ubd_diffusion_sample_read(ubd_diffusion *d, float *x, int n);
+/* Steps taken and in all by the current run (0, 0 when none). */
+void ubd_diffusion_sample_progress(const ubd_diffusion *d, int *done, int *total);
 /* z (N, C, L): DDPM over all T steps (steps ignored) or DDIM with `steps`
  * steps and eta; x0 predictions clamped to [-1, 1]; chunks of max_batch. */
 ubd_status ubd_diffusion_sample(ubd_diffusion *d, float *z, int N, uint64_t seed, ubd_sampler sampler, int steps,
                                 float eta, int use_ema);
+/* Whether sampling replays each step as one captured graph (backend.h,
+ * `replay`; on by default; the CPU has no graphs and runs the ops either
+ * way). The first step with a new batch size or weight buffer runs without
+ * (it warms up the kernels and cuBLAS), the second is captured, the rest
+ * replay it. A failed capture turns the setting off (the run goes on op by
+ * op). use < 0 only reads the setting. Returns the setting. */
+int ubd_diffusion_graphs(ubd_diffusion *d, int use);
 
 #ifdef __cplusplus
 }

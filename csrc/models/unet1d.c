@@ -143,58 +143,76 @@ static ubd_status register_params(ubd_unet1d *m) {
 }
 
 /* ---- memory plan ------------------------------------------------------------
- * Run twice: with NULL arenas to count, then with the real buffers. */
+ * One layout, two passes over the blocks: pass 0 takes the activations, pass 1
+ * the stream gradients, so that those form one contiguous region (zeroed by
+ * one call per backward). Wiring (in, din) is written in both passes; pass 1
+ * sees the activation pointers pass 0 bound. The whole layout runs twice more
+ * (arena.h): once to plan, once to bind. */
 typedef struct {
-    ubd_arena A, D; /* activations, stream gradients */
-    int B;
+    ubd_arena *a;
+    int pass;      /* 0: activations, 1: stream gradients */
+    size_t B;
+    size_t dn;     /* floats of the gradient region (64-byte rounded like the arena's slices) */
+    float *dfirst; /* its first slice (binding) */
 } plan;
 
+static void act(plan *p, float **dst, size_t n, const char *label) {
+    if (p->pass == 0) ubd_arena_take(p->a, dst, n, label);
+}
+
+static void grd(plan *p, float **dst, size_t n, const char *label) {
+    if (p->pass != 1) return;
+    ubd_arena_take(p->a, dst, n, label);
+    p->dn += (n + 15) & ~(size_t)15;
+    if (!p->dfirst && p->a->base) p->dfirst = *dst;
+}
+
 static void lay_rb(plan *p, int G, ubd_unet_rb *b, const float *in, float *din) {
-    const size_t n = (size_t)p->B * b->co * b->L, ng = (size_t)p->B * G;
+    const size_t n = p->B * b->co * b->L, ng = p->B * G;
     b->in = in, b->din = din;
-    b->ss = ubd_arena_take(&p->A, (size_t)p->B * 2 * b->co);
-    b->h1 = ubd_arena_take(&p->A, n), b->g1 = ubd_arena_take(&p->A, n), b->m1 = ubd_arena_take(&p->A, n);
-    b->a1 = ubd_arena_take(&p->A, n), b->h2 = ubd_arena_take(&p->A, n), b->g2 = ubd_arena_take(&p->A, n);
-    b->r = b->has_res ? ubd_arena_take(&p->A, n) : NULL;
-    b->mean1 = ubd_arena_take(&p->A, ng), b->rstd1 = ubd_arena_take(&p->A, ng);
-    b->mean2 = ubd_arena_take(&p->A, ng), b->rstd2 = ubd_arena_take(&p->A, ng);
-    b->out = ubd_arena_take(&p->A, n), b->dout = ubd_arena_take(&p->D, n);
+    act(p, &b->ss, p->B * 2 * b->co, "resblock scale|shift");
+    act(p, &b->h1, n, "resblock conv1"), act(p, &b->g1, n, "resblock norm1"), act(p, &b->m1, n, "resblock mod");
+    act(p, &b->a1, n, "resblock silu"), act(p, &b->h2, n, "resblock conv2"), act(p, &b->g2, n, "resblock norm2");
+    act(p, &b->r, b->has_res ? n : 0, "resblock res_conv");
+    act(p, &b->mean1, ng, "gn mean"), act(p, &b->rstd1, ng, "gn rstd");
+    act(p, &b->mean2, ng, "gn mean"), act(p, &b->rstd2, ng, "gn rstd");
+    act(p, &b->out, n, "resblock out"), grd(p, &b->dout, n, "d resblock out");
 }
 
 static void lay_attn(plan *p, const ubd_unet1d_config *c, ubd_unet_attn *a, const float *in, float *din) {
     const size_t B = p->B, L = a->L, NH = c->heads, HD = c->dim_head, H = NH * HD, n = B * a->C * L;
     a->in = in, a->din = din;
-    a->xn = ubd_arena_take(&p->A, n), a->rn = ubd_arena_take(&p->A, B * L);
-    a->qkv = ubd_arena_take(&p->A, 3 * B * H * L);
-    a->o = ubd_arena_take(&p->A, B * H * L);
+    act(p, &a->xn, n, "attn prenorm"), act(p, &a->rn, B * L, "attn rnorm");
+    act(p, &a->qkv, 3 * B * H * L, "attn qkv");
+    act(p, &a->o, B * H * L, "attn out");
     if (a->linear) {
-        a->qs = ubd_arena_take(&p->A, B * H * L), a->ks = ubd_arena_take(&p->A, B * H * L);
-        a->ctx = ubd_arena_take(&p->A, B * NH * HD * HD);
-        a->y = ubd_arena_take(&p->A, n), a->rn2 = ubd_arena_take(&p->A, B * L);
+        act(p, &a->qs, B * H * L, "attn qs"), act(p, &a->ks, B * H * L, "attn ks");
+        act(p, &a->ctx, B * NH * HD * HD, "attn context");
+        act(p, &a->y, n, "attn to_out"), act(p, &a->rn2, B * L, "attn to_out rnorm");
     } else {
-        a->att = ubd_arena_take(&p->A, B * NH * L * L);
+        act(p, &a->att, B * NH * L * L, "attn weights");
     }
-    a->out = ubd_arena_take(&p->A, n), a->dout = ubd_arena_take(&p->D, n);
+    act(p, &a->out, n, "attn block out"), grd(p, &a->dout, n, "d attn block out");
 }
 
 static void lay_conv(plan *p, ubd_unet_conv *c, const float *in, float *din) {
     c->in = in, c->din = din;
-    c->upbuf = c->up ? ubd_arena_take(&p->A, (size_t)p->B * c->ci * 2 * c->Lin) : NULL;
-    const size_t n = (size_t)p->B * c->co * conv_lout(c);
-    c->out = ubd_arena_take(&p->A, n), c->dout = ubd_arena_take(&p->D, n);
+    act(p, &c->upbuf, c->up ? p->B * c->ci * 2 * c->Lin : 0, "upsampled");
+    const size_t n = p->B * c->co * conv_lout(c);
+    act(p, &c->out, n, "conv out"), grd(p, &c->dout, n, "d conv out");
 }
 
 static void layout(ubd_unet1d *m, plan *p) {
     const ubd_unet1d_config *c = &m->cfg;
     const size_t B = p->B, L = c->seq_len, td = m->tdim;
     const int nl = c->nlevels, G = c->groups;
-    m->xin = ubd_arena_take(&p->A, B * c->channels * L);
-    m->tin = ubd_arena_take(&p->A, B);
-    m->temb = ubd_arena_take(&p->A, B * c->dim);
-    m->t1 = ubd_arena_take(&p->A, B * td), m->t1g = ubd_arena_take(&p->A, B * td);
-    m->t2 = ubd_arena_take(&p->A, B * td), m->ts = ubd_arena_take(&p->A, B * td);
-    m->d_ts = ubd_arena_take(&p->D, B * td), m->d_t2 = ubd_arena_take(&p->D, B * td);
-    m->d_t1g = ubd_arena_take(&p->D, B * td), m->d_t1 = ubd_arena_take(&p->D, B * td);
+    act(p, &m->xin, B * c->channels * L, "input");
+    act(p, &m->tin, B, "times");
+    act(p, &m->temb, B * c->dim, "time embedding");
+    act(p, &m->t1, B * td, "time mlp 1"), act(p, &m->t1g, B * td, "time mlp gelu");
+    act(p, &m->t2, B * td, "time mlp 2"), act(p, &m->ts, B * td, "time mlp silu");
+    grd(p, &m->d_ts, B * td, "d time silu"), grd(p, &m->d_t2, B * td, "d time mlp 2");
+    grd(p, &m->d_t1g, B * td, "d time gelu"), grd(p, &m->d_t1, B * td, "d time mlp 1");
     lay_conv(p, &m->init_conv, m->xin, NULL);
     const float *cur = m->init_conv.out;
     float *dcur = m->init_conv.dout;
@@ -208,22 +226,31 @@ static void layout(ubd_unet1d *m, plan *p) {
     lay_rb(p, G, &m->mid1, cur, dcur);
     lay_attn(p, c, &m->mid_at, m->mid1.out, m->mid1.dout);
     lay_rb(p, G, &m->mid2, m->mid_at.out, m->mid_at.dout);
-    cur = m->mid2.out, dcur = m->mid2.dout;
     for (int j = 0; j < nl; j++) {
         const int i = nl - 1 - j;
         const size_t Li = L >> i, nc = B * (m->dims[i] + m->dims[i + 1]) * Li;
         for (int r = 0; r < 2; r++) {
-            m->up_cat[j][r] = ubd_arena_take(&p->A, nc), m->d_up_cat[j][r] = ubd_arena_take(&p->D, nc);
+            act(p, &m->up_cat[j][r], nc, "skip concat"), grd(p, &m->d_up_cat[j][r], nc, "d skip concat");
             lay_rb(p, G, &m->up_rb[j][r], m->up_cat[j][r], m->d_up_cat[j][r]);
         }
         lay_attn(p, c, &m->up_at[j], m->up_rb[j][1].out, m->up_rb[j][1].dout);
         lay_conv(p, &m->up_cv[j], m->up_at[j].out, m->up_at[j].dout);
-        cur = m->up_cv[j].out, dcur = m->up_cv[j].dout;
     }
-    m->final_cat = ubd_arena_take(&p->A, B * 2 * c->dim * L);
-    m->d_final_cat = ubd_arena_take(&p->D, B * 2 * c->dim * L);
+    act(p, &m->final_cat, B * 2 * c->dim * L, "final concat");
+    grd(p, &m->d_final_cat, B * 2 * c->dim * L, "d final concat");
     lay_rb(p, G, &m->final_rb, m->final_cat, m->d_final_cat);
     lay_conv(p, &m->final_cv, m->final_rb.out, m->final_rb.dout);
+}
+
+/* The whole arena: activations, stream gradients, scratch, workspace. */
+static void lay_out(ubd_unet1d *m, ubd_arena *a) {
+    plan p = {a, 0, (size_t)m->max_batch, 0, NULL};
+    layout(m, &p);
+    p.pass = 1;
+    layout(m, &p);
+    m->grad = p.dfirst, m->grad_n = p.dn;
+    ubd_arena_take(a, &m->scratch, m->scratch_n, "backward scratch");
+    ubd_arena_take(a, &m->work, m->work_n, "conv workspace");
 }
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
@@ -281,20 +308,15 @@ static ubd_status check_config(const ubd_unet1d_config *c, int max_batch) {
     return UBD_OK;
 }
 
-static float *alloc_floats(size_t n) {
-    size_t bytes = (zmax(n, 1) * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
-
-ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_batch) {
+ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_batch, const ubd_backend *be) {
     UBD_REQUIRE_PTR(out);
     *out = NULL;
     UBD_TRY(check_config(&cfg, max_batch));
     ubd_unet1d *m = calloc(1, sizeof *m);
     UBD_REQUIRE(m != NULL, UBD_ERR_MEMORY, "unet1d: out of memory");
-    ubd_params_init(&m->p);
+    m->be = be ? be : ubd_backend_cpu();
+    ubd_params_init_on(&m->p, m->be);
+    ubd_arena_begin(&m->arena, m->be);
     m->cfg = cfg, m->max_batch = max_batch, m->tdim = 4 * cfg.dim, m->last_B = 0;
     m->dims[0] = cfg.dim;
     for (int i = 0; i < cfg.nlevels; i++) m->dims[i + 1] = cfg.dim * cfg.mults[i];
@@ -304,19 +326,15 @@ ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_ba
     if (!s) s = register_params(m);
     for (int k = 0; k < UBD_NUM_BUFS && !s; k++) s = ubd_params_alloc(&m->p, (ubd_buf_kind)k);
     if (!s) {
-        plan p = {{NULL, 0}, {NULL, 0}, max_batch};
-        layout(m, &p);
-        m->act_n = p.A.used, m->grad_n = p.D.used;
         size_scratch(m);
-        m->act = alloc_floats(m->act_n), m->grad = alloc_floats(m->grad_n);
-        m->scratch = alloc_floats(m->scratch_n), m->work = alloc_floats(m->work_n);
-        if (!m->act || !m->grad || !m->scratch || !m->work)
-            s = ubd_fail(UBD_ERR_MEMORY, "unet1d: cannot allocate %zu floats of activations for batch %d",
-                         m->act_n + m->grad_n + m->scratch_n + m->work_n, max_batch);
-    }
-    if (!s) {
-        plan p = {{m->act, 0}, {m->grad, 0}, max_batch};
-        layout(m, &p);
+        char owner[64];
+        snprintf(owner, sizeof owner, "unet1d (max_batch %d)", max_batch);
+        lay_out(m, &m->arena);
+        s = ubd_arena_commit(&m->arena, owner);
+        if (!s) {
+            lay_out(m, &m->arena);
+            s = ubd_arena_end(&m->arena);
+        }
     }
     if (s) {
         ubd_unet1d_free(m);
@@ -329,38 +347,33 @@ ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_ba
 void ubd_unet1d_free(ubd_unet1d *m) {
     if (!m) return;
     ubd_params_free(&m->p);
-    free(m->init_fan), free(m->act), free(m->grad), free(m->scratch), free(m->work);
+    ubd_arena_release(&m->arena);
+    free(m->init_fan);
     free(m);
 }
 
 ubd_params *ubd_unet1d_params(ubd_unet1d *m) { return &m->p; }
 ubd_unet1d_config ubd_unet1d_get_config(const ubd_unet1d *m) { return m->cfg; }
 int ubd_unet1d_max_batch(const ubd_unet1d *m) { return m->max_batch; }
-size_t ubd_unet1d_activation_floats(const ubd_unet1d *m) {
-    return m->act_n + m->grad_n + m->scratch_n + m->work_n;
-}
+size_t ubd_unet1d_activation_floats(const ubd_unet1d *m) { return m->arena.bytes / sizeof(float); }
+const ubd_backend *ubd_unet1d_backend(const ubd_unet1d *m) { return m->be; }
 
 ubd_status ubd_unet1d_init(ubd_unet1d *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    const ubd_backend *be = m->be;
     float *P = m->p.buf[UBD_BUF_PARAM];
     for (int v = 0; v < m->p.nviews; v++) {
         const ubd_view *w = &m->p.views[v];
-        float *x = P + w->offset;
         const int fan = m->init_fan[v];
-        if (fan > 0) {
-            UBD_TRY(ubd_cpu_rand_uniform(x, w->size, seed, (uint64_t)v, 0));
-            const float bound = 1.0f / sqrtf((float)fan);
-            for (size_t i = 0; i < w->size; i++) x[i] = (2.0f * x[i] - 1.0f) * bound;
-        } else {
-            const float val = fan == 0 ? 1.0f : 0.0f;
-            for (size_t i = 0; i < w->size; i++) x[i] = val;
-        }
+        if (fan > 0)
+            UBD_TRY(be->init_uniform(P + w->offset, w->size, 1.0f / sqrtf((float)fan), seed, (uint64_t)v, 0));
+        else
+            UBD_TRY(be->fill(P + w->offset, w->size, fan == 0 ? 1.0f : 0.0f));
     }
-    memcpy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float));
-    memset(m->p.buf[UBD_BUF_GRAD], 0, m->p.n * sizeof(float));
-    memset(m->p.buf[UBD_BUF_M], 0, m->p.n * sizeof(float));
-    memset(m->p.buf[UBD_BUF_V], 0, m->p.n * sizeof(float));
-    return UBD_OK;
+    UBD_TRY(be->copy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float), UBD_D2D));
+    UBD_TRY(be->zero(m->p.buf[UBD_BUF_GRAD], m->p.n));
+    UBD_TRY(be->zero(m->p.buf[UBD_BUF_M], m->p.n));
+    return be->zero(m->p.buf[UBD_BUF_V], m->p.n);
 }
 
 /* ---- forward / backward ---------------------------------------------------- */
@@ -379,14 +392,16 @@ ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const f
     const int nl = c->nlevels, L = c->seq_len, td = m->tdim;
     const float *W = m->p.buf[weights];
     m->last_B = 0; /* invalid until this forward completes */
-    memcpy(m->xin, x, (size_t)B * c->channels * L * sizeof(float));
-    memcpy(m->tin, t, (size_t)B * sizeof(float));
-    UBD_TRY(ubd_cpu_time_embedding(m->temb, m->tin, B, c->dim));
-    UBD_TRY(ubd_cpu_linear_forward(m->t1, m->temb, W + m->t1_w, W + m->t1_b, B, c->dim, td));
-    UBD_TRY(ubd_cpu_act_forward(m->t1g, m->t1, (size_t)B * td, UBD_ACT_GELU, 0.0f));
-    UBD_TRY(ubd_cpu_linear_forward(m->t2, m->t1g, W + m->t2_w, W + m->t2_b, B, td, td));
+    const ubd_backend *be = m->be;
+    /* copies: backward needs the input, and the caller may reuse x and t */
+    UBD_TRY(be->copy(m->xin, x, (size_t)B * c->channels * L * sizeof(float), UBD_D2D));
+    UBD_TRY(be->copy(m->tin, t, (size_t)B * sizeof(float), UBD_D2D));
+    UBD_TRY(be->time_embedding(m->temb, m->tin, B, c->dim));
+    UBD_TRY(be->linear_forward(m->t1, m->temb, W + m->t1_w, W + m->t1_b, B, c->dim, td));
+    UBD_TRY(be->act_forward(m->t1g, m->t1, (size_t)B * td, UBD_ACT_GELU, 0.0f));
+    UBD_TRY(be->linear_forward(m->t2, m->t1g, W + m->t2_w, W + m->t2_b, B, td, td));
     /* every ResnetBlock's mlp starts with SiLU: computed once, shared */
-    UBD_TRY(ubd_cpu_act_forward(m->ts, m->t2, (size_t)B * td, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(be->act_forward(m->ts, m->t2, (size_t)B * td, UBD_ACT_SILU, 0.0f));
     UBD_TRY(ubd_unet_conv_forward(m, &m->init_conv, W, B));
     for (int i = 0; i < nl; i++) {
         UBD_TRY(ubd_unet_rb_forward(m, &m->down_rb[i][0], W, B));
@@ -401,18 +416,18 @@ ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const f
     for (int j = 0; j < nl; j++) {
         const int i = nl - 1 - j, ci = m->dims[i], co = m->dims[i + 1], Li = L >> i;
         /* skips pop in reverse: the attention output, then the first block's */
-        UBD_TRY(ubd_cpu_concat_forward(m->up_cat[j][0], cur, m->down_at[i].out, B, co, ci, Li));
+        UBD_TRY(be->concat_forward(m->up_cat[j][0], cur, m->down_at[i].out, B, co, ci, Li));
         UBD_TRY(ubd_unet_rb_forward(m, &m->up_rb[j][0], W, B));
-        UBD_TRY(ubd_cpu_concat_forward(m->up_cat[j][1], m->up_rb[j][0].out, m->down_rb[i][0].out, B, co, ci, Li));
+        UBD_TRY(be->concat_forward(m->up_cat[j][1], m->up_rb[j][0].out, m->down_rb[i][0].out, B, co, ci, Li));
         UBD_TRY(ubd_unet_rb_forward(m, &m->up_rb[j][1], W, B));
         UBD_TRY(ubd_unet_attn_forward(m, &m->up_at[j], W, B));
         UBD_TRY(ubd_unet_conv_forward(m, &m->up_cv[j], W, B));
         cur = m->up_cv[j].out;
     }
-    UBD_TRY(ubd_cpu_concat_forward(m->final_cat, cur, m->init_conv.out, B, c->dim, c->dim, L));
+    UBD_TRY(be->concat_forward(m->final_cat, cur, m->init_conv.out, B, c->dim, c->dim, L));
     UBD_TRY(ubd_unet_rb_forward(m, &m->final_rb, W, B));
     UBD_TRY(ubd_unet_conv_forward(m, &m->final_cv, W, B));
-    memcpy(out, m->final_cv.out, (size_t)B * c->channels * L * sizeof(float));
+    UBD_TRY(be->copy(out, m->final_cv.out, (size_t)B * c->channels * L * sizeof(float), UBD_D2D));
     m->W = W, m->last_B = B, m->last_weights = (int)weights;
     return UBD_OK;
 }
@@ -428,21 +443,22 @@ ubd_status ubd_unet1d_backward(ubd_unet1d *m, float *dx, const float *dout, int 
     const int nl = c->nlevels, L = c->seq_len, td = m->tdim;
     const float *W = m->W;
     float *G = m->p.buf[UBD_BUF_GRAD];
-    memset(m->grad, 0, m->grad_n * sizeof(float));
-    memcpy(m->final_cv.dout, dout, (size_t)B * c->channels * L * sizeof(float));
+    const ubd_backend *be = m->be;
+    UBD_TRY(be->zero(m->grad, m->grad_n));
+    UBD_TRY(be->copy(m->final_cv.dout, dout, (size_t)B * c->channels * L * sizeof(float), UBD_D2D));
     UBD_TRY(ubd_unet_conv_backward(m, &m->final_cv, W, G, B));
     UBD_TRY(ubd_unet_rb_backward(m, &m->final_rb, W, G, B));
-    UBD_TRY(ubd_cpu_concat_backward(m->up_cv[nl - 1].dout, m->init_conv.dout, m->d_final_cat, B, c->dim, c->dim, L));
+    UBD_TRY(be->concat_backward(m->up_cv[nl - 1].dout, m->init_conv.dout, m->d_final_cat, B, c->dim, c->dim, L));
     for (int j = nl - 1; j >= 0; j--) {
         const int i = nl - 1 - j, ci = m->dims[i], co = m->dims[i + 1], Li = L >> i;
         float *dcur = j > 0 ? m->up_cv[j - 1].dout : m->mid2.dout;
         UBD_TRY(ubd_unet_conv_backward(m, &m->up_cv[j], W, G, B));
         UBD_TRY(ubd_unet_attn_backward(m, &m->up_at[j], W, G, B));
         UBD_TRY(ubd_unet_rb_backward(m, &m->up_rb[j][1], W, G, B));
-        UBD_TRY(ubd_cpu_concat_backward(m->up_rb[j][0].dout, m->down_rb[i][0].dout, m->d_up_cat[j][1], B, co, ci,
+        UBD_TRY(be->concat_backward(m->up_rb[j][0].dout, m->down_rb[i][0].dout, m->d_up_cat[j][1], B, co, ci,
                                         Li));
         UBD_TRY(ubd_unet_rb_backward(m, &m->up_rb[j][0], W, G, B));
-        UBD_TRY(ubd_cpu_concat_backward(dcur, m->down_at[i].dout, m->d_up_cat[j][0], B, co, ci, Li));
+        UBD_TRY(be->concat_backward(dcur, m->down_at[i].dout, m->d_up_cat[j][0], B, co, ci, Li));
     }
     UBD_TRY(ubd_unet_rb_backward(m, &m->mid2, W, G, B));
     UBD_TRY(ubd_unet_attn_backward(m, &m->mid_at, W, G, B));
@@ -459,8 +475,8 @@ ubd_status ubd_unet1d_backward(ubd_unet1d *m, float *dx, const float *dout, int 
     UBD_TRY(s);
     /* time MLP: ts = SiLU(t2), t2 = Linear(GELU(Linear(temb))) */
     const size_t nt = (size_t)B * td;
-    UBD_TRY(ubd_cpu_act_backward(m->d_t2, m->d_ts, m->t2, nt, UBD_ACT_SILU, 0.0f));
-    UBD_TRY(ubd_cpu_linear_backward(m->d_t1g, G + m->t2_w, G + m->t2_b, m->d_t2, m->t1g, W + m->t2_w, B, td, td));
-    UBD_TRY(ubd_cpu_act_backward(m->d_t1, m->d_t1g, m->t1, nt, UBD_ACT_GELU, 0.0f));
-    return ubd_cpu_linear_backward(NULL, G + m->t1_w, G + m->t1_b, m->d_t1, m->temb, W + m->t1_w, B, c->dim, td);
+    UBD_TRY(be->act_backward(m->d_t2, m->d_ts, m->t2, nt, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(be->linear_backward(m->d_t1g, G + m->t2_w, G + m->t2_b, m->d_t2, m->t1g, W + m->t2_w, B, td, td));
+    UBD_TRY(be->act_backward(m->d_t1, m->d_t1g, m->t1, nt, UBD_ACT_GELU, 0.0f));
+    return be->linear_backward(NULL, G + m->t1_w, G + m->t1_b, m->d_t1, m->temb, W + m->t1_w, B, c->dim, td);
 }

@@ -8,11 +8,14 @@
  * the authors' UB_Diff wrapper "unet." / "diffusion.model."; a converter strips
  * the prefix). Order of registration = PyTorch's state_dict order.
  *
- * The model owns the flat parameter buffers (param, grad, m, v, ema) and all
+ * The model lives on one backend (backend.h), chosen at creation: its flat
+ * parameter buffers (param, grad, m, v, ema) and one arena (arena.h) with all
  * activation / gradient scratch for batches up to max_batch, so forward and
- * backward never allocate. Forward stores whatever backward needs; backward
- * uses the activations of the LAST forward call (same batch size) and
- * accumulates parameter gradients (+=) into the grad buffer.
+ * backward never allocate, and every op goes through the backend's table.
+ * Forward stores whatever backward needs; backward uses the activations of
+ * the LAST forward call (same batch size) and accumulates parameter gradients
+ * (+=) into the grad buffer. The array arguments of forward and backward are
+ * memory of the model's backend (host memory on the CPU); the caller stages.
  */
 #ifndef UBD_UNET1D_H
 #define UBD_UNET1D_H
@@ -44,14 +47,16 @@ ubd_unet1d_config ubd_unet1d_config_small(void);
 typedef struct ubd_unet1d ubd_unet1d; /* opaque; see unet1d_impl.h */
 
 /* Builds the parameter table, allocates param/grad/m/v/ema buffers and the
- * activations for batches up to max_batch. *out is NULL on failure. */
-ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_batch);
+ * activations for batches up to max_batch on backend `be` (NULL: the CPU).
+ * *out is NULL on failure. */
+ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_batch, const ubd_backend *be);
 void ubd_unet1d_free(ubd_unet1d *m);
 
 ubd_params *ubd_unet1d_params(ubd_unet1d *m);
 ubd_unet1d_config ubd_unet1d_get_config(const ubd_unet1d *m);
 int ubd_unet1d_max_batch(const ubd_unet1d *m);
-/* Floats held in activation / scratch memory (for reporting). */
+const ubd_backend *ubd_unet1d_backend(const ubd_unet1d *m);
+/* Floats held in the activation arena (for reporting). */
 size_t ubd_unet1d_activation_floats(const ubd_unet1d *m);
 
 /* PyTorch-default initialisation from Philox stream (seed, view index):

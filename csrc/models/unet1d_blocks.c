@@ -1,10 +1,9 @@
 /* unet1d_blocks.c — forward and backward of the U-Net's three block kinds
  * (time-conditioned ResnetBlock, residual pre-norm attention, [upsample +]
- * conv), composed from the layer library. Backward routes gradients through
- * the model's scratch arena, zeroing each buffer before the layer functions
+ * conv), composed from the backend's ops (m->be). Backward routes gradients
+ * through the model's scratch slice, zeroing each buffer before the ops
  * accumulate into it. */
 #include <math.h>
-#include <string.h>
 
 #include "../attention.h"
 #include "../conv.h"
@@ -16,7 +15,6 @@
 #define GN_EPS 1e-5f /* nn.GroupNorm default */
 
 static size_t al16(size_t n) { return (n + 15) & ~(size_t)15; }
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 /* ---- ResnetBlock --------------------------------------------------------
  * ss = Linear(SiLU(temb)); h = SiLU(GN(conv1(x)) * (1 + scale) + shift);
@@ -24,23 +22,23 @@ static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 ubd_status ubd_unet_rb_forward(const ubd_unet1d *m, ubd_unet_rb *b, const float *W, int B) {
     const int ci = b->ci, co = b->co, L = b->L, G = m->cfg.groups;
     const size_t n = (size_t)B * co * L;
-    UBD_TRY(ubd_cpu_linear_forward(b->ss, m->ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
+    UBD_TRY(m->be->linear_forward(b->ss, m->ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
     ubd_conv1d_shape s1 = {B, ci, L, co, 3, 1, 1}, s2 = {B, co, L, co, 3, 1, 1};
-    UBD_TRY(ubd_cpu_conv1d_forward(b->h1, b->in, W + b->c1_w, W + b->c1_b, m->work, s1));
-    UBD_TRY(ubd_cpu_groupnorm_forward(b->g1, b->mean1, b->rstd1, b->h1, W + b->n1_g, W + b->n1_b, B, co, L, G,
+    UBD_TRY(m->be->conv1d_forward(b->h1, b->in, W + b->c1_w, W + b->c1_b, m->work, s1));
+    UBD_TRY(m->be->groupnorm_forward(b->g1, b->mean1, b->rstd1, b->h1, W + b->n1_g, W + b->n1_b, B, co, L, G,
                                       GN_EPS));
-    UBD_TRY(ubd_cpu_scale_shift_forward(b->m1, b->g1, b->ss, B, co, L));
-    UBD_TRY(ubd_cpu_act_forward(b->a1, b->m1, n, UBD_ACT_SILU, 0.0f));
-    UBD_TRY(ubd_cpu_conv1d_forward(b->h2, b->a1, W + b->c2_w, W + b->c2_b, m->work, s2));
-    UBD_TRY(ubd_cpu_groupnorm_forward(b->g2, b->mean2, b->rstd2, b->h2, W + b->n2_g, W + b->n2_b, B, co, L, G,
+    UBD_TRY(m->be->scale_shift_forward(b->m1, b->g1, b->ss, B, co, L));
+    UBD_TRY(m->be->act_forward(b->a1, b->m1, n, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(m->be->conv1d_forward(b->h2, b->a1, W + b->c2_w, W + b->c2_b, m->work, s2));
+    UBD_TRY(m->be->groupnorm_forward(b->g2, b->mean2, b->rstd2, b->h2, W + b->n2_g, W + b->n2_b, B, co, L, G,
                                       GN_EPS));
-    UBD_TRY(ubd_cpu_act_forward(b->out, b->g2, n, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(m->be->act_forward(b->out, b->g2, n, UBD_ACT_SILU, 0.0f));
     if (b->has_res) {
         ubd_conv1d_shape sr = {B, ci, L, co, 1, 1, 0};
-        UBD_TRY(ubd_cpu_conv1d_forward(b->r, b->in, W + b->res_w, W + b->res_b, m->work, sr));
-        UBD_TRY(ubd_cpu_axpy(b->out, b->r, n, 1.0f));
+        UBD_TRY(m->be->conv1d_forward(b->r, b->in, W + b->res_w, W + b->res_b, m->work, sr));
+        UBD_TRY(m->be->axpy(b->out, b->r, n, 1.0f));
     } else {
-        UBD_TRY(ubd_cpu_axpy(b->out, b->in, n, 1.0f));
+        UBD_TRY(m->be->axpy(b->out, b->in, n, 1.0f));
     }
     return UBD_OK;
 }
@@ -54,30 +52,30 @@ ubd_status ubd_unet_rb_backward(ubd_unet1d *m, ubd_unet_rb *b, const float *W, f
     const size_t n = (size_t)B * co * L;
     float *A = m->scratch, *C = A + al16(n), *dss = C + al16(n);
     ubd_conv1d_shape s1 = {B, ci, L, co, 3, 1, 1}, s2 = {B, co, L, co, 3, 1, 1};
-    zero(A, n); /* dg2 */
-    UBD_TRY(ubd_cpu_act_backward(A, b->dout, b->g2, n, UBD_ACT_SILU, 0.0f));
-    zero(C, n); /* dh2 */
-    UBD_TRY(ubd_cpu_groupnorm_backward(C, G + b->n2_g, G + b->n2_b, A, b->h2, W + b->n2_g, b->mean2, b->rstd2, B, co,
+    UBD_TRY(m->be->zero(A, n)); /* dg2 */
+    UBD_TRY(m->be->act_backward(A, b->dout, b->g2, n, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(m->be->zero(C, n)); /* dh2 */
+    UBD_TRY(m->be->groupnorm_backward(C, G + b->n2_g, G + b->n2_b, A, b->h2, W + b->n2_g, b->mean2, b->rstd2, B, co,
                                        L, NG));
-    zero(A, n); /* da1 */
-    UBD_TRY(ubd_cpu_conv1d_backward(A, G + b->c2_w, G + b->c2_b, C, b->a1, W + b->c2_w, m->work, s2));
-    zero(C, n); /* dm1 */
-    UBD_TRY(ubd_cpu_act_backward(C, A, b->m1, n, UBD_ACT_SILU, 0.0f));
-    zero(A, n); /* dg1 */
-    zero(dss, (size_t)B * 2 * co);
-    UBD_TRY(ubd_cpu_scale_shift_backward(A, dss, C, b->g1, b->ss, B, co, L));
-    UBD_TRY(ubd_cpu_linear_backward(m->d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->ts, W + b->mlp_w, B, m->tdim,
+    UBD_TRY(m->be->zero(A, n)); /* da1 */
+    UBD_TRY(m->be->conv1d_backward(A, G + b->c2_w, G + b->c2_b, C, b->a1, W + b->c2_w, m->work, s2));
+    UBD_TRY(m->be->zero(C, n)); /* dm1 */
+    UBD_TRY(m->be->act_backward(C, A, b->m1, n, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(m->be->zero(A, n)); /* dg1 */
+    UBD_TRY(m->be->zero(dss, (size_t)B * 2 * co));
+    UBD_TRY(m->be->scale_shift_backward(A, dss, C, b->g1, b->ss, B, co, L));
+    UBD_TRY(m->be->linear_backward(m->d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->ts, W + b->mlp_w, B, m->tdim,
                                     2 * co));
-    zero(C, n); /* dh1 */
-    UBD_TRY(ubd_cpu_groupnorm_backward(C, G + b->n1_g, G + b->n1_b, A, b->h1, W + b->n1_g, b->mean1, b->rstd1, B, co,
+    UBD_TRY(m->be->zero(C, n)); /* dh1 */
+    UBD_TRY(m->be->groupnorm_backward(C, G + b->n1_g, G + b->n1_b, A, b->h1, W + b->n1_g, b->mean1, b->rstd1, B, co,
                                        L, NG));
-    UBD_TRY(ubd_cpu_conv1d_backward(b->din, G + b->c1_w, G + b->c1_b, C, b->in, W + b->c1_w, m->work, s1));
+    UBD_TRY(m->be->conv1d_backward(b->din, G + b->c1_w, G + b->c1_b, C, b->in, W + b->c1_w, m->work, s1));
     if (b->has_res) {
         ubd_conv1d_shape sr = {B, ci, L, co, 1, 1, 0};
-        UBD_TRY(ubd_cpu_conv1d_backward(b->din, G + b->res_w, G + b->res_b, b->dout, b->in, W + b->res_w, m->work,
+        UBD_TRY(m->be->conv1d_backward(b->din, G + b->res_w, G + b->res_b, b->dout, b->in, W + b->res_w, m->work,
                                         sr));
     } else {
-        UBD_TRY(ubd_cpu_axpy(b->din, b->dout, n, 1.0f));
+        UBD_TRY(m->be->axpy(b->din, b->dout, n, 1.0f));
     }
     return UBD_OK;
 }
@@ -90,17 +88,17 @@ ubd_status ubd_unet_attn_forward(const ubd_unet1d *m, ubd_unet_attn *a, const fl
     const float scale = 1.0f / sqrtf((float)HD);
     const size_t n = (size_t)B * C * L;
     ubd_conv1d_shape sq = {B, C, L, 3 * H, 1, 1, 0}, so = {B, H, L, C, 1, 1, 0};
-    UBD_TRY(ubd_cpu_rmsnorm_forward(a->xn, a->rn, a->in, W + a->norm_g, B, C, L));
-    UBD_TRY(ubd_cpu_conv1d_forward(a->qkv, a->xn, W + a->qkv_w, NULL, m->work, sq));
+    UBD_TRY(m->be->rmsnorm_forward(a->xn, a->rn, a->in, W + a->norm_g, B, C, L));
+    UBD_TRY(m->be->conv1d_forward(a->qkv, a->xn, W + a->qkv_w, NULL, m->work, sq));
     if (a->linear) {
-        UBD_TRY(ubd_cpu_linear_attention_forward(a->o, a->qs, a->ks, a->ctx, a->qkv, B, NH, HD, L, scale));
-        UBD_TRY(ubd_cpu_conv1d_forward(a->y, a->o, W + a->out_w, W + a->out_b, m->work, so));
-        UBD_TRY(ubd_cpu_rmsnorm_forward(a->out, a->rn2, a->y, W + a->out_g, B, C, L));
+        UBD_TRY(m->be->linear_attention_forward(a->o, a->qs, a->ks, a->ctx, a->qkv, B, NH, HD, L, scale));
+        UBD_TRY(m->be->conv1d_forward(a->y, a->o, W + a->out_w, W + a->out_b, m->work, so));
+        UBD_TRY(m->be->rmsnorm_forward(a->out, a->rn2, a->y, W + a->out_g, B, C, L));
     } else {
-        UBD_TRY(ubd_cpu_full_attention_forward(a->o, a->att, a->qkv, B, NH, HD, L, scale));
-        UBD_TRY(ubd_cpu_conv1d_forward(a->out, a->o, W + a->out_w, W + a->out_b, m->work, so));
+        UBD_TRY(m->be->full_attention_forward(a->o, a->att, a->qkv, B, NH, HD, L, scale));
+        UBD_TRY(m->be->conv1d_forward(a->out, a->o, W + a->out_w, W + a->out_b, m->work, so));
     }
-    return ubd_cpu_axpy(a->out, a->in, n, 1.0f);
+    return m->be->axpy(a->out, a->in, n, 1.0f);
 }
 
 size_t ubd_unet_attn_scratch(const ubd_unet1d *m, const ubd_unet_attn *a, int B) {
@@ -118,22 +116,22 @@ ubd_status ubd_unet_attn_backward(ubd_unet1d *m, ubd_unet_attn *a, const float *
     ubd_conv1d_shape sq = {B, C, L, 3 * H, 1, 1, 0}, so = {B, H, L, C, 1, 1, 0};
     const float *dsrc = a->dout;
     if (a->linear) {
-        zero(dy, n);
-        UBD_TRY(ubd_cpu_rmsnorm_backward(dy, G + a->out_g, a->dout, a->y, W + a->out_g, a->rn2, B, C, L));
+        UBD_TRY(m->be->zero(dy, n));
+        UBD_TRY(m->be->rmsnorm_backward(dy, G + a->out_g, a->dout, a->y, W + a->out_g, a->rn2, B, C, L));
         dsrc = dy;
     }
-    zero(dob, nh);
-    UBD_TRY(ubd_cpu_conv1d_backward(dob, G + a->out_w, G + a->out_b, dsrc, a->o, W + a->out_w, m->work, so));
-    zero(dqkv, 3 * nh);
-    zero(aw, att_work);
+    UBD_TRY(m->be->zero(dob, nh));
+    UBD_TRY(m->be->conv1d_backward(dob, G + a->out_w, G + a->out_b, dsrc, a->o, W + a->out_w, m->work, so));
+    UBD_TRY(m->be->zero(dqkv, 3 * nh));
+    UBD_TRY(m->be->zero(aw, att_work));
     if (a->linear)
-        UBD_TRY(ubd_cpu_linear_attention_backward(dqkv, aw, dob, a->qkv, a->qs, a->ks, a->ctx, B, NH, HD, L, scale));
+        UBD_TRY(m->be->linear_attention_backward(dqkv, aw, dob, a->qkv, a->qs, a->ks, a->ctx, B, NH, HD, L, scale));
     else
-        UBD_TRY(ubd_cpu_full_attention_backward(dqkv, aw, dob, a->qkv, a->att, B, NH, HD, L, scale));
-    zero(dy, n); /* now d(xn) */
-    UBD_TRY(ubd_cpu_conv1d_backward(dy, G + a->qkv_w, NULL, dqkv, a->xn, W + a->qkv_w, m->work, sq));
-    UBD_TRY(ubd_cpu_rmsnorm_backward(a->din, G + a->norm_g, dy, a->in, W + a->norm_g, a->rn, B, C, L));
-    return ubd_cpu_axpy(a->din, a->dout, n, 1.0f);
+        UBD_TRY(m->be->full_attention_backward(dqkv, aw, dob, a->qkv, a->att, B, NH, HD, L, scale));
+    UBD_TRY(m->be->zero(dy, n)); /* now d(xn) */
+    UBD_TRY(m->be->conv1d_backward(dy, G + a->qkv_w, NULL, dqkv, a->xn, W + a->qkv_w, m->work, sq));
+    UBD_TRY(m->be->rmsnorm_backward(a->din, G + a->norm_g, dy, a->in, W + a->norm_g, a->rn, B, C, L));
+    return m->be->axpy(a->din, a->dout, n, 1.0f);
 }
 
 /* ---- [nearest x2 upsample +] Conv1d --------------------------------------- */
@@ -151,20 +149,20 @@ size_t ubd_unet_conv_scratch(const ubd_unet_conv *c, int B) {
 ubd_status ubd_unet_conv_forward(const ubd_unet1d *m, ubd_unet_conv *c, const float *W, int B) {
     const float *src = c->in;
     if (c->up) {
-        UBD_TRY(ubd_cpu_upsample1d_forward(c->upbuf, c->in, B, c->ci, c->Lin));
+        UBD_TRY(m->be->upsample1d_forward(c->upbuf, c->in, B, c->ci, c->Lin));
         src = c->upbuf;
     }
-    return ubd_cpu_conv1d_forward(c->out, src, W + c->w, W + c->b, m->work, conv_shape(c, B));
+    return m->be->conv1d_forward(c->out, src, W + c->w, W + c->b, m->work, conv_shape(c, B));
 }
 
 ubd_status ubd_unet_conv_backward(ubd_unet1d *m, ubd_unet_conv *c, const float *W, float *G, int B) {
     if (!c->up)
-        return ubd_cpu_conv1d_backward(c->din, G + c->w, G + c->b, c->dout, c->in, W + c->w, m->work,
+        return m->be->conv1d_backward(c->din, G + c->w, G + c->b, c->dout, c->in, W + c->w, m->work,
                                        conv_shape(c, B));
     const size_t nu = (size_t)B * c->ci * 2 * c->Lin;
     float *dup = m->scratch;
-    zero(dup, nu);
-    UBD_TRY(ubd_cpu_conv1d_backward(dup, G + c->w, G + c->b, c->dout, c->upbuf, W + c->w, m->work,
+    UBD_TRY(m->be->zero(dup, nu));
+    UBD_TRY(m->be->conv1d_backward(dup, G + c->w, G + c->b, c->dout, c->upbuf, W + c->w, m->work,
                                     conv_shape(c, B)));
-    return c->din ? ubd_cpu_upsample1d_backward(c->din, dup, B, c->ci, c->Lin) : UBD_OK;
+    return c->din ? m->be->upsample1d_backward(c->din, dup, B, c->ci, c->Lin) : UBD_OK;
 }

@@ -3,27 +3,17 @@
  * backward). Not a public header.
  *
  * Every block reads `in` and writes `out`; its gradients flow from `dout` into
- * `din` (+=). in/out/din/dout point into the model's activation and gradient
- * arenas, laid out once at creation for max_batch; a call with B < max_batch
- * uses the leading B samples of each (B, C, L) tensor.
+ * `din` (+=). in/out/din/dout point into the model's one arena (arena.h, on
+ * its backend), laid out once at creation for max_batch: the activations, then
+ * the stream gradients (one contiguous region, zeroed by one call per
+ * backward), the backward scratch and the conv workspace. A call with
+ * B < max_batch uses the leading B samples of each (B, C, L) tensor.
  */
 #ifndef UBD_UNET1D_IMPL_H
 #define UBD_UNET1D_IMPL_H
 
+#include "../arena.h"
 #include "unet1d.h"
-
-/* A bump allocator over one float buffer. With base == NULL it only counts,
- * which is how the model sizes its buffers before allocating them. */
-typedef struct {
-    float *base;
-    size_t used; /* floats */
-} ubd_arena;
-
-static inline float *ubd_arena_take(ubd_arena *a, size_t n) {
-    size_t off = a->used;
-    a->used += (n + 15) & ~(size_t)15; /* keep 64-byte alignment */
-    return a->base ? a->base + off : NULL;
-}
 
 /* ResnetBlock(ci -> co) with time conditioning. */
 typedef struct {
@@ -92,13 +82,13 @@ struct ubd_unet1d {
     ubd_unet_rb final_rb;
     ubd_unet_conv final_cv;
 
-    float *act;     /* activation arena */
-    size_t act_n;
-    float *grad;    /* gradients of the stream tensors, zeroed per backward */
+    const ubd_backend *be; /* where params and arena live; every op goes through it */
+    ubd_arena arena;       /* all activation memory, one allocation */
+    float *grad;           /* the stream gradients: one region of the arena, zeroed per backward */
     size_t grad_n;
-    float *scratch; /* per-block backward scratch */
+    float *scratch;        /* per-block backward scratch */
     size_t scratch_n;
-    float *work;    /* conv workspace */
+    float *work;           /* conv workspace */
     size_t work_n;
 
     const float *W;   /* weights of the last forward */

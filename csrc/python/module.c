@@ -9,6 +9,8 @@
 #include "pyutil.h"
 
 extern PyMethodDef ubd_py_backend_methods[]; /* py_backend.c: the backend table and the arena */
+extern PyMethodDef ubd_py_diffusion_ops_methods[]; /* py_diffusion_ops.c: the diffusion's ops, replay */
+extern PyMethodDef ubd_py_devops_methods[];  /* py_devops.c: single table ops on a named device (tests) */
 
 #define UBD_MAX_METHODS 512
 static PyMethodDef all_methods[UBD_MAX_METHODS];
@@ -22,7 +24,8 @@ static int join_tables(void) {
                              ubd_py_conv_methods,  ubd_py_norm_methods,    ubd_py_attn_methods,
                              ubd_py_physics_methods, ubd_py_models_methods, ubd_py_invnet_methods,
                              ubd_py_seisenc_methods,
-                             ubd_py_diffusion_methods, ubd_py_featnet_methods, ubd_py_backend_methods, NULL};
+                             ubd_py_diffusion_methods, ubd_py_featnet_methods, ubd_py_backend_methods,
+                             ubd_py_diffusion_ops_methods, ubd_py_devops_methods, NULL};
     int k = 0;
     for (int t = 0; tables[t]; t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {

@@ -1,12 +1,18 @@
 /* py_diffusion.c — bindings of the latent diffusion model (models/diffusion.h,
- * models/unet1d.h). A model is a PyCapsule owning a ubd_diffusion; its flat
- * buffers are handed out as zero-copy NumPy arrays that keep the capsule
- * alive. ubdiff/models/diffusion.py wraps these into LatentDiffusion.
+ * models/unet1d.h). A model is a PyCapsule owning a ubd_diffusion on the
+ * backend named at creation (device "cpu" | "cuda" | "auto"). Its buffers
+ * (param, grad, m, v, ema) are reached through tensor_io.h: copies in and out
+ * on every device (diffusion_get / _set / _zero), and on the CPU also
+ * zero-copy NumPy views that keep the capsule alive (diffusion_view). Compute
+ * calls take host arrays; the model stages them onto its device.
+ * ubdiff/models/diffusion.py wraps these into LatentDiffusion.
  * A model runs one call at a time: a call made while another thread is
  * inside one on the same model raises RuntimeError instead of racing. */
 #include "handle.h" /* first: Python.h must precede system headers */
 #include <math.h>
 #include <string.h>
+
+#include "tensor_io.h"
 
 #include "../models/diffusion.h"
 
@@ -19,16 +25,20 @@ static void dm_destroy(void *d) { ubd_diffusion_free(d); }
 #define OUTSIDE_MODEL(b, ...) UBD_PY_OUTSIDE_MODEL(ubd_unet1d_params(ubd_diffusion_net((b)->obj)), NULL, __VA_ARGS__)
 
 /* diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head,
- *                  max_batch, timesteps, seed) -> handle */
+ *                  max_batch, timesteps, seed, device="auto") -> handle */
 static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     ubd_unet1d_config c;
     memset(&c, 0, sizeof c);
     PyObject *mults, *seed_obj;
     int max_batch, T;
-    if (!PyArg_ParseTuple(args, "iOiiiiiiiO", &c.dim, &mults, &c.channels, &c.seq_len, &c.groups, &c.heads,
-                          &c.dim_head, &max_batch, &T, &seed_obj))
+    const char *device = "auto";
+    if (!PyArg_ParseTuple(args, "iOiiiiiiiO|s", &c.dim, &mults, &c.channels, &c.seq_len, &c.groups, &c.heads,
+                          &c.dim_head, &max_batch, &T, &seed_obj, &device))
         return NULL;
     UBD_PY_U64(seed, seed_obj);
+    const ubd_backend *be = NULL;
+    ubd_status bs = ubd_backend_find(device, &be);
+    if (bs != UBD_OK) return ubd_py_raise(bs);
     PyObject *seq = ubd_py_tuple(mults, __func__, "dim_mults");
     if (!seq) return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
@@ -49,7 +59,7 @@ static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     Py_DECREF(seq);
     ubd_diffusion *d = NULL;
     ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = ubd_diffusion_create(&d, c, max_batch, T, (uint64_t)seed);
+    Py_BEGIN_ALLOW_THREADS s = ubd_diffusion_create(&d, c, max_batch, T, (uint64_t)seed, be);
     Py_END_ALLOW_THREADS if (s != UBD_OK) return ubd_py_raise(s);
     return ubd_handle_new(d, dm_destroy, CAPSULE_NAME, "latent diffusion");
 }
@@ -72,19 +82,87 @@ static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     return ubd_py_params_spec(ubd_unet1d_params(ubd_diffusion_net(b->obj)));
 }
 
-/* diffusion_buffer(h, kind) -> zero-copy 1-D float32 view of param|grad|m|v|ema */
-static PyObject *diffusion_buffer(PyObject *self, PyObject *args) {
-    PyObject *h;
+/* The tensor (kind, name or None) of a model: kind param | grad | m | v | ema. */
+static int find_tensor(ubd_py_tensor *t, ubd_diffusion *d, const char *kind, PyObject *name) {
+    ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(d));
+    for (int k = 0; k < UBD_NUM_BUFS; k++)
+        if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)k)) == 0)
+            return ubd_py_tensor_find(t, p, (ubd_buf_kind)k, name, "LatentDiffusion", "parameter");
+    PyErr_Format(PyExc_ValueError, "buffer kind must be one of param, grad, m, v, ema; got '%s'", kind);
+    return -1;
+}
+
+/* The model of a capsule without the busy check (views and the device name may
+ * be asked for while the model runs). */
+static ubd_diffusion *peek(PyObject *cap) {
+    if (!PyCapsule_IsValid(cap, CAPSULE_NAME)) {
+        PyErr_SetString(PyExc_TypeError, "expected a " CAPSULE_NAME " model handle");
+        return NULL;
+    }
+    return ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
+}
+
+/* diffusion_view(h, kind, name=None) -> zero-copy view of one tensor (or the
+ * whole flat buffer when name is None); CPU models only */
+static PyObject *diffusion_view(PyObject *self, PyObject *args) {
+    PyObject *h, *name = Py_None;
     const char *kind;
-    if (!PyArg_ParseTuple(args, "Os", &h, &kind)) return NULL;
+    if (!PyArg_ParseTuple(args, "Os|O", &h, &kind, &name)) return NULL;
+    ubd_diffusion *d = peek(h);
+    ubd_py_tensor t;
+    if (!d || find_tensor(&t, d, kind, name) < 0) return NULL;
+    return ubd_py_tensor_view(h, &t, "LatentDiffusion");
+}
+
+/* diffusion_get(h, kind, name=None) -> a host copy of one tensor (or the whole buffer) */
+static PyObject *diffusion_get(PyObject *self, PyObject *args) {
+    PyObject *h, *name = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &h, &kind, &name)) return NULL;
     ACQUIRE(b, h);
-    int k = -1;
-    for (int i = 0; i < UBD_NUM_BUFS; i++)
-        if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)i)) == 0) k = i;
-    if (k < 0) return PyErr_Format(PyExc_ValueError, "buffer kind must be one of param, grad, m, v, ema; got '%s'", kind);
-    ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(b->obj));
-    npy_intp n = (npy_intp)p->n;
-    return ubd_py_view(h, p->buf[k], 1, &n);
+    ubd_py_tensor t;
+    if (find_tensor(&t, b->obj, kind, name) < 0) return NULL;
+    return ubd_py_tensor_get(&t);
+}
+
+/* diffusion_set(h, kind, name, value): copies value (float32, the tensor's shape) in */
+static PyObject *diffusion_set(PyObject *self, PyObject *args) {
+    PyObject *h, *name, *value;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "OsOO", &h, &kind, &name, &value)) return NULL;
+    ACQUIRE(b, h);
+    ubd_py_tensor t;
+    if (find_tensor(&t, b->obj, kind, name) < 0 || ubd_py_tensor_set(&t, value, "diffusion_set") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* diffusion_zero(h, kind, name=None): zeroes one tensor (or the whole buffer) */
+static PyObject *diffusion_zero(PyObject *self, PyObject *args) {
+    PyObject *h, *name = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &h, &kind, &name)) return NULL;
+    ACQUIRE(b, h);
+    ubd_py_tensor t;
+    if (find_tensor(&t, b->obj, kind, name) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* diffusion_device(h) -> "cpu" | "cuda" */
+static PyObject *diffusion_device(PyObject *self, PyObject *args) {
+    PyObject *h;
+    if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
+    ubd_diffusion *d = peek(h);
+    return d ? PyUnicode_FromString(ubd_diffusion_backend(d)->name) : NULL;
+}
+
+/* diffusion_graphs(h[, use]) -> whether sampling replays captured graphs (set when given) */
+static PyObject *diffusion_graphs(PyObject *self, PyObject *args) {
+    PyObject *h;
+    int use = -1;
+    if (!PyArg_ParseTuple(args, "O|p", &h, &use)) return NULL;
+    ACQUIRE(b, h);
+    return PyBool_FromLong(ubd_diffusion_graphs(b->obj, use));
 }
 
 /* diffusion_schedule(h) -> {name: float64 array (T,)} (copies) */
@@ -113,15 +191,17 @@ static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
     return dict;
 }
 
-/* diffusion_info(h) -> dict(timesteps, max_batch, num_parameters, activation_floats) */
+/* diffusion_info(h) -> dict(timesteps, max_batch, num_parameters, activation_floats, device) */
 static PyObject *diffusion_info(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
     ACQUIRE(b, h);
     ubd_unet1d *net = ubd_diffusion_net(b->obj);
-    return Py_BuildValue("{s:i,s:i,s:n,s:n}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
+    return Py_BuildValue("{s:i,s:i,s:n,s:n,s:s}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
                          ubd_unet1d_max_batch(net), "num_parameters", (Py_ssize_t)ubd_unet1d_params(net)->n,
-                         "activation_floats", (Py_ssize_t)ubd_unet1d_activation_floats(net));
+                         "activation_floats",
+                         (Py_ssize_t)(ubd_unet1d_activation_floats(net) + ubd_diffusion_arena_floats(b->obj)),
+                         "device", ubd_diffusion_backend(b->obj)->name);
 }
 
 /* Checks x is (B, channels, seq_len) with 1 <= B <= max_batch; returns B or -1. */
@@ -152,8 +232,7 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT(t, 1, (long long)B);
     UBD_PY_NO_OVERLAP(&out, &x, &t);
     OUTSIDE_MODEL(b, &out, &x, &t);
-    DM_CALL(b, ubd_unet1d_forward(ubd_diffusion_net(b->obj), out.data, x.data, t.data, B,
-                                  use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
+    DM_CALL(b, ubd_diffusion_net_forward(b->obj, out.data, x.data, t.data, B, use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
     Py_RETURN_NONE;
 }
 
@@ -169,7 +248,7 @@ static PyObject *unet_backward(PyObject *self, PyObject *args) {
     UBD_PY_EXPECT_OPT(dx, 3, (long long)B, dout.shape[1], dout.shape[2]);
     UBD_PY_NO_OVERLAP(&dx, &dout);
     OUTSIDE_MODEL(b, &dx, &dout);
-    DM_CALL(b, ubd_unet1d_backward(ubd_diffusion_net(b->obj), dx.data, dout.data, B));
+    DM_CALL(b, ubd_diffusion_net_backward(b->obj, dx.data, dout.data, B));
     Py_RETURN_NONE;
 }
 
@@ -212,6 +291,17 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(loss);
 }
 
+/* Checks z0 (B * accum, C, L) for batch B and accum; 0 ok, -1 raised. */
+static int check_steps(ubd_handle *b, const ubd_f32 *z0, int B, int accum, const char *fn) {
+    if (batch_of(b, z0, fn, "z0", 0) < 0) return -1;
+    if (B < 1 || accum < 1 || (long long)z0->shape[0] != (long long)B * accum) {
+        PyErr_Format(PyExc_ValueError, "%s: z0 has %zd samples, expected batch * accum = %d * %d", fn,
+                     (Py_ssize_t)z0->shape[0], B, accum);
+        return -1;
+    }
+    return 0;
+}
+
 /* diffusion_train_step(h, z0 (accum*B,C,L), B, accum, seed, step, lr, beta1, beta2, eps,
  *                      weight_decay, max_grad_norm, ema_decay, ema_every) -> (loss, grad_norm) */
 static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
@@ -229,15 +319,47 @@ static PyObject *diffusion_train_step(PyObject *self, PyObject *args) {
     hp.adam.decoupled = 0; /* torch.optim.Adam: L2 weight decay (0 in the paper) */
     ACQUIRE(b, h);
     UBD_PY_IN(z0, zo);
-    if (batch_of(b, &z0, __func__, "z0", 0) < 0) return NULL;
-    if (B < 1 || accum < 1 || (long long)z0.shape[0] != (long long)B * accum)
-        return PyErr_Format(PyExc_ValueError,
-                            "diffusion_train_step: z0 has %zd samples, expected batch * accum = %d * %d",
-                            (Py_ssize_t)z0.shape[0], B, accum);
+    if (check_steps(b, &z0, B, accum, __func__) < 0) return NULL;
     OUTSIDE_MODEL(b, &z0);
     float loss = 0.0f, gnorm = 0.0f;
     DM_CALL(b, ubd_diffusion_train_step(b->obj, &loss, &gnorm, z0.data, B, accum, (uint64_t)seed, step, hp));
     return Py_BuildValue("(dd)", (double)loss, (double)gnorm);
+}
+
+/* diffusion_forward_backward(h, z0 (accum*B,C,L), B, accum, seed, step) -> loss:
+ * the grad buffer holds the step's gradient afterwards (no update) */
+static PyObject *diffusion_forward_backward(PyObject *self, PyObject *args) {
+    PyObject *h, *zo, *seed_obj;
+    int B, accum;
+    long long step;
+    if (!PyArg_ParseTuple(args, "OOiiOL", &h, &zo, &B, &accum, &seed_obj, &step)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ACQUIRE(b, h);
+    UBD_PY_IN(z0, zo);
+    if (check_steps(b, &z0, B, accum, __func__) < 0) return NULL;
+    OUTSIDE_MODEL(b, &z0);
+    float loss = 0.0f;
+    DM_CALL(b, ubd_diffusion_forward_backward(b->obj, &loss, z0.data, B, accum, (uint64_t)seed, step));
+    return PyFloat_FromDouble((double)loss);
+}
+
+/* diffusion_apply_update(h, step, lr, beta1, beta2, eps, weight_decay, max_grad_norm, ema_decay,
+ *                        ema_every) -> grad_norm (before clipping) */
+static PyObject *diffusion_apply_update(PyObject *self, PyObject *args) {
+    PyObject *h;
+    long long step;
+    int ema_every;
+    ubd_diffusion_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    if (!PyArg_ParseTuple(args, "OLfffffffi", &h, &step, &hp.adam.lr, &hp.adam.beta1, &hp.adam.beta2, &hp.adam.eps,
+                          &hp.adam.weight_decay, &hp.max_grad_norm, &hp.ema_decay, &ema_every))
+        return NULL;
+    hp.ema_every = ema_every;
+    hp.adam.decoupled = 0;
+    ACQUIRE(b, h);
+    float gnorm = 0.0f;
+    DM_CALL(b, ubd_diffusion_apply_update(b->obj, &gnorm, step, hp));
+    return PyFloat_FromDouble((double)gnorm);
 }
 
 static int sampler_args(ubd_handle *b, int sampler, int steps, int *nsteps) {
@@ -275,48 +397,66 @@ static PyObject *diffusion_sample(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* diffusion_sample_init(h, x (n,C,L), first, seed) */
-static PyObject *diffusion_sample_init(PyObject *self, PyObject *args) {
-    PyObject *h, *xo, *seed_obj;
+/* diffusion_sample_begin(h, n, first, seed, sampler, steps, eta, use_ema): a run of n samples
+ * (global indices first, first+1, ...) on the model's device */
+static PyObject *diffusion_sample_begin(PyObject *self, PyObject *args) {
+    PyObject *h;
+    int n, sampler, steps, use_ema;
     long long first;
-    if (!PyArg_ParseTuple(args, "OOLO", &h, &xo, &first, &seed_obj)) return NULL;
+    PyObject *seed_obj;
+    float eta;
+    if (!PyArg_ParseTuple(args, "OiLOiifp", &h, &n, &first, &seed_obj, &sampler, &steps, &eta, &use_ema)) return NULL;
     UBD_PY_U64(seed, seed_obj);
     ACQUIRE(b, h);
-    UBD_PY_OUT(x, xo);
-    int n = batch_of(b, &x, __func__, "x", 1);
-    if (n < 0) return NULL;
-    OUTSIDE_MODEL(b, &x);
-    DM_CALL(b, ubd_diffusion_sample_init(b->obj, x.data, n, first, (uint64_t)seed));
+    DM_CALL(b, ubd_diffusion_sample_begin(b->obj, n, first, (uint64_t)seed, (ubd_sampler)sampler, steps, eta,
+                                          use_ema));
     Py_RETURN_NONE;
 }
 
-/* diffusion_sample_step(h, x (n,C,L), first, seed, sampler, steps, eta, k, use_ema) */
-static PyObject *diffusion_sample_step(PyObject *self, PyObject *args) {
-    PyObject *h, *xo, *seed_obj;
-    long long first;
-    int sampler, steps, k, use_ema;
-    float eta;
-    if (!PyArg_ParseTuple(args, "OOLOiifip", &h, &xo, &first, &seed_obj, &sampler, &steps, &eta, &k, &use_ema))
-        return NULL;
-    UBD_PY_U64(seed, seed_obj);
+/* diffusion_sample_run(h, count, wait) -> (done, total): advance the run by count steps */
+static PyObject *diffusion_sample_run(PyObject *self, PyObject *args) {
+    PyObject *h;
+    int count, wait;
+    if (!PyArg_ParseTuple(args, "Oip", &h, &count, &wait)) return NULL;
+    ACQUIRE(b, h);
+    DM_CALL(b, ubd_diffusion_sample_run(b->obj, count, wait));
+    int done = 0, total = 0;
+    ubd_diffusion_sample_progress(b->obj, &done, &total);
+    return Py_BuildValue("(ii)", done, total);
+}
+
+/* diffusion_sample_read(h, x (n,C,L)): the run's samples into x */
+static PyObject *diffusion_sample_read(PyObject *self, PyObject *args) {
+    PyObject *h, *xo;
+    if (!PyArg_ParseTuple(args, "OO", &h, &xo)) return NULL;
     ACQUIRE(b, h);
     UBD_PY_OUT(x, xo);
     int n = batch_of(b, &x, __func__, "x", 1);
     if (n < 0) return NULL;
     OUTSIDE_MODEL(b, &x);
-    DM_CALL(b, ubd_diffusion_sample_step(b->obj, x.data, n, first, (uint64_t)seed, (ubd_sampler)sampler, steps, eta,
-                                         k, use_ema));
+    int done = 0, total = 0;
+    ubd_diffusion_sample_progress(b->obj, &done, &total);
+    if (total == 0) return PyErr_Format(PyExc_ValueError, "diffusion_sample_read: no sampling run begun");
+    DM_CALL(b, ubd_diffusion_sample_read(b->obj, x.data, n));
     Py_RETURN_NONE;
 }
 
 PyMethodDef ubd_py_diffusion_methods[] = {
     {"diffusion_create", diffusion_create, METH_VARARGS,
-     "diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head, max_batch, timesteps, seed)"},
+     "diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head, max_batch, timesteps, seed, "
+     "device='auto')"},
     {"diffusion_init", diffusion_init, METH_VARARGS, "diffusion_init(h, seed): PyTorch-default init"},
     {"diffusion_spec", diffusion_spec, METH_VARARGS, "diffusion_spec(h) -> [(name, shape, offset)]"},
-    {"diffusion_buffer", diffusion_buffer, METH_VARARGS, "diffusion_buffer(h, kind) -> zero-copy flat view"},
+    {"diffusion_device", diffusion_device, METH_VARARGS, "diffusion_device(h) -> 'cpu' | 'cuda'"},
+    {"diffusion_view", diffusion_view, METH_VARARGS,
+     "diffusion_view(h, kind, name=None) -> zero-copy view (CPU only)"},
+    {"diffusion_get", diffusion_get, METH_VARARGS, "diffusion_get(h, kind, name=None) -> host copy"},
+    {"diffusion_set", diffusion_set, METH_VARARGS, "diffusion_set(h, kind, name, value): copy value in"},
+    {"diffusion_zero", diffusion_zero, METH_VARARGS, "diffusion_zero(h, kind, name=None): set to zero"},
     {"diffusion_schedule", diffusion_schedule, METH_VARARGS, "diffusion_schedule(h) -> {name: float64 array}"},
     {"diffusion_info", diffusion_info, METH_VARARGS, "diffusion_info(h) -> dict"},
+    {"diffusion_graphs", diffusion_graphs, METH_VARARGS,
+     "diffusion_graphs(h[, use]) -> whether sampling replays captured CUDA graphs"},
     {"unet_forward", unet_forward, METH_VARARGS, "unet_forward(h, out, x, t, use_ema)"},
     {"unet_backward", unet_backward, METH_VARARGS, "unet_backward(h, dx|None, dout)"},
     {"diffusion_loss", diffusion_loss, METH_VARARGS,
@@ -324,9 +464,16 @@ PyMethodDef ubd_py_diffusion_methods[] = {
     {"diffusion_train_step", diffusion_train_step, METH_VARARGS,
      "diffusion_train_step(h, z0, B, accum, seed, step, lr, beta1, beta2, eps, wd, max_grad_norm, ema_decay, "
      "ema_every) -> (loss, grad_norm)"},
+    {"diffusion_forward_backward", diffusion_forward_backward, METH_VARARGS,
+     "diffusion_forward_backward(h, z0, B, accum, seed, step) -> loss (gradients accumulated, no update)"},
+    {"diffusion_apply_update", diffusion_apply_update, METH_VARARGS,
+     "diffusion_apply_update(h, step, lr, beta1, beta2, eps, wd, max_grad_norm, ema_decay, ema_every) -> "
+     "grad_norm"},
     {"diffusion_sampler_steps", diffusion_sampler_steps, METH_VARARGS, "diffusion_sampler_steps(h, sampler, steps)"},
     {"diffusion_sample", diffusion_sample, METH_VARARGS, "diffusion_sample(h, z, seed, sampler, steps, eta, use_ema)"},
-    {"diffusion_sample_init", diffusion_sample_init, METH_VARARGS, "diffusion_sample_init(h, x, first, seed)"},
-    {"diffusion_sample_step", diffusion_sample_step, METH_VARARGS,
-     "diffusion_sample_step(h, x, first, seed, sampler, steps, eta, k, use_ema)"},
+    {"diffusion_sample_begin", diffusion_sample_begin, METH_VARARGS,
+     "diffusion_sample_begin(h, n, first, seed, sampler, steps, eta, use_ema)"},
+    {"diffusion_sample_run", diffusion_sample_run, METH_VARARGS,
+     "diffusion_sample_run(h, count, wait) -> (done, total)"},
+    {"diffusion_sample_read", diffusion_sample_read, METH_VARARGS, "diffusion_sample_read(h, x)"},
     {NULL, NULL, 0, NULL}};

@@ -1,8 +1,13 @@
 /* py_featnet.c — bindings of the feature CNN (csrc/models/featnet.h) and of
  * the softmax cross-entropy op (csrc/xent.h).
  *
- * A model is a PyCapsule owning a ubd_featnet; its flat buffers are exposed as
- * zero-copy NumPy views that keep the capsule alive. A config travels as
+ * A model is a PyCapsule owning a ubd_featnet on the backend named at creation
+ * (device "cpu" | "cuda" | "auto"). Its parameters, gradients, Adam moments
+ * and BatchNorm statistics are reached through tensor_io.h: copies in and out
+ * on every device (featnet_get / featnet_set / featnet_zero), and on the CPU
+ * also zero-copy NumPy views that keep the capsule alive (featnet_view).
+ * Compute calls take host arrays; the model stages them onto its device.
+ * A config travels as
  *   (C, H, W, ((OC, KH, KW, SH, SW, PH, PW), ...), n_classes, n_reg, max_batch,
  *    bn_momentum, bn_eps).
  * Labels are integer arrays (converted to int32, a small copy). Compute calls
@@ -10,6 +15,8 @@
 #include "handle.h" /* first: Python.h must precede system headers */
 #include <limits.h>
 #include <string.h>
+
+#include "tensor_io.h"
 
 #include "models/featnet.h"
 #include "xent.h"
@@ -78,16 +85,19 @@ static PyObject *featnet_layout(PyObject *self, PyObject *args) {
     return res;
 }
 
-/* featnet_create(config, seed) -> model handle (initialised) */
+/* featnet_create(config, seed, device="auto") -> model handle on that device (initialised) */
 static PyObject *featnet_create(PyObject *self, PyObject *args) {
     PyObject *cfg_obj, *seed_obj;
-    if (!PyArg_ParseTuple(args, "OO", &cfg_obj, &seed_obj)) return NULL;
+    const char *device = "auto";
+    if (!PyArg_ParseTuple(args, "OO|s", &cfg_obj, &seed_obj, &device)) return NULL;
     UBD_PY_U64(seed, seed_obj);
     ubd_featnet_config cfg;
     if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    const ubd_backend *be = NULL;
+    ubd_status s = ubd_backend_find(device, &be);
+    if (s != UBD_OK) return ubd_py_raise(s);
     ubd_featnet *m = NULL;
-    ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = ubd_featnet_create(&m, &cfg);
+    Py_BEGIN_ALLOW_THREADS s = ubd_featnet_create(&m, &cfg, be);
     if (s == UBD_OK) s = ubd_featnet_init(m, seed);
     Py_END_ALLOW_THREADS if (s != UBD_OK) {
         ubd_featnet_free(m);
@@ -108,30 +118,72 @@ static PyObject *featnet_info(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NNiNL)", spec_list(&m->params), spec_list(&m->stats), m->F, sizes, m->step);
 }
 
-/* featnet_buffer(h, kind) -> zero-copy 1-D view; kind: param | grad | m | v | stats */
-static PyObject *featnet_buffer(PyObject *self, PyObject *args) {
+/* featnet_device(h) -> "cpu" | "cuda" */
+static PyObject *featnet_device(PyObject *self, PyObject *args) {
     PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    if (!PyCapsule_IsValid(cap, CAPSULE_NAME)) return PyErr_Format(PyExc_TypeError, "expected a FeatureNet model handle");
+    ubd_featnet *m = ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
+    return PyUnicode_FromString(m->be->name);
+}
+
+/* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
+static int find_tensor(ubd_py_tensor *t, ubd_featnet *m, const char *kind, PyObject *name) {
+    static const char *kinds[] = {"param", "grad", "m", "v"};
+    if (strcmp(kind, "stats") == 0)
+        return ubd_py_tensor_find(t, &m->stats, UBD_BUF_PARAM, name, "FeatureNet", "statistics");
+    for (int k = 0; k < 4; k++)
+        if (strcmp(kind, kinds[k]) == 0)
+            return ubd_py_tensor_find(t, &m->params, (ubd_buf_kind)k, name, "FeatureNet", "parameter");
+    PyErr_Format(PyExc_ValueError, "FeatureNet: kind must be param, grad, m, v or stats; got '%s'", kind);
+    return -1;
+}
+
+/* featnet_view(h, kind, name=None) -> zero-copy view of one tensor (or the
+ * whole flat buffer when name is None); CPU models only. */
+static PyObject *featnet_view(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
     const char *kind;
-    if (!PyArg_ParseTuple(args, "Os", &cap, &kind)) return NULL;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
+    /* views may be taken while the model runs: no busy check here */
+    if (!PyCapsule_IsValid(cap, CAPSULE_NAME)) return PyErr_Format(PyExc_TypeError, "expected a FeatureNet model handle");
+    ubd_featnet *m = ((ubd_handle *)PyCapsule_GetPointer(cap, CAPSULE_NAME))->obj;
+    ubd_py_tensor t;
+    if (find_tensor(&t, m, kind, name_obj) < 0) return NULL;
+    return ubd_py_tensor_view(cap, &t, "FeatureNet");
+}
+
+/* featnet_get(h, kind, name=None) -> a host copy of one tensor (or the whole buffer) */
+static PyObject *featnet_get(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
     ACQUIRE(h, cap);
-    float *buf;
-    size_t n;
-    if (strcmp(kind, "stats") == 0) {
-        buf = ((ubd_featnet *)h->obj)->stats.buf[UBD_BUF_PARAM];
-        n = ((ubd_featnet *)h->obj)->stats.n;
-    } else {
-        int k = -1;
-        for (int i = UBD_BUF_PARAM; i <= UBD_BUF_V; i++)
-            if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)i)) == 0) k = i;
-        if (k < 0) {
-            PyErr_Format(PyExc_ValueError, "featnet_buffer: kind must be param, grad, m, v or stats; got '%s'", kind);
-            return NULL;
-        }
-        buf = ((ubd_featnet *)h->obj)->params.buf[k];
-        n = ((ubd_featnet *)h->obj)->params.n;
-    }
-    npy_intp dim = (npy_intp)n;
-    return ubd_py_view(cap, buf, 1, &dim);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
+    return ubd_py_tensor_get(&t);
+}
+
+/* featnet_set(h, kind, name, value): copies value (float32, the tensor's shape) in */
+static PyObject *featnet_set(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj, *value;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "featnet_set") < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* featnet_zero(h, kind, name=None): zeroes one tensor (or the whole buffer) */
+static PyObject *featnet_zero(PyObject *self, PyObject *args) {
+    PyObject *cap, *name_obj = Py_None;
+    const char *kind;
+    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_py_tensor t;
+    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 /* featnet_set_step(h, step): the AdamW step count (restored from a checkpoint) */
@@ -248,6 +300,22 @@ static PyArrayObject *labels_i32(PyObject *obj, const char *fn, npy_intp n) {
     return out;
 }
 
+/* The shared part of train_step and accumulate: x (B,C,H,W), labels (B)
+ * integers, reg_target (B,R) or None. Fills the borrowed x, reg_target and a
+ * new int32 label array (the caller releases it). 0 ok / -1 raised. */
+static int step_inputs(ubd_featnet *m, PyObject *xo, PyObject *lo, PyObject *ro, const char *fn, ubd_f32 *x,
+                       ubd_f32 *reg_target, PyArrayObject **lab) {
+    if (ubd_py_f32(xo, "x", 0, x) < 0) return -1;
+    if (ubd_py_f32_opt(ro, "reg_target", 0, reg_target) < 0) return -1;
+    if (check_input(m, x, fn) < 0) return -1;
+    long long B = x->shape[0];
+    if (reg_target->data && ubd_py_expect(reg_target, fn, "reg_target", 2, B, (long long)m->cfg.n_reg) < 0) return -1;
+    const ubd_f32 *inputs[2] = {x, reg_target};
+    if (ubd_py_outside_model(fn, &m->params, &m->stats, 2, inputs) < 0) return -1;
+    *lab = labels_i32(lo, fn, (npy_intp)B);
+    return *lab ? 0 : -1;
+}
+
 /* featnet_train_step(h, x, labels (B) int, reg_target (B,R)|None, lr, beta1, beta2, eps, weight_decay, w_reg)
  * -> (loss, xent, mse, accuracy) */
 static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
@@ -258,21 +326,45 @@ static PyObject *featnet_train_step(PyObject *self, PyObject *args) {
         return NULL;
     ACQUIRE(h, cap);
     ubd_featnet *m = h->obj;
-    UBD_PY_IN(x, xo);
-    UBD_PY_OPT_IN(reg_target, ro);
-    if (check_input(m, &x, __func__) < 0) return NULL;
-    long long B = x.shape[0];
-    UBD_PY_EXPECT_OPT(reg_target, 2, B, (long long)m->cfg.n_reg);
-    OUTSIDE_MODEL(m, &x, &reg_target);
-    PyArrayObject *lab = labels_i32(lo, __func__, (npy_intp)B);
-    if (!lab) return NULL;
+    ubd_f32 x, reg_target;
+    PyArrayObject *lab = NULL;
+    if (step_inputs(m, xo, lo, ro, __func__, &x, &reg_target, &lab) < 0) return NULL;
     float out[4];
     ubd_status s;
     Py_BEGIN_ALLOW_THREADS s = ubd_featnet_train_step(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
-                                                      (int)B, hp);
+                                                      (int)x.shape[0], hp);
     Py_END_ALLOW_THREADS Py_DECREF(lab);
     if (s != UBD_OK) return ubd_py_raise(s);
     return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
+}
+
+/* featnet_accumulate(h, x, labels, reg_target|None, w_reg) -> (loss, xent, mse, accuracy); grads += */
+static PyObject *featnet_accumulate(PyObject *self, PyObject *args) {
+    PyObject *cap, *xo, *lo, *ro;
+    float w_reg;
+    if (!PyArg_ParseTuple(args, "OOOOf", &cap, &xo, &lo, &ro, &w_reg)) return NULL;
+    ACQUIRE(h, cap);
+    ubd_featnet *m = h->obj;
+    ubd_f32 x, reg_target;
+    PyArrayObject *lab = NULL;
+    if (step_inputs(m, xo, lo, ro, __func__, &x, &reg_target, &lab) < 0) return NULL;
+    float out[4];
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_featnet_accumulate(m, out, x.data, (const int *)PyArray_DATA(lab), reg_target.data,
+                                                      (int)x.shape[0], w_reg);
+    Py_END_ALLOW_THREADS Py_DECREF(lab);
+    if (s != UBD_OK) return ubd_py_raise(s);
+    return Py_BuildValue("(dddd)", (double)out[0], (double)out[1], (double)out[2], (double)out[3]);
+}
+
+/* featnet_apply(h, lr, beta1, beta2, eps, weight_decay): one AdamW step with the gradients as they are */
+static PyObject *featnet_apply(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    ubd_featnet_hparams hp = {0};
+    if (!PyArg_ParseTuple(args, "Offfff", &cap, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps, &hp.weight_decay)) return NULL;
+    ACQUIRE(h, cap);
+    FEATNET_CALL(h, ubd_featnet_apply(h->obj, hp));
+    Py_RETURN_NONE;
 }
 
 /* xent_forward(loss (1), probs (B,K), logits (B,K), labels (B) int) -> number of correct arg-maxes */
@@ -321,16 +413,25 @@ static PyObject *xent_backward(PyObject *self, PyObject *args) {
 
 PyMethodDef ubd_py_featnet_methods[] = {
     {"featnet_layout", featnet_layout, METH_VARARGS, "featnet_layout(config) -> (param spec, stats spec)"},
-    {"featnet_create", featnet_create, METH_VARARGS, "featnet_create(config, seed) -> FeatureNet handle"},
+    {"featnet_create", featnet_create, METH_VARARGS,
+     "featnet_create(config, seed, device='auto') -> FeatureNet handle on 'cpu' or 'cuda'"},
+    {"featnet_device", featnet_device, METH_VARARGS, "featnet_device(h) -> 'cpu' | 'cuda'"},
+    {"featnet_view", featnet_view, METH_VARARGS, "featnet_view(h, kind, name=None) -> zero-copy view (CPU only)"},
+    {"featnet_get", featnet_get, METH_VARARGS, "featnet_get(h, kind, name=None) -> host copy"},
+    {"featnet_set", featnet_set, METH_VARARGS, "featnet_set(h, kind, name, value): copy value in"},
+    {"featnet_zero", featnet_zero, METH_VARARGS, "featnet_zero(h, kind, name=None): set to zero"},
     {"featnet_info", featnet_info, METH_VARARGS,
      "featnet_info(h) -> (param spec, stats spec, feature_dim, [(OH, OW)], step)"},
-    {"featnet_buffer", featnet_buffer, METH_VARARGS, "featnet_buffer(h, kind) -> zero-copy flat view"},
     {"featnet_set_step", featnet_set_step, METH_VARARGS, "featnet_set_step(h, step)"},
     {"featnet_forward", featnet_forward, METH_VARARGS, "featnet_forward(h, x, feat, logits, reg, train)"},
     {"featnet_backward", featnet_backward, METH_VARARGS, "featnet_backward(h, x, dfeat, dlogits, dreg)"},
     {"featnet_train_step", featnet_train_step, METH_VARARGS,
      "featnet_train_step(h, x, labels, reg_target, lr, beta1, beta2, eps, weight_decay, w_reg) -> "
      "(loss, xent, mse, accuracy)"},
+    {"featnet_accumulate", featnet_accumulate, METH_VARARGS,
+     "featnet_accumulate(h, x, labels, reg_target, w_reg) -> (loss, xent, mse, accuracy); gradients +="},
+    {"featnet_apply", featnet_apply, METH_VARARGS,
+     "featnet_apply(h, lr, beta1, beta2, eps, weight_decay): one AdamW step with the current gradients"},
     {"xent_forward", xent_forward, METH_VARARGS, "xent_forward(loss, probs, logits, labels) -> correct"},
     {"xent_backward", xent_backward, METH_VARARGS, "xent_backward(dlogits, probs, labels, scale=1)"},
     {NULL, NULL, 0, NULL}};

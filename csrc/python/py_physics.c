@@ -1,14 +1,13 @@
 /* py_physics.c — bindings of acoustic forward modelling (physics.h).
- * Positions come as sequences of ints; the workspace is allocated here (the
- * binding is the caller that owns memory), sized for the current thread count.
- * ubdiff/physics.py is the friendly layer on top. */
+ * Positions come as sequences of ints; one call runs a batch on the named
+ * device through ubd_forward_model_run (workspace and staging in one arena of
+ * that backend, freed before it returns). ubdiff/physics.py is the friendly
+ * layer on top. */
 #include "pyutil.h" /* first: Python.h must precede system headers */
 #include <math.h>
 
+#include "../backend.h"
 #include "../physics.h"
-#ifdef UBDIFF_WITH_CUDA
-#include "../cuda_api.h"
-#endif
 
 /* The four position sequences as one int block: src_z, src_x (ns), rec_z, rec_x (nr). */
 typedef struct {
@@ -82,19 +81,22 @@ static ubd_fwd_params make_params(const positions *pos, int nt, float freq, floa
     return p;
 }
 
-/* Shared argument handling of the CPU and CUDA entry points: borrows seis
- * (N, ns, nt, nr) and vel (N, H, W), parses positions. 0 ok / -1 raised. */
+/* Argument handling: borrows seis (N, ns, nt, nr) and vel (N, H, W), parses
+ * positions and the device name. 0 ok / -1 raised. */
 typedef struct {
     ubd_f32 seis, vel;
     positions pos;
     ubd_fwd_params p;
+    const char *device;
 } fwd_args;
 
 static int parse_fwd(PyObject *args, const char *fn, fwd_args *a) {
     PyObject *so, *vo, *sz, *sx, *rz, *rx;
     float freq, dt, dx;
     int nbc;
-    if (!PyArg_ParseTuple(args, "OOOOOOfffi", &so, &vo, &sz, &sx, &rz, &rx, &freq, &dt, &dx, &nbc)) return -1;
+    a->device = "cpu";
+    if (!PyArg_ParseTuple(args, "OOOOOOfffi|s", &so, &vo, &sz, &sx, &rz, &rx, &freq, &dt, &dx, &nbc, &a->device))
+        return -1;
     if (ubd_py_f32(so, "seis", 1, &a->seis) < 0 || ubd_py_f32(vo, "vel", 0, &a->vel) < 0) return -1;
     const ubd_f32 *both[2] = {&a->seis, &a->vel};
     if (ubd_py_no_overlap(fn, 0, 2, both) < 0) return -1;
@@ -119,27 +121,21 @@ static int parse_fwd(PyObject *args, const char *fn, fwd_args *a) {
     return 0;
 }
 
-/* forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc) */
+/* forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc,
+ *               device="cpu"): seis = the records, computed on that device */
 static PyObject *forward_model(PyObject *self, PyObject *args) {
     fwd_args a;
     if (parse_fwd(args, "forward_model", &a) < 0) return NULL;
-    int N = (int)a.vel.shape[0], H = (int)a.vel.shape[1], W = (int)a.vel.shape[2];
-    ubd_status s = ubd_fwd_check_params(&a.p, H, W);
+    const ubd_backend *be = NULL;
+    ubd_status s = ubd_backend_find(a.device, &be);
     if (s != UBD_OK) {
         PyMem_Free(a.pos.buf);
         return ubd_py_raise(s);
     }
-    int slots = ubd_get_num_threads();
-    if ((long long)slots > (long long)N * a.p.ns) slots = N * a.p.ns;
-    size_t nw = ubd_cpu_forward_model_workspace(H, W, &a.p, slots);
-    float *work = PyMem_RawMalloc(nw * sizeof(float));
-    if (!work) {
-        PyMem_Free(a.pos.buf);
-        return PyErr_NoMemory();
-    }
-    Py_BEGIN_ALLOW_THREADS s = ubd_cpu_forward_model(a.seis.data, a.vel.data, N, H, W, &a.p, work, nw);
-    Py_END_ALLOW_THREADS PyMem_RawFree(work);
-    PyMem_Free(a.pos.buf);
+    ubd_threads_adapt();
+    Py_BEGIN_ALLOW_THREADS s = ubd_forward_model_run(be, a.seis.data, a.vel.data, (int)a.vel.shape[0],
+                                                     (int)a.vel.shape[1], (int)a.vel.shape[2], &a.p);
+    Py_END_ALLOW_THREADS PyMem_Free(a.pos.buf);
     if (s != UBD_OK) return ubd_py_raise(s);
     Py_RETURN_NONE;
 }
@@ -186,46 +182,10 @@ static PyObject *check_velocity(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-#ifdef UBDIFF_WITH_CUDA
-/* The CUDA run with device copies; every device buffer freed on all paths. */
-static ubd_status cuda_roundtrip(float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p) {
-    size_t nseis = (size_t)N * p->ns * p->nt * p->nr, nvel = (size_t)N * H * W;
-    size_t nw = ubd_cuda_forward_model_workspace(N, H, W, p);
-    float *ds = NULL, *dv = NULL, *dw = NULL;
-    ubd_status s = ubd_cuda_malloc((void **)&ds, nseis * sizeof(float));
-    if (s == UBD_OK) s = ubd_cuda_malloc((void **)&dv, nvel * sizeof(float));
-    if (s == UBD_OK) s = ubd_cuda_malloc((void **)&dw, nw * sizeof(float));
-    if (s == UBD_OK) s = ubd_cuda_memcpy(dv, vel, nvel * sizeof(float), 1);
-    if (s == UBD_OK) s = ubd_cuda_forward_model(ds, dv, N, H, W, p, dw, nw);
-    if (s == UBD_OK) s = ubd_cuda_synchronize();
-    if (s == UBD_OK) s = ubd_cuda_memcpy(seis, ds, nseis * sizeof(float), 0);
-    if (ds) ubd_cuda_free(ds);
-    if (dv) ubd_cuda_free(dv);
-    if (dw) ubd_cuda_free(dw);
-    return s;
-}
-
-/* cuda_forward_model(...): same arguments as forward_model, run on the GPU. */
-static PyObject *cuda_forward_model(PyObject *self, PyObject *args) {
-    fwd_args a;
-    if (parse_fwd(args, "cuda_forward_model", &a) < 0) return NULL;
-    ubd_status s;
-    Py_BEGIN_ALLOW_THREADS s = cuda_roundtrip(a.seis.data, a.vel.data, (int)a.vel.shape[0], (int)a.vel.shape[1],
-                                              (int)a.vel.shape[2], &a.p);
-    Py_END_ALLOW_THREADS PyMem_Free(a.pos.buf);
-    if (s != UBD_OK) return ubd_py_raise(s);
-    Py_RETURN_NONE;
-}
-#endif
-
 PyMethodDef ubd_py_physics_methods[] = {
     {"forward_model", forward_model, METH_VARARGS,
-     "forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc)"},
+     "forward_model(seis (N,ns,nt,nr), vel (N,H,W), src_z, src_x, rec_z, rec_x, freq, dt, dx, nbc, device='cpu')"},
     {"ricker", ricker, METH_VARARGS, "ricker(w (n), freq, dt): fills w with the Ricker wavelet"},
     {"ricker_length", ricker_length, METH_VARARGS, "ricker_length(freq, dt) -> samples of the wavelet"},
     {"check_velocity", check_velocity, METH_VARARGS, "check_velocity(vel (N,H,W), dt, dx, nbc): ValueError if unusable"},
-#ifdef UBDIFF_WITH_CUDA
-    {"cuda_forward_model", cuda_forward_model, METH_VARARGS,
-     "forward_model on the GPU, host arrays in/out (same arguments)."},
-#endif
     {NULL, NULL, 0, NULL}};

@@ -68,12 +68,14 @@ def _valid(path, shape):
 
 def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0, nt=1000,
                  dt=1e-3, progress=True, file_size=openfwi.FILE_SIZE, chunk=50,
-                 preview=True, simulate_kwargs=None, client=None, threads=None):
+                 preview=True, simulate_kwargs=None, client=None, threads=None, device="auto"):
     """Generate ``maps`` velocity maps of ``family`` and simulate seismic for ``paired`` of them.
 
     ``simulate(velocity (k,1,70,70), freq=, nt=, dt=, **simulate_kwargs) -> (k,5,nt,70)``
-    defaults to :func:`ubdiff.physics.forward_model`; it is called on ``chunk``
-    maps at a time (bounded memory: seismic files are written through a memmap).
+    defaults to :func:`ubdiff.physics.forward_model` on ``device`` ("cpu",
+    "cuda" or "auto": the GPU when one is usable; only the default simulator
+    takes it); it is called on ``chunk`` maps at a time (bounded memory:
+    seismic files are written through a memmap).
     ``client``: a ``distributed.Client``; then every velocity file and every chunk of
     maps to simulate is a task of its own on the Dask cluster (``threads`` ubdiff
     threads each; default: the worker machine's cores shared by its workers), with
@@ -94,6 +96,8 @@ def make_dataset(family, maps, paired, out_dir, seed=0, simulate=None, freq=15.0
             raise ImportError("make_dataset needs ubdiff.physics.forward_model to simulate"
                               f" seismic data ({e}); pass simulate=... or paired=0") from e
     simulate_kwargs = dict(simulate_kwargs or {})
+    if getattr(simulate, "__module__", None) == "ubdiff.physics":
+        simulate_kwargs.setdefault("device", device)
     os.makedirs(out_dir, exist_ok=True)
 
     plan = _plan(maps, paired, file_size)

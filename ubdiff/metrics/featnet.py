@@ -10,6 +10,14 @@ loads them. The paper's FID used an ImageNet Inception network whose weights
 are not available here, so FID values computed with these nets are on a
 different scale and NOT comparable with the paper's numbers — only with other
 numbers computed with the same network version.
+
+Devices: ``device="cpu" | "cuda" | "auto"`` (default "auto": the GPU when this
+build has CUDA and one is visible). The C model runs every op there; inputs and
+outputs are NumPy arrays that cross over once per call. On the CPU `params`,
+`grads`, `adam_m`, `adam_v` and `stats` are dicts of zero-copy views (writes
+go to the model); on a GPU they are copies, and :meth:`FeatureNet.get_tensor`
+/ :meth:`FeatureNet.set_tensor` reach the model on any device. Checkpoints
+hold the same bytes whichever device wrote them.
 """
 from __future__ import annotations
 
@@ -60,30 +68,82 @@ def _native_config(c: dict) -> tuple:
             c["bn_momentum"], c["bn_eps"])
 
 
-class FeatureNet:
-    """A feature CNN with its parameters, Adam state and BatchNorm statistics in C buffers.
+DEVICES = ("auto", "cpu", "cuda")
+KINDS = ("param", "grad", "m", "v", "stats")  # stats: BatchNorm running mean / variance
 
-    `params`, `grads`, `stats` are dicts of zero-copy NumPy views (writing to
-    them changes the model). Inputs are float32 (B, C, H, W) batches already
-    normalised to [-1, 1]; longer inputs are processed max_batch at a time.
+
+class FeatureNet:
+    """A feature CNN with its parameters, Adam state and BatchNorm statistics in C buffers
+    on `device` ("cpu", "cuda" or "auto": the GPU when one is usable).
+
+    `params`, `grads`, `adam_m`, `adam_v`, `stats` are dicts name -> array: on
+    the CPU zero-copy views (writing to them changes the model), on a GPU
+    copies (write with set_tensor). Inputs are float32 (B, C, H, W) batches
+    already normalised to [-1, 1]; longer inputs are processed max_batch at a time.
     """
 
-    def __init__(self, config: dict, seed: int = 0):
+    def __init__(self, config: dict, seed: int = 0, device: str = "auto"):
+        if device not in DEVICES:
+            raise ValueError(f"FeatureNet: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.config = normalize_config(config)
         self.seed = int(seed)
-        self._h = lib.featnet_create(_native_config(self.config), self.seed)
+        self._h = lib.featnet_create(_native_config(self.config), self.seed, device)
         pspec, sspec, self.feature_dim, self.block_sizes, _ = lib.featnet_info(self._h)
-        self._flat = {k: lib.featnet_buffer(self._h, k) for k in ("param", "grad", "m", "v", "stats")}
-
-        def views(flat, spec):
-            return {n: flat[o:o + int(np.prod(s))].reshape(s) for n, s, o in spec}
-
-        self.params = views(self._flat["param"], pspec)
-        self.grads = views(self._flat["grad"], pspec)
-        self.adam_m = views(self._flat["m"], pspec)
-        self.adam_v = views(self._flat["v"], pspec)
-        self.stats = views(self._flat["stats"], sspec)
+        self._pshapes = {n: tuple(s) for n, s, _ in pspec}  # name -> shape, state_dict order
+        self._sshapes = {n: tuple(s) for n, s, _ in sspec}
+        self._pnames, self._snames = list(self._pshapes), list(self._sshapes)
+        self._n_params = sum(int(np.prod(s)) for s in self._pshapes.values())
+        self._views = None
+        if self.device == "cpu":  # views once: the dicts are the model's tensors
+            self._views = {k: self._tensors(k) for k in KINDS}
         self.meta: dict = {}
+
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the model's memory and ops are."""
+        return lib.featnet_device(self._h)
+
+    def _tensors(self, kind) -> dict:
+        names = self._snames if kind == "stats" else self._pnames
+        if self.device == "cpu":
+            return {n: lib.featnet_view(self._h, kind, n) for n in names}
+        return {n: lib.featnet_get(self._h, kind, n) for n in names}
+
+    def _dict(self, kind) -> dict:
+        return self._views[kind] if self._views is not None else self._tensors(kind)
+
+    @property
+    def params(self) -> dict:
+        return self._dict("param")
+
+    @property
+    def grads(self) -> dict:
+        return self._dict("grad")
+
+    @property
+    def adam_m(self) -> dict:
+        return self._dict("m")
+
+    @property
+    def adam_v(self) -> dict:
+        return self._dict("v")
+
+    @property
+    def stats(self) -> dict:
+        return self._dict("stats")
+
+    def get_tensor(self, name: str | None = None, kind: str = "param") -> np.ndarray:
+        """A copy of one tensor, or of the whole flat buffer when name is None.
+        kind: param, grad, m, v (AdamW moments) or stats (BatchNorm statistics)."""
+        if kind not in KINDS:
+            raise ValueError(f"FeatureNet: kind must be one of {KINDS}, got {kind!r}")
+        return lib.featnet_get(self._h, kind, name)
+
+    def set_tensor(self, name: str | None, value, kind: str = "param") -> None:
+        """Copies `value` (the tensor's shape; name None: the whole flat buffer) into the model."""
+        if kind not in KINDS:
+            raise ValueError(f"FeatureNet: kind must be one of {KINDS}, got {kind!r}")
+        lib.featnet_set(self._h, kind, name, f32(value, name if name is not None else f"the {kind} buffer"))
 
     # ---- shapes ------------------------------------------------------------
     @property
@@ -92,7 +152,7 @@ class FeatureNet:
 
     @property
     def n_params(self) -> int:
-        return int(self._flat["param"].size)
+        return self._n_params
 
     @property
     def step(self) -> int:
@@ -155,7 +215,8 @@ class FeatureNet:
     def train_step(self, x, labels, reg_target=None, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                    weight_decay: float = 1e-4, w_reg: float = 1.0) -> dict:
         """One AdamW step on a batch (B <= max_batch): loss = xent + w_reg * mse(reg, reg_target).
-        Returns the batch's losses and accuracy before the update."""
+        Returns the batch's losses and accuracy before the update.
+        The same as zero_grad(); accumulate(...); apply_gradients(...)."""
         x = self._check(x)
         labels = np.asarray(labels)
         rt = None if reg_target is None else f32(reg_target, "reg_target")
@@ -164,13 +225,31 @@ class FeatureNet:
                                                       float(w_reg))
         return {"loss": loss, "xent": xent, "mse": mse, "accuracy": acc}
 
+    def zero_grad(self) -> None:
+        lib.featnet_zero(self._h, "grad")
+
+    def accumulate(self, x, labels, reg_target=None, w_reg: float = 1.0) -> dict:
+        """The first half of train_step: forward, losses and backward of a batch;
+        parameter gradients add up (+=) until zero_grad. Returns the batch's losses."""
+        x = self._check(x)
+        rt = None if reg_target is None else f32(reg_target, "reg_target")
+        loss, xent, mse, acc = lib.featnet_accumulate(self._h, x, np.asarray(labels), rt, float(w_reg))
+        return {"loss": loss, "xent": xent, "mse": mse, "accuracy": acc}
+
+    def apply_gradients(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                        weight_decay: float = 1e-4) -> None:
+        """The second half of train_step: one AdamW step with the gradients as they are
+        (e.g. after an all-reduce of get_tensor(kind="grad") across workers)."""
+        lib.featnet_apply(self._h, float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay))
+
     # ---- checkpoints -------------------------------------------------------
     def state_dict(self, optimizer: bool = False) -> dict:
-        d = {n: v.copy() for n, v in self.params.items()}
-        d.update({n: v.copy() for n, v in self.stats.items()})
+        """Copies of parameters and statistics (and the AdamW moments when `optimizer`)."""
+        d = {n: self.get_tensor(n, "param") for n in self._pnames}
+        d.update({n: self.get_tensor(n, "stats") for n in self._snames})
         if optimizer:
-            d.update({f"adam_m.{n}": v.copy() for n, v in self.adam_m.items()})
-            d.update({f"adam_v.{n}": v.copy() for n, v in self.adam_v.items()})
+            d.update({f"adam_m.{n}": self.get_tensor(n, "m") for n in self._pnames})
+            d.update({f"adam_v.{n}": self.get_tensor(n, "v") for n in self._pnames})
         return d
 
     def save(self, path: str, meta: dict | None = None, optimizer: bool = False) -> None:
@@ -181,29 +260,33 @@ class FeatureNet:
         checkpoint.save(path, self.state_dict(optimizer), m)
 
     @classmethod
-    def load(cls, path: str) -> "FeatureNet":
+    def load(cls, path: str, device: str = "auto") -> "FeatureNet":
+        """A network restored from save() on `device` (a checkpoint of either device loads on either)."""
         meta = checkpoint.read_meta(path)
         if meta.get("kind") != KIND:
             raise checkpoint.CheckpointError(f"{path}: holds a {meta.get('kind')!r} checkpoint, expected {KIND!r}")
-        net = cls(meta["config"], seed=meta.get("seed", 0))
-        expected = {n: v.shape for n, v in net.params.items()}
-        expected.update({n: v.shape for n, v in net.stats.items()})
+        net = cls(meta["config"], seed=meta.get("seed", 0), device=device)
+        expected = {**net._pshapes, **net._sshapes}
         if meta.get("optimizer"):
-            expected.update({f"adam_m.{n}": v.shape for n, v in net.params.items()})
-            expected.update({f"adam_v.{n}": v.shape for n, v in net.params.items()})
+            expected.update({f"adam_m.{n}": s for n, s in net._pshapes.items()})
+            expected.update({f"adam_v.{n}": s for n, s in net._pshapes.items()})
         tensors, meta = checkpoint.load(path, expected, kind=KIND)
-        for n, v in net.params.items():
-            v[...] = tensors[n]
-        for n, v in net.stats.items():
-            v[...] = tensors[n]
+        for n in net._pnames:
+            net.set_tensor(n, tensors[n])
+        for n in net._snames:
+            net.set_tensor(n, tensors[n], "stats")
         if meta.get("optimizer"):
-            for n in net.params:
-                net.adam_m[n][...] = tensors[f"adam_m.{n}"]
-                net.adam_v[n][...] = tensors[f"adam_v.{n}"]
+            for n in net._pnames:
+                net.set_tensor(n, tensors[f"adam_m.{n}"], "m")
+                net.set_tensor(n, tensors[f"adam_v.{n}"], "v")
             lib.featnet_set_step(net._h, int(meta.get("step", 0)))
         net.meta = {k: v for k, v in meta.items() if k not in ("kind", "config", "step", "seed", "optimizer",
                                                                 "format")}
         return net
+
+    def __repr__(self):
+        return (f"FeatureNet(in_shape={self.in_shape}, feature_dim={self.feature_dim}, "
+                f"parameters={self.n_params:,}, step={self.step}, device={self.device!r})")
 
 
 # ---- the shipped reference networks -------------------------------------------
@@ -217,13 +300,13 @@ def reference_path(modality: str, version: int = REFERENCE_VERSION) -> str:
 
 
 @lru_cache(maxsize=None)
-def load_reference(modality: str, version: int = REFERENCE_VERSION) -> FeatureNet:
-    """The shipped feature network of `modality` (loaded once per process)."""
+def load_reference(modality: str, version: int = REFERENCE_VERSION, device: str = "auto") -> FeatureNet:
+    """The shipped feature network of `modality` on `device` (loaded once per process and device)."""
     path = reference_path(modality, version)
     if not os.path.exists(path):
         raise FileNotFoundError(f"the reference {modality} feature network {path} is missing; rebuild it with "
                                 f"scripts/train_feature_nets.py")
-    return FeatureNet.load(path)
+    return FeatureNet.load(path, device=device)
 
 
 def reference_name(modality: str, version: int = REFERENCE_VERSION) -> str:

@@ -1,7 +1,9 @@
 """Latent diffusion of UB-Diff: a 1-D U-Net denoiser trained with the
 v-prediction objective on a cosine schedule, sampled by ancestral DDPM (the
 paper) or DDIM (ours). All compute is in the C core (csrc/models/unet1d*.c,
-csrc/models/diffusion.c); one C call per training step.
+csrc/models/diffusion.c) on the CPU or a CUDA GPU (``device=``); one C call per
+training step, and one per chunk of samples, whose reverse loop stays on the
+device (on a GPU each step is replayed as one captured CUDA graph).
 
 Parameter names are exactly the state_dict keys of lucidrains'
 ``Unet1D(dim, dim_mults, channels=1)`` as the UB-Diff authors vendored it
@@ -47,7 +49,14 @@ from ..ops import f32
 from ._args import adam_args, float_arg, seed_arg
 
 KINDS = ("param", "grad", "m", "v", "ema")
+DEVICES = ("auto", "cpu", "cuda")
 SAMPLERS = {"ddpm": 0, "ddim": 1}
+#: One reverse step of a sampling run, the C struct ubd_sample_step (csrc/diffusion_ops.h), 64 bytes;
+#: kind: STEP_KINDS. For tests of the ops (ubdiff._native.lib.diffusion_op_*).
+STEP_DTYPE = np.dtype([("seed", "=u8"), ("stream", "=u8"), ("offset", "=u8"), ("time", "=i4"), ("kind", "=i4"),
+                       ("noisy", "=i4"), ("sa", "=f4"), ("s1", "=f4"), ("c_x0", "=f4"), ("c_x", "=f4"),
+                       ("r1", "=f4"), ("rm1", "=f4"), ("sd", "=f4")])
+STEP_KINDS = {"ddpm": 0, "ddim": 1, "x0": 2}
 
 PAPER = dict(dim=128, dim_mults=(1, 2, 2, 4), channels=1, seq_len=128, groups=8, heads=4, dim_head=32,
              timesteps=256)
@@ -142,25 +151,43 @@ def _int(x, name, lo=None):
 
 
 class LatentDiffusion:
-    """v-prediction latent diffusion with a 1-D U-Net (CPU core)."""
+    """v-prediction latent diffusion with a 1-D U-Net, on the CPU or a CUDA GPU.
+
+    ``device``: "cpu", "cuda" or "auto" (default: the GPU when this build has
+    CUDA and one is visible, else the CPU). The model's memory and every op
+    live there; inputs and outputs are NumPy arrays that cross over once per
+    call. On the CPU :meth:`flat` / :meth:`named` are zero-copy views (writes go
+    to the model); on a GPU they are copies, and :meth:`set_tensor` /
+    :meth:`load_state_dict` write. Checkpoints hold the same bytes whichever
+    device wrote them and load on either.
+    """
 
     TORCH_PREFIX = "model."
 
-    def __init__(self, config="paper", seed: int = 0, max_batch: int = 16):
+    def __init__(self, config="paper", seed: int = 0, max_batch: int = 16, device: str = "auto"):
         self.config = resolve_config(config)
         c = self.config
         self.seed = seed_arg(seed)
+        if device not in DEVICES:
+            raise ValueError(f"LatentDiffusion: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.step = 0  # optimiser steps taken; the next train_step uses this step's random stream
         self._h = lib.diffusion_create(int(c["dim"]), tuple(c["dim_mults"]), int(c["channels"]), int(c["seq_len"]),
                                        int(c["groups"]), int(c["heads"]), int(c["dim_head"]),
-                                       _int(max_batch, "max_batch", 1), int(c["timesteps"]), self.seed)
+                                       _int(max_batch, "max_batch", 1), int(c["timesteps"]), self.seed, device)
         self._spec = [(n, tuple(s), o) for n, s, o in lib.diffusion_spec(self._h)]
-        self._flat = {k: lib.diffusion_buffer(self._h, k) for k in KINDS}
+        self._n_params = sum(math.prod(s) for _, s, _ in self._spec)
+        self._device = lib.diffusion_device(self._h)
+        self._flat = {k: lib.diffusion_view(self._h, k) for k in KINDS} if self._device == "cpu" else None
         self._schedule = None
         self.ema_rule = make_ema_rule()  # see set_ema
         self.ema_initted = False         # ema-pytorch's `initted`: the first update after warm-up copied
 
     # ---- structure -------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the model's memory and ops are."""
+        return self._device
+
     @property
     def timesteps(self) -> int:
         return int(self.config["timesteps"])
@@ -174,22 +201,39 @@ class LatentDiffusion:
         return (int(self.config["channels"]), int(self.config["seq_len"]))
 
     def num_parameters(self) -> int:
-        return int(self._flat["param"].size)
+        return self._n_params
 
     def spec(self) -> list:
         """[(name, shape, offset)] in PyTorch state_dict order (one source of truth: the C table)."""
         return list(self._spec)
 
-    def flat(self, kind: str = "param") -> np.ndarray:
-        """Zero-copy 1-D view of a whole buffer (param | grad | m | v | ema)."""
-        if kind not in self._flat:
+    @staticmethod
+    def _kind(kind):
+        if kind not in KINDS:
             raise ValueError(f"buffer kind must be one of {KINDS}, got {kind!r}")
-        return self._flat[kind]
+        return kind
+
+    def flat(self, kind: str = "param") -> np.ndarray:
+        """A whole buffer (param | grad | m | v | ema) as one 1-D array: on the CPU a
+        zero-copy view (writes go to the model), on a GPU a copy (write with set_tensor)."""
+        self._kind(kind)
+        if self._flat is not None:
+            return self._flat[kind]
+        return lib.diffusion_get(self._h, kind, None)
 
     def named(self, kind: str = "param") -> dict:
-        """name -> zero-copy view (shaped as in PyTorch) of buffer `kind`."""
+        """name -> tensor (shaped as in PyTorch) of buffer `kind`: views on the CPU, copies on a GPU."""
         buf = self.flat(kind)
         return {n: buf[o:o + math.prod(s)].reshape(s) for n, s, o in self._spec}
+
+    def get_tensor(self, name: str | None = None, kind: str = "param") -> np.ndarray:
+        """A copy of one tensor (name None: of the whole flat buffer) of buffer `kind`, on any device."""
+        return lib.diffusion_get(self._h, self._kind(kind), name)
+
+    def set_tensor(self, name: str | None, value, kind: str = "param") -> None:
+        """Copies `value` (the tensor's shape; name None: the whole flat buffer) into buffer `kind`."""
+        label = name if name is not None else f"the {kind} buffer"
+        lib.diffusion_set(self._h, self._kind(kind), name, f32(value, label))
 
     @property
     def parameters(self) -> dict:
@@ -210,6 +254,17 @@ class LatentDiffusion:
             self._schedule = lib.diffusion_schedule(self._h)
         return {k: v.copy() for k, v in self._schedule.items()}
 
+    @property
+    def graphs(self) -> bool:
+        """Whether sampling replays each reverse step as one captured CUDA graph (default True;
+        no effect on the CPU). Set False to launch the ops one by one (to compare speeds). Turns
+        False by itself if a step cannot be captured (sampling then goes on op by op)."""
+        return lib.diffusion_graphs(self._h)
+
+    @graphs.setter
+    def graphs(self, use: bool) -> None:
+        lib.diffusion_graphs(self._h, bool(use))
+
     def reinit(self, seed: int) -> None:
         """PyTorch-default initialisation from `seed`; EMA := params, Adam state and step reset."""
         lib.diffusion_init(self._h, seed_arg(seed))
@@ -228,21 +283,24 @@ class LatentDiffusion:
     # ---- state dicts --------------------------------------------------------
     def state_dict(self, kind: str = "param", prefix: str = "") -> dict:
         """name -> copy; prefix=TORCH_PREFIX gives GaussianDiffusion1D's keys."""
-        return {prefix + n: v.copy() for n, v in self.named(kind).items()}
+        buf = self.get_tensor(None, kind)
+        return {prefix + n: buf[o:o + math.prod(s)].reshape(s).copy() for n, s, o in self._spec}
 
     def load_state_dict(self, tensors: Mapping[str, np.ndarray], kind: str = "param", prefix: str = "",
                         strict: bool = True) -> None:
-        views = self.named(kind)
-        missing = [n for n in views if prefix + n not in tensors]
+        self._kind(kind)
+        missing = [n for n, _, _ in self._spec if prefix + n not in tensors]
         if strict and missing:
             raise KeyError(f"load_state_dict: missing tensors {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        for n, v in views.items():
+        buf = self.get_tensor(None, kind)  # one copy in, one out, whatever the device
+        for n, s, o in self._spec:
             if prefix + n not in tensors:
                 continue
             a = np.asarray(tensors[prefix + n])
-            if a.shape != v.shape:
-                raise ValueError(f"load_state_dict: {prefix + n} has shape {a.shape}, expected {v.shape}")
-            v[...] = a
+            if a.shape != s:
+                raise ValueError(f"load_state_dict: {prefix + n} has shape {a.shape}, expected {s}")
+            buf[o:o + math.prod(s)] = a.reshape(-1)
+        self.set_tensor(None, buf, kind)
 
     # ---- checkpoints -------------------------------------------------------------
     CHECKPOINT_KIND = "latent_diffusion"
@@ -250,7 +308,8 @@ class LatentDiffusion:
 
     def save(self, path: str, extra_meta: Mapping | None = None) -> None:
         """Writes parameters, EMA, Adam state, config, seed and step (safetensors).
-        Parameter keys are the Unet1D names; EMA / Adam ones are prefixed."""
+        Parameter keys are the Unet1D names; EMA / Adam ones are prefixed. The
+        same bytes from either device."""
         from .. import checkpoint
 
         tensors = {}
@@ -263,15 +322,17 @@ class LatentDiffusion:
         checkpoint.save(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str, max_batch: int | None = None) -> "LatentDiffusion":
-        """A model restored from save(): training resumes exactly where it stopped."""
+    def load(cls, path: str, max_batch: int | None = None, device: str = "auto") -> "LatentDiffusion":
+        """A model restored from save() on `device` (a checkpoint of either device loads on
+        either): training resumes exactly where it stopped."""
         from .. import checkpoint
 
         meta = checkpoint.read_meta(path)
         if meta.get("kind") != cls.CHECKPOINT_KIND:
             raise checkpoint.CheckpointError(f"{path}: holds a {meta.get('kind')!r} checkpoint, "
                                              f"expected {cls.CHECKPOINT_KIND!r}")
-        m = cls(meta["config"], seed=int(meta["seed"]), max_batch=max_batch or int(meta.get("max_batch", 16)))
+        m = cls(meta["config"], seed=int(meta["seed"]), max_batch=max_batch or int(meta.get("max_batch", 16)),
+                device=device)
         expected = {pre + n: s for pre in cls._CKPT_GROUPS.values() for n, s, _ in m._spec}
         tensors, _ = checkpoint.load(path, expected=expected, kind=cls.CHECKPOINT_KIND)
         for kind, pre in cls._CKPT_GROUPS.items():
@@ -328,7 +389,7 @@ class LatentDiffusion:
         return dx
 
     def zero_grad(self) -> None:
-        self._flat["grad"][:] = 0.0
+        lib.diffusion_zero(self._h, "grad")
 
     def loss(self, z0, t, noise, grad_scale: float = 0.0):
         """v-prediction loss for given t (B,) ints and noise -> (loss, per-sample weighted terms).
@@ -345,18 +406,7 @@ class LatentDiffusion:
         return val, per
 
     # ---- training --------------------------------------------------------------
-    def train_step(self, z0, accum: int = 1, lr: float = 8e-5, betas=(0.9, 0.99), eps: float = 1e-8,
-                   weight_decay: float = 0.0, max_grad_norm: float = 1.0, ema_decay: float | None = None,
-                   ema_every: int | None = None, seed: int | None = None, step: int | None = None) -> dict:
-        """One optimiser step on z0 (accum*B, C, L) = accum micro-batches of B.
-
-        Draws t and noise from Philox keyed by (seed, step) — defaults: the
-        model's seed and its step counter, which then advances. The EMA follows
-        the model's rule (:meth:`set_ema`); ema_decay / ema_every given here
-        instead apply the fixed rule to this step (defaults 0.995 / 10; 0 = no
-        EMA). Returns {"loss", "grad_norm" (before clipping), "step" (the step
-        just taken), "ema_decay" (None: no update, 0: copy)}.
-        """
+    def _micro_batches(self, z0, accum):
         z0 = self._batch(z0, "z0")
         accum = _int(accum, "accum", 1)
         if z0.shape[0] % accum:
@@ -364,10 +414,11 @@ class LatentDiffusion:
         B = z0.shape[0] // accum
         if B > self.max_batch:
             raise ValueError(f"micro-batch {B} exceeds max_batch {self.max_batch}; raise max_batch or accum")
-        seed = self.seed if seed is None else seed_arg(seed)
-        step = self.step if step is None else _int(step, "step", 0)
+        return z0, accum, B
+
+    def _update_args(self, step, lr, betas, eps, weight_decay, max_grad_norm, ema_decay, ema_every):
+        """(C arguments of the update, the EMA decay applied (None: none), ema_initted after it)."""
         lr, b1, b2, eps, weight_decay = adam_args(lr, betas, eps, weight_decay)
-        betas = (b1, b2)
         max_grad_norm = float_arg(max_grad_norm, "max_grad_norm", 0.0)
         if ema_decay is not None:
             ema_decay = float_arg(ema_decay, "ema_decay", 0.0, 1.0)
@@ -379,20 +430,71 @@ class LatentDiffusion:
             c_decay = 0.995 if ema_decay is None else float(ema_decay)
             c_every = 10 if ema_every is None else _int(ema_every, "ema_every", 0)
             decay = c_decay if c_every > 0 and (step + 1) % c_every == 0 else None
-        loss, gnorm = lib.diffusion_train_step(self._h, z0, B, accum, seed, step, float(lr), float(betas[0]),
-                                               float(betas[1]), float(eps), float(weight_decay),
-                                               float(max_grad_norm), float(c_decay), c_every)
+        args = (float(lr), float(b1), float(b2), float(eps), float(weight_decay), float(max_grad_norm),
+                float(c_decay), c_every)
+        return args, decay, initted
+
+    def train_step(self, z0, accum: int = 1, lr: float = 8e-5, betas=(0.9, 0.99), eps: float = 1e-8,
+                   weight_decay: float = 0.0, max_grad_norm: float = 1.0, ema_decay: float | None = None,
+                   ema_every: int | None = None, seed: int | None = None, step: int | None = None) -> dict:
+        """One optimiser step on z0 (accum*B, C, L) = accum micro-batches of B.
+
+        Draws t and noise from Philox keyed by (seed, step) — defaults: the
+        model's seed and its step counter, which then advances. The EMA follows
+        the model's rule (:meth:`set_ema`); ema_decay / ema_every given here
+        instead apply the fixed rule to this step (defaults 0.995 / 10; 0 = no
+        EMA). Returns {"loss", "grad_norm" (before clipping), "step" (the step
+        just taken), "ema_decay" (None: no update, 0: copy)}.
+        The same bits as :meth:`forward_backward` then :meth:`apply_update`, in one call.
+        """
+        z0, accum, B = self._micro_batches(z0, accum)
+        seed = self.seed if seed is None else seed_arg(seed)
+        step = self.step if step is None else _int(step, "step", 0)
+        args, decay, initted = self._update_args(step, lr, betas, eps, weight_decay, max_grad_norm, ema_decay,
+                                                 ema_every)
+        loss, gnorm = lib.diffusion_train_step(self._h, z0, B, accum, seed, step, *args)
         self.step = step + 1
         self.ema_initted = initted
         return {"loss": loss, "grad_norm": gnorm, "step": step, "ema_decay": decay}
 
+    def forward_backward(self, z0, accum: int = 1, seed: int | None = None, step: int | None = None) -> float:
+        """The gradient half of :meth:`train_step`: the grad buffer becomes the mean over the
+        accum micro-batches of z0 (accum*B, C, L) of the loss gradient, with the t and noise
+        train_step would draw for (seed, step) (defaults: the model's seed and step). Nothing
+        else changes; returns the loss. Data-parallel training all-reduces the grad buffer
+        (get_tensor / set_tensor kind="grad", or the view on the CPU) before apply_update."""
+        z0, accum, B = self._micro_batches(z0, accum)
+        seed = self.seed if seed is None else seed_arg(seed)
+        step = self.step if step is None else _int(step, "step", 0)
+        return lib.diffusion_forward_backward(self._h, z0, B, accum, seed, step)
+
+    def apply_update(self, lr: float = 8e-5, betas=(0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.0,
+                     max_grad_norm: float = 1.0, ema_decay: float | None = None, ema_every: int | None = None,
+                     step: int | None = None) -> dict:
+        """The update half of :meth:`train_step`, from the grad buffer as it stands: clipping,
+        Adam step number step+1 and the EMA (as in train_step); the step counter advances.
+        Returns {"grad_norm" (before clipping), "step", "ema_decay"}."""
+        step = self.step if step is None else _int(step, "step", 0)
+        args, decay, initted = self._update_args(step, lr, betas, eps, weight_decay, max_grad_norm, ema_decay,
+                                                 ema_every)
+        gnorm = lib.diffusion_apply_update(self._h, step, *args)
+        self.step = step + 1
+        self.ema_initted = initted
+        return {"grad_norm": gnorm, "step": step, "ema_decay": decay}
+
     # ---- sampling --------------------------------------------------------------
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
-               use_ema: bool = True, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
+               use_ema: bool = True, progress: bool | Callable[[int, int], None] = False,
+               first: int = 0) -> np.ndarray:
         """n latents (n, C, L): ancestral DDPM over all T steps (the paper) or DDIM with
-        `steps` (default T) steps and eta (0 = deterministic). Same seed -> the same noise per
-        sample whatever max_batch (equal results up to float rounding). progress: True for a tqdm bar, or a callable(done, total)."""
+        `steps` (default T) steps and eta (0 = deterministic). Sample j draws the noise of
+        global index first + j, so the same seed gives the same noise per sample whatever
+        max_batch or the split into calls (equal results up to float rounding). The whole
+        reverse loop runs on the model's device; the samples cross to the host once per
+        chunk of max_batch. progress: True for a tqdm bar, or a callable(done, total) called
+        after every step (the device is waited for, so the counts are true)."""
         n = _int(n, "n", 1)
+        first = _int(first, "first", 0)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
         s = SAMPLERS[sampler]
@@ -405,7 +507,7 @@ class LatentDiffusion:
         seed = seed_arg(seed)
         nsteps = lib.diffusion_sampler_steps(self._h, s, steps)
         z = np.empty((n, *self.sample_shape), np.float32)
-        if not progress:
+        if not progress and first == 0:
             lib.diffusion_sample(self._h, z, seed, s, steps, eta, bool(use_ema))
             return z
         mb = self.max_batch
@@ -417,13 +519,17 @@ class LatentDiffusion:
             report = lambda done, tot: bar.update(1)  # noqa: E731
         done = 0
         try:
-            for first in range(0, n, mb):
-                x = z[first:first + mb]  # contiguous slice: filled in place
-                lib.diffusion_sample_init(self._h, x, first, seed)
-                for k in range(nsteps):
-                    lib.diffusion_sample_step(self._h, x, first, seed, s, steps, eta, k, bool(use_ema))
-                    done += 1
-                    report(done, total)
+            for off in range(0, n, mb):
+                x = z[off:off + mb]  # contiguous slice: filled in place
+                lib.diffusion_sample_begin(self._h, x.shape[0], first + off, seed, s, steps, eta, bool(use_ema))
+                if not progress:
+                    lib.diffusion_sample_run(self._h, nsteps, False)
+                else:
+                    for _ in range(nsteps):
+                        lib.diffusion_sample_run(self._h, 1, True)
+                        done += 1
+                        report(done, total)
+                lib.diffusion_sample_read(self._h, x)
         finally:
             if bar is not None:
                 bar.close()
