@@ -27,7 +27,7 @@ def test_latent_loss_grad_matches_the_c_loss_and_finite_differences():
     dz0 equals central differences of that C loss in z0 (smooth: SiLU, GroupNorm, attention;
     float32 loss O(1) with eps 1e-2: rounding ~1e-5; rtol = atol = 2e-3). Batch 5 over a
     max_batch of 2 also checks the chunking."""
-    d = LatentDiffusion(DIFF, seed=2, max_batch=2)
+    d = LatentDiffusion(DIFF, seed=2, max_batch=2, device="cpu")
     rng = np.random.default_rng(0)
     z0 = rng.uniform(-0.9, 0.9, (5, 1, 8)).astype(np.float32)
     noise = rng.standard_normal((5, 1, 8)).astype(np.float32)
@@ -47,6 +47,16 @@ def test_latent_loss_grad_matches_the_c_loss_and_finite_differences():
         zm[i] -= eps
         assert_close(dz[i], (c_loss(zp) - c_loss(zm)) / (2 * eps), rtol=2e-3, atol=2e-3, what=f"dz{i}")
     assert float(np.abs(dz).max()) > 1e-3
+    # param_grads=True leaves the U-Net's gradient of the same loss (the C loss's, chunk by chunk
+    # with weight chunk/B): the same float32 sums in another order, 1e-5 of the largest
+    latent_loss_grad(d, z0, t, noise, param_grads=True)
+    g = d.flat("grad").copy()
+    d.zero_grad()
+    for a in range(0, 5, 2):
+        d.loss(z0[a:a + 2], t[a:a + 2], noise[a:a + 2], grad_scale=len(t[a:a + 2]) / 5)
+    want = d.flat("grad")
+    assert_close(g, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()), what="U-Net gradients")
+    assert float(np.abs(want).max()) > 0
     with pytest.raises(ValueError, match="t must be"):
         latent_loss_grad(d, z0, t + 1, noise)
     with pytest.raises(ValueError, match="z0 and noise must be"):

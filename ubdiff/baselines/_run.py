@@ -95,7 +95,8 @@ class LatentBaseline:
         ae = self.autoencoder.config
         self.encoder = SeismicEncoder(config_for_autoencoder(ae), seed=self.seed, max_batch=ae["max_batch"],
                                       device=self.autoencoder.device)
-        self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch)
+        self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch,
+                                         device=self.autoencoder.device)
         if self.diffusion.sample_shape != (1, ae["latent"]):
             raise ValueError(f"{type(self).__name__}: the diffusion's samples {self.diffusion.sample_shape} must be "
                              f"(1, latent = {ae['latent']})")
@@ -209,6 +210,7 @@ class LatentBaseline:
         self.encoder = SeismicEncoder.load(os.path.join(path, ENC_FILE), max_batch=self.max_batch,
                                            device=self.autoencoder.device)
         self.diffusion = LatentDiffusion.load(os.path.join(path, DIFF_FILE),
-                                              max_batch=int(info.get("diffusion_max_batch", 16)))
+                                              max_batch=int(info.get("diffusion_max_batch", 16)),
+                                              device=self.autoencoder.device)
         self.epoch, self.history = int(info["epoch"]), info["history"]
         return self

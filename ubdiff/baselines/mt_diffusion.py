@@ -18,12 +18,12 @@ multi-modal diffusion baseline (issue 11, baseline 2). Our reading of it:
   (the per-modality reconstruction, "decomposition", terms are the paper's
   Eq. 2/3 losses, gamma_l1 L1 + gamma_mse MSE; l_diff the v-prediction loss).
   The diffusion loss reaches the encoders through the U-Net's input gradient
-  (dl_diff/dz, :func:`latent_loss_grad`), so z is shaped by all three terms.
-  One deviation of the implementation: the U-Net's own parameters take their
-  AdamW step through LatentDiffusion.train_step on the same (detached) batch
-  of z, which draws its own t and noise; the encoder gradient uses a second,
-  independent draw. Both are unbiased estimates of the gradient of the same
-  expected loss, at the price of one more U-Net forward/backward per step.
+  (dl_diff/dz, :func:`latent_loss_grad`), so z is shaped by all three terms;
+  the same U-Net pass (one draw of t and noise) gives the U-Net's parameter
+  gradient, and LatentDiffusion.apply_update takes its step (Adam, clipping,
+  EMA, as the diffusion's own training). w_diff weighs the diffusion term in
+  the encoders' gradient; the U-Net, which only that term reaches, gets its
+  plain gradient (Adam is invariant to the scale up to eps and clipping).
 * After the joint epochs the U-Net may continue alone on the frozen latents
   (``fit_diffusion``), so that it gets as many denoiser steps as the other
   methods' diffusions (the compare method does this; the joint epochs alone
@@ -41,13 +41,14 @@ from ._run import LatentBaseline, bar, check_pairs
 GAMMAS = (1.0, 1.0, 1.0, 1.0)  # (l1_v, mse_v, l1_s, mse_s), as UB-Diff's
 
 
-def latent_loss_grad(diffusion, z0, t, noise):
+def latent_loss_grad(diffusion, z0, t, noise, param_grads: bool = False):
     """(loss, dz0): the v-prediction loss of LatentDiffusion.loss for latents z0 (B, C, L), times t
     (B,) ints and noise (B, C, L), and its gradient with respect to z0 through the U-Net:
       x_t = sa z0 + s1 e,  v = sa e - s1 z0,  loss = mean_b w_t mean_i (U(x_t, t) - v)^2,
       dz0 = sa dL/dx_t + s1 dL/dU   (dv/dz0 = -s1, dL/dv = -dL/dU).
-    Chunked by the diffusion's max_batch (the U-Net treats samples independently); the U-Net's
-    parameter gradients are left zero."""
+    Chunked by the diffusion's max_batch (the U-Net treats samples independently). The U-Net's
+    gradient buffer is zeroed first; param_grads=True leaves dloss/dparams in it (for
+    LatentDiffusion.apply_update), else zero."""
     z0 = np.asarray(z0, np.float32)
     noise = np.asarray(noise, np.float32)
     t = np.asarray(t)
@@ -77,16 +78,9 @@ def latent_loss_grad(diffusion, z0, t, noise):
         dpred = (2.0 * w[sl, None, None] * r / (per * B)).astype(np.float32)
         dxt = diffusion.backward(dpred, input_grad=True)
         dz[sl] = sa[sl] * dxt + s1[sl] * dpred
-    diffusion.zero_grad()
+    if not param_grads:
+        diffusion.zero_grad()
     return total / B, dz
-
-
-def _accum(B, mb):
-    """The fewest equal micro-batches of at most mb samples that make up B."""
-    for k in range(1, B + 1):
-        if B % k == 0 and B // k <= mb:
-            return k
-    return B
 
 
 class MTDiffusion(LatentBaseline):
@@ -104,7 +98,7 @@ class MTDiffusion(LatentBaseline):
     def train_batch(self, vel, seis, lr: float, diffusion_lr: float = 8e-5, diffusion_weight: float = 1.0,
                     weight_decay: float = 1e-4, step_key: tuple = (0, 0), max_grad_norm: float = 1.0) -> dict:
         """One end-to-end step on a batch of pairs: AdamW on E, E_s, both heads and decoders from
-        l_v + l_s + w_diff l_diff, then the U-Net's AdamW step on the same latents."""
+        l_v + l_s + w_diff l_diff, and the U-Net's step from the same diffusion draw."""
         v = np.ascontiguousarray(vel, np.float32)
         s = np.ascontiguousarray(seis, np.float32)
         ae, enc, d = self.autoencoder, self.encoder, self.diffusion
@@ -116,7 +110,7 @@ class MTDiffusion(LatentBaseline):
         B = len(z)
         t = rng.integers(0, d.timesteps, B)
         noise = rng.standard_normal((B, *d.sample_shape)).astype(np.float32)
-        ldiff, dzd = latent_loss_grad(d, z[:, None, :], t, noise)
+        ldiff, dzd = latent_loss_grad(d, z[:, None, :], t, noise, param_grads=True)
         losses["diffusion"] = ldiff
         losses["total"] = losses["total"] + diffusion_weight * ldiff
         if not np.isfinite(losses["total"]):
@@ -127,8 +121,7 @@ class MTDiffusion(LatentBaseline):
         enc.backward(half, s)
         ae.apply_update("wo_opt", lr=lr, weight_decay=weight_decay)   # every group of the autoencoder
         enc.apply_update(lr=lr, weight_decay=weight_decay)
-        r = d.train_step(z[:, None, :], accum=_accum(B, d.max_batch), lr=diffusion_lr, max_grad_norm=max_grad_norm)
-        losses["unet"] = float(r["loss"])
+        d.apply_update(lr=diffusion_lr, max_grad_norm=max_grad_norm)
         return losses
 
     def fit(self, velocity_pairs, seismic_pairs, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
