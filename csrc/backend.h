@@ -210,6 +210,12 @@ typedef enum { UBD_MATH_FP32 = 0, UBD_MATH_TF32_CONV = 1, UBD_MATH_TF32 = 2, UBD
     X(mean_pool_backward, (float *dinp, const float *dout, int N, int S)) /* dinp (N,S) += dout (N) / S */ \
     /* out (n) = std * rand_normal (same element k of the same stream): He / scaled-normal initialisation */ \
     X(init_normal, (float *out, size_t n, float std, uint64_t seed, uint64_t stream, uint64_t offset)) \
+    /* ---- pixel-unshuffle (space-to-depth): the 2-D U-Net's Downsample (cpu/pixel_unshuffle.c) -------- \
+     * out (B, C*r*r, H/r, W/r)[b, (c*r + i)*r + j, y, x] = inp (B, C, H, W)[b, c, r*y + i, r*x + j];      \
+     * H, W multiples of r (einops 'b c (h p1) (w p2) -> b (c p1 p2) h w', torch's pixel_unshuffle).        \
+     * A permutation, so backward is its inverse: dinp (B,C,H,W) += dout rearranged back. */               \
+    X(pixel_unshuffle_forward, (float *out, const float *inp, int B, int C, int H, int W, int r)) \
+    X(pixel_unshuffle_backward, (float *dinp, const float *dout, int B, int C, int H, int W, int r)) \
     /* ---- forward modelling (physics.h); p and its position arrays are host memory ------------------------ */ \
     X(forward_model_work, (size_t *floats, int N, int H, int W, const ubd_fwd_params *p)) /* work floats */ \
     X(forward_model, (float *seis, const float *vel, int N, int H, int W, const ubd_fwd_params *p, float *work, \

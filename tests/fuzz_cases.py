@@ -127,12 +127,27 @@ def new_dm_model(seed=0):
                            seed=seed, max_batch=2, device="cpu")
 
 
+#: the 2-D U-Net's tiny config (tests/test_unet2d.py TINY): 5 x 6 maps, two levels; max_batch 2
+U2_CFG = (4, (1, 2), (0, 1), 1, 5, 6, 2, 2, 3)
+
+
+def new_u2(seed=0):
+    return lib.unet2d_create(U2_CFG, 2, seed, "cpu")
+
+
+def new_u2_model(seed=0):
+    from ubdiff.models import UNet2D
+    return UNet2D({"dim": 4, "dim_mults": (1, 2), "height": 5, "width": 6, "groups": 2, "heads": 2, "dim_head": 3},
+                  seed=seed, max_batch=2, device="cpu")
+
+
 cached = functools.lru_cache(maxsize=None)
 featnet = cached(new_featnet)
 dm = cached(new_dm)
 ae_model = cached(new_ae_model)
 invnet_model = cached(new_invnet_model)
 seisenc_model = cached(new_seisenc_model)
+u2 = cached(new_u2)
 
 
 def ae():
@@ -271,13 +286,21 @@ T = {
     "diffusion_apply_update": (lambda: [dm(), 0, 1e-4, 0.9, 0.99, 1e-8, 0.0, 1.0, 0.995, 10], set()),
     "diffusion_sample_begin": (lambda: [dm(), 2, 0, 0, 1, 2, 0.0, False], set()),
     "diffusion_sample_read": (lambda: [dm_sampled(), Z(2, 1, 16)], {1}),
+    # 2-D U-Net (tiny config: (B, 1, 5, 6)) and its op
+    "unet2d_forward": (lambda: [u2(), Z(2, 1, 5, 6), R(2, 1, 5, 6), np.array([1.0, 3.0], np.float32)], {1}),
+    "unet2d_backward": (lambda: [u2(), Z(2, 1, 5, 6), R(2, 1, 5, 6)], {1}),
+    "unet2d_train_step": (lambda: [u2(), Z(2), R(2, 1, 5, 6), np.array([1.0, 3.0], np.float32), R(2, 1, 5, 6),
+                                   1e-4, 0.9, 0.99, 1e-8, 0.0, False, 1.0], {1}),
+    "pixel_unshuffle_forward": (lambda: [Z(1, 8, 2, 3), R(1, 2, 4, 6), 2], {0}),
+    "pixel_unshuffle_backward": (lambda: [Z(1, 2, 4, 6), R(1, 8, 2, 3), 2], {0}),
 }
 
 # The CUDA host-roundtrip twins validate exactly like the CPU entry points;
 # the validation families run them too (they raise before any device call).
 CUDA_TWINS = [n for n in T if hasattr(lib, "cuda_" + n)]
 
-MODEL_CALLS = {n for n in T if n.split("_")[0] in ("featnet", "invnet", "seisenc", "ae", "unet", "diffusion")}
+MODEL_CALLS = {n for n in T if n.split("_")[0] in ("featnet", "invnet", "seisenc", "ae", "unet", "diffusion",
+                                                   "unet2d")}
 
 
 def call(name, args, cuda=False):
@@ -410,6 +433,8 @@ def model_buffers(name):
         return [lib.seisenc_view(seisenc(), k) for k in ("param", "grad", "stats")]
     if name.startswith("ae"):
         return [lib.ae_flat(ae(), k) for k in ("param", "grad", "buf")]
+    if name.startswith("unet2d"):
+        return [lib.unet2d_view(u2(), k) for k in ("param", "grad", "ema")]
     return [lib.diffusion_view(dm(), k) for k in ("param", "grad", "ema")]
 
 
@@ -644,6 +669,9 @@ SEEDED = {  # name -> (call with a seed)
     "CoLatentAutoencoder": lambda s: new_ae_model(seed=s),
     "CoLatentAutoencoder.init": lambda s: new_ae_model().init(s),
     "InversionNet": lambda s: new_invnet_model(seed=s),
+    "unet2d_create": lambda s: new_u2(seed=s),
+    "unet2d_init": lambda s: lib.unet2d_init(u2(), s),
+    "UNet2D": lambda s: new_u2_model(seed=s),
 }
 if hasattr(lib, "cuda_rand_uniform"):
     SEEDED["cuda_rand_uniform"] = lambda s: lib.cuda_rand_uniform(Z(4), s)
@@ -715,7 +743,7 @@ def fresh_template(name):
     prefix = name.split("_")[0]
     fresh = {"featnet": new_featnet, "invnet": lambda: new_invnet_model()._h,
              "seisenc": lambda: new_seisenc_model()._h, "ae": lambda: new_ae_model()._h,
-             "unet": new_dm, "diffusion": new_dm}[prefix]()
+             "unet": new_dm, "diffusion": new_dm, "unet2d": new_u2}[prefix]()
     args = build()
     args[0] = fresh
     return args, outs
@@ -730,6 +758,8 @@ def model_outputs(name, args):
         return [lib.seisenc_view(args[0], k) for k in ("param", "grad")]
     if name.startswith("ae"):
         return [lib.ae_flat(args[0], k) for k in ("param", "grad")]
+    if name.startswith("unet2d"):
+        return [lib.unet2d_view(args[0], k) for k in ("param", "grad")]
     if name.startswith(("unet", "diffusion")):
         return [lib.diffusion_view(args[0], k) for k in ("param", "grad")]
     return []

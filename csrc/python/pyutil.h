@@ -152,6 +152,7 @@ extern PyMethodDef ubd_py_invnet_methods[];  /* py_invnet.c: InversionNet */
 extern PyMethodDef ubd_py_seisenc_methods[]; /* py_seisenc.c: the seismic encoder of the baselines */
 extern PyMethodDef ubd_py_diffusion_methods[]; /* py_diffusion.c: latent diffusion + 1-D U-Net */
 extern PyMethodDef ubd_py_featnet_methods[]; /* py_featnet.c: FID/KID feature CNN, cross-entropy */
+extern PyMethodDef ubd_py_unet2d_methods[];  /* py_unet2d.c: the 2-D U-Net (pixel DDPM), pixel-unshuffle */
 int ubd_py_add_params_type(PyObject *module);
 /* [(name, shape, offset)] of a parameter table (py_params.c). */
 PyObject *ubd_py_params_spec(const struct ubd_params_s *p);
