@@ -31,12 +31,12 @@ REGISTRY = {
     "wo_opt": "ubdiff.compare.methods.wo_opt",
     "ubdiff_seismic_first": "ubdiff.compare.methods.seismic_first",
     "sd_velocity": "ubdiff.compare.methods.sd_velocity",
+    "mt_diffusion": "ubdiff.compare.methods.mt_diffusion",
+    "sd_seismic": "ubdiff.compare.methods.sd_seismic",
 }
 
 #: The paper's methods not implemented in this build: name -> (table title, why missing).
 PLANNED = {
-    "mt_diffusion": ("MT-Diffusion", "not implemented yet (issue 11: the seismic encoder and MT-Diffusion)"),
-    "sd_seismic": ("SD (seismic)", "not implemented yet (issue 11: the seismic encoder + D_s latent diffusion)"),
     "ddpm": ("DDPM", "not implemented yet (issue 11: the 2-D U-Net pixel-space DDPM)"),
 }
 
