@@ -6,7 +6,12 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run_notebook(name, tmp_path, monkeypatch, timeout=300):
+# Per-cell limit: 300 s by default (a hung kernel must fail, not stall CI);
+# scripts/sanitize.sh raises it, since ASan + UBSan run the cells 3-5x slower.
+CELL_TIMEOUT = int(os.environ.get("UBDIFF_NOTEBOOK_CELL_TIMEOUT", "300"))
+
+
+def _run_notebook(name, tmp_path, monkeypatch, timeout=CELL_TIMEOUT):
     import ipykernel  # noqa: F401  (the test extra installs all three)
     import nbclient
     import nbformat
