@@ -155,9 +155,10 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="exceeds the 4 maps"):
         m.fit(maps, 1, batch_size=2, accum=3)
     bad = maps.copy()
-    bad[0, 0, 0, 0] = np.nan
+    bad[:, 0, 0, 0] = np.nan                               # every batch holds one
     with pytest.raises(ValueError, match="velocity must be finite"):
         m.fit(bad, 1, batch_size=2)
+    assert m.step == 0                                     # raised before the step
     with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 10, 11\)"):
         m.forward(np.zeros((1, 1, 10, 10), np.float32), 0)
     with pytest.raises(ValueError, match="velocity_range"):
@@ -166,6 +167,16 @@ def test_clear_errors():
         m.sample(1, steps=4)
     m.fit(maps[:, 0], 1, batch_size=2)                      # (N, H, W) maps are taken too
     assert m.step == 1
+
+
+def test_fit_reads_memmaps_in_batches(tmp_path):
+    """A memmap of m/s maps trains exactly as the same array in memory."""
+    maps = layered(np.random.default_rng(6), 8)
+    np.save(tmp_path / "v.npy", maps)
+    mm = np.load(tmp_path / "v.npy", mmap_mode="r")
+    a, b = (VelocityDDPM(TINY, seed=1, max_batch=4, device="cpu") for _ in range(2))
+    assert a.fit(maps, 3, batch_size=4, lr=1e-3) == b.fit(mm, 3, batch_size=4, lr=1e-3)
+    np.testing.assert_array_equal(a.get_tensor(), b.get_tensor())
 
 
 def test_latent_diffusion_still_takes_its_shapes():

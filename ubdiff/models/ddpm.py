@@ -91,10 +91,9 @@ class VelocityDDPM(LatentDiffusion):
         return lib.diffusion_create_unet2d(unet2d._c_config(c), max_batch, int(c["timesteps"]), self.seed, device)
 
     # ---- velocity maps <-> the model's [-1, 1] ------------------------------------
-    def _maps(self, velocity, name="velocity") -> np.ndarray:
-        """m/s maps (N, H, W) or (N, 1, H, W) -> float32 (N, 1, H, W) in [-1, 1] (values outside
-        velocity_range map outside [-1, 1], as the dataset's normaliser does)."""
-        v = np.asarray(velocity)
+    def _checked(self, velocity, name="velocity"):
+        """m/s maps (N, H, W) or (N, 1, H, W), an array or a memmap, as (N, 1, H, W) without a copy."""
+        v = velocity if isinstance(velocity, np.ndarray) else np.asarray(velocity)
         C, H, W = self.sample_shape
         if v.ndim == 3 and C == 1:
             v = v[:, None]
@@ -103,6 +102,12 @@ class VelocityDDPM(LatentDiffusion):
                              f"got {v.shape}")
         if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
             raise TypeError(f"{name} must be real numbers (m/s), got dtype {v.dtype}")
+        return v
+
+    def _maps(self, velocity, name="velocity") -> np.ndarray:
+        """m/s maps (N, H, W) or (N, 1, H, W) -> float32 (N, 1, H, W) in [-1, 1] (values outside
+        velocity_range map outside [-1, 1], as the dataset's normaliser does)."""
+        v = np.asarray(self._checked(velocity, name))
         if not np.isfinite(v).all():
             raise ValueError(f"{name} must be finite")
         lo, hi = self.velocity_range
@@ -116,7 +121,9 @@ class VelocityDDPM(LatentDiffusion):
     # ---- training ------------------------------------------------------------------
     def fit(self, velocity, steps: int, batch_size: int = 16, accum: int = 1, lr: float = 8e-5,
             progress: bool | Callable[[int, float], None] = False, **train_kwargs) -> list:
-        """``steps`` more optimiser steps on velocity maps (N, 1, H, W) or (N, H, W) in m/s.
+        """``steps`` more optimiser steps on velocity maps (N, 1, H, W) or (N, H, W) in m/s
+        (an array or a memmap: each step reads and scales only its own maps; a non-finite
+        value raises before the step that would use it).
 
         Step s takes batch_size * accum maps: consecutive slices of a permutation of the N
         maps drawn from (seed, epoch) (epoch = the pass over the data that step belongs to,
@@ -130,7 +137,7 @@ class VelocityDDPM(LatentDiffusion):
         if batch_size > self.max_batch:
             raise ValueError(f"batch_size {batch_size} exceeds max_batch {self.max_batch}; raise max_batch "
                              "or use accum")
-        x = self._maps(velocity)
+        x = self._checked(velocity)   # scaled a batch at a time: memmaps of all m maps stay on disk
         n = x.shape[0]
         per = batch_size * accum
         if per > n:
@@ -149,7 +156,7 @@ class VelocityDDPM(LatentDiffusion):
                     order = np.random.default_rng([self.seed, epoch]).permutation(n)
                     order_epoch = epoch
                 idx = np.sort(order[k * per:(k + 1) * per])  # sorted: the same batch reads memory in order
-                r = self.train_step(x[idx], accum=accum, lr=lr, **train_kwargs)
+                r = self.train_step(self._maps(x[idx]), accum=accum, lr=lr, **train_kwargs)
                 losses.append(r["loss"])
                 if report:
                     report(self.step, r["loss"])
