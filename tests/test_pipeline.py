@@ -245,8 +245,11 @@ def test_bad_inputs(data):
         UBDiff({"autoencoder": AE, "diffusion": dict(DIFF, seq_len=32)})
     with pytest.raises(ValueError, match="unknown UBDiff config"):
         UBDiff("huge")
-    with pytest.raises(NotImplementedError):
-        UBDiff(CFG, device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        UBDiff(CFG, device="gpu")
+    if ubdiff.gpu_count() == 0:   # no GPU: an explicit "cuda" is refused, never a silent CPU run
+        with pytest.raises(RuntimeError, match="device='cuda'"):
+            UBDiff(CFG, device="cuda")
 
 
 # ---- the authors' state dicts -----------------------------------------------------------------

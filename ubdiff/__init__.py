@@ -26,7 +26,7 @@ from ._math import MATH_MODES, math_mode, set_math_mode
 from . import ops  # noqa: F401
 
 # Public submodules, imported on first attribute access.
-_LAZY_SUBMODULES = ("attn_ops", "checkpoint", "conv_ops", "data", "metrics", "models",
+_LAZY_SUBMODULES = ("attn_ops", "checkpoint", "compare", "conv_ops", "data", "metrics", "models",
                     "norm_ops", "official", "physics", "pipeline")
 # Public names defined in a submodule: name -> submodule.
 _LAZY_NAMES = {"UBDiff": "pipeline"}

@@ -8,7 +8,7 @@ import sys
 
 
 # Modules that each add sub-commands through register(subparsers).
-_COMMAND_MODULES = ("cli_data", "cli_evaluate", "cli_pipeline", "cli_inversionnet")
+_COMMAND_MODULES = ("cli_data", "cli_evaluate", "cli_pipeline", "cli_inversionnet", "cli_compare")
 
 
 def _cmd_info(args) -> int:

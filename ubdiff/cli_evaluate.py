@@ -42,6 +42,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--skip-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of the KID subsets and of the InversionNet training")
+    from .cli_pipeline import add_device_argument
+    add_device_argument(p, what="the feature networks, the InversionNets and the forward modelling")
     g = p.add_argument_group("InversionNet usefulness (paper Table 3)")
     g.add_argument("--inversionnet", choices=("off", "small", "paper"), default="off",
                    help="train InversionNet of this config on the generated pairs and test it on the real set "
@@ -74,7 +76,9 @@ def _shape(a):
 
 
 def run_evaluate(args) -> int:
+    from .cli_pipeline import device_arg
     from .distributed.cli import client_from_args
+    device_arg(args)   # --device cuda on a machine without a GPU: one line, before any data is read
     with client_from_args(args) as client:
         return _evaluate(args, client)
 
@@ -154,7 +158,7 @@ def _evaluate(args, client) -> int:
             if kind == "seismic" and srange is None:
                 fk[kind] = {"skipped": "no seismic data range (pass --dataset)"}
                 continue
-            kw = dict(modality=kind, batch_size=args.batch_size, progress=True,
+            kw = dict(modality=kind, batch_size=args.batch_size, progress=True, device=args.device,
                       data_range=srange if kind == "seismic" else None, client=client,
                       threads=getattr(args, "worker_threads", None))
             try:
@@ -195,7 +199,8 @@ def _evaluate(args, client) -> int:
         v, s = gen["velocity"][:n], gen["seismic"][:n]
         try:
             r = M.physics_consistency(v, s, batch_size=max(1, min(args.batch_size, 8)), progress=True,
-                                      client=client, threads=getattr(args, "worker_threads", None))
+                                      sim_kwargs={"device": args.device}, client=client,
+                                      threads=getattr(args, "worker_threads", None))
         except ImportError as e:
             results["physics"] = {"skipped": str(e)}
         else:
@@ -229,7 +234,8 @@ def _inversionnet(args, gen, real, srange, client=None):
     r = inversion_usefulness((gen["seismic"], gen["velocity"]), (real["seismic"], real["velocity"]), real_train,
                              config=args.inversionnet, epochs=args.inv_epochs, batch_size=args.inv_batch_size,
                              lr=args.inv_lr, seed=args.seed, data_range=srange, velocity_range=vrange,
-                             progress=True, client=client, threads=getattr(args, "worker_threads", None))
+                             progress=True, client=client, threads=getattr(args, "worker_threads", None),
+                             device=args.device)
     fig = plot_inversion_examples(r)
     labels = {"generated": "trained on generated", "real": "trained on real (reference)"}
     # flat protocol table in report.md: nested settings become prefixed scalars

@@ -70,12 +70,28 @@ def _model(args, create=False):
     if os.path.lexists(os.path.join(args.run, STATE_FILE)):
         if create and args.config is not None:
             raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
-        m = UBDiff.load(args.run)
+        m = UBDiff.load(args.run, device=device_arg(args))
         print(f"continuing {args.run}: {m!r}")
         return m
     if not create:
         raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
-    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch)
+    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch, device=device_arg(args))
+
+
+def device_arg(args) -> str:
+    """--device, refused up front (a one-line error, no traceback) when it asks for a GPU this
+    machine or build cannot give; "auto" takes the GPU when one is visible."""
+    import ubdiff
+    if args.device == "cuda" and ubdiff.gpu_count() == 0:
+        why = "no CUDA GPU is visible" if ubdiff.cuda_compiled() else "this ubdiff was built without CUDA"
+        raise SystemExit(f"--device cuda: {why}; use --device cpu or auto")
+    return args.device
+
+
+def add_device_argument(p, what: str = "the models") -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help=f"where {what} run: auto (default: the GPU when one is visible, else the CPU), cpu "
+                        "or cuda. Run folders and checkpoints saved on one device load on the other")
 
 
 def _setup(args):
@@ -180,6 +196,7 @@ def _common(p, data=True, train=True):
                        help="OpenFWI family (official train files; the paper's lr / lr decay)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_argument(p)
     if train:
         p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs to run (more, if resuming)")
         p.add_argument("--batch-size", type=int, default=None, metavar="B",

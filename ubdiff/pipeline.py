@@ -44,7 +44,11 @@ STATE_FILE = "ubdiff.json"
 AE_FILE = "autoencoder.safetensors"
 DIFF_FILE = "diffusion.safetensors"
 RUN_FILES = (STATE_FILE, AE_FILE, DIFF_FILE)
-STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4}
+STAGES = {"step1": 1, "step2": 2, "wo_opt": 3, "diffusion": 4, "seis_first": 5, "vel_after": 6}
+#: Autoencoder stages and the ones that read no seismic; "seis_first" + "vel_after" are the
+#: seismic-first variant of the paper's Table 5 (Eq. 3 before Eq. 2, :meth:`UBDiff.fit_seismic_first`).
+AE_STAGES = ("step1", "step2", "wo_opt", "seis_first", "vel_after")
+_VELOCITY_ONLY_STAGES = ("step1", "vel_after")
 
 #: The paper's per-family optimiser settings of the autoencoder (specs/paper_config.md).
 PAPER_LR = {"curvevel-a": 5e-4, "curvefault-a": 5e-4, "style-a": 5e-4}
@@ -172,6 +176,15 @@ def _seed(x, name: str = "seed") -> int:
     return int(x)
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_device(device) -> None:
+    """ValueError naming the argument unless ``device`` is one of DEVICES (before anything is allocated)."""
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"UBDiff: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+
+
 WEIGHTS = ("online", "ema")
 
 
@@ -225,7 +238,9 @@ def _check_state(fn: str, info: dict) -> dict:
     st = info["state"]
     if not isinstance(st, dict):
         bad("'state' must be an object")
-    for stage in ("step1", "step2", "wo_opt"):
+    for stage in AE_STAGES:   # the seismic-first stages may be missing (older runs): load() adds them
+        if stage not in st and stage in ("seis_first", "vel_after"):
+            continue
         e = st.get(stage, {}).get("epoch") if isinstance(st.get(stage), dict) else None
         if isinstance(e, bool) or not isinstance(e, int) or e < 0:
             bad(f"'state' needs {stage!r}: {{'epoch': a non-negative int}}, got {st.get(stage)!r}")
@@ -240,7 +255,10 @@ class UBDiff:
 
     config: "small" (laptops, CI, demos), "paper" (the published sizes), or a
     dict {'autoencoder': preset or dict of ints, 'diffusion': preset or dict}.
-    device: "cpu" (or "auto"); the models have no GPU implementation yet.
+    device: "cpu", "cuda" or "auto" (default: the GPU when this build has CUDA and one
+    is visible, else the CPU); both networks are created on it (``self.device`` says
+    which). Checkpoints hold the same bytes whichever device wrote them:
+    ``UBDiff.load(path, device=...)`` restores a run on either device.
     seed: initialisation of both networks and every shuffle / noise draw.
     max_batch: the largest autoencoder batch (default: the config's, 16 small / 64 paper);
     diffusion_max_batch: the largest diffusion micro-batch (default 16).
@@ -250,29 +268,27 @@ class UBDiff:
     of the seismic amplitudes), ``history`` (losses per epoch / step of each stage).
     """
 
-    def __init__(self, config="small", device: str = "cpu", seed: int = 0, max_batch: int | None = None,
+    def __init__(self, config="small", device: str = "auto", seed: int = 0, max_batch: int | None = None,
                  diffusion_max_batch: int = 16):
-        if device not in ("cpu", "auto", "cuda"):
-            raise ValueError(f"device must be 'cpu', 'auto' or 'cuda', got {device!r}")
-        if device == "cuda":
-            raise NotImplementedError("UBDiff runs on the CPU only so far; use device='cpu'")
+        _check_device(device)
         seed = _seed(seed)
-        self.device = "cpu"
         self.seed = seed
         self.config = resolve_config(config)
         over = {} if max_batch is None else {"max_batch": int(max_batch)}
-        self.autoencoder = CoLatentAutoencoder(self.config["autoencoder"], seed=self.seed, device="cpu", **over)
+        self.autoencoder = CoLatentAutoencoder(self.config["autoencoder"], seed=self.seed, device=device, **over)
+        self.device = self.autoencoder.device   # "auto" resolved once: the diffusion goes where the autoencoder went
         self.config["autoencoder"] = dict(self.autoencoder.config)
-        self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch)
+        self.diffusion = LatentDiffusion(self.config["diffusion"], seed=self.seed, max_batch=diffusion_max_batch,
+                                         device=self.device)
         self.constants = {"label_min": 1500.0, "label_max": 4500.0, "data_min": None, "data_max": None}
-        self.state = {"step1": {"epoch": 0}, "step2": {"epoch": 0}, "wo_opt": {"epoch": 0}}
-        self.history = {"step1": [], "step2": [], "wo_opt": [], "diffusion": []}
+        self.state = {stage: {"epoch": 0} for stage in AE_STAGES}
+        self.history = {**{stage: [] for stage in AE_STAGES}, "diffusion": []}
 
     def __repr__(self):
         return (f"UBDiff(autoencoder {self.autoencoder.num_parameters():,} parameters, diffusion "
                 f"{self.diffusion.num_parameters():,}; epochs step1/step2/wo_opt "
                 f"{self.state['step1']['epoch']}/{self.state['step2']['epoch']}/{self.state['wo_opt']['epoch']}, "
-                f"diffusion steps {self.diffusion.step})")
+                f"diffusion steps {self.diffusion.step}; device {self.device})")
 
     # ---- constants ---------------------------------------------------------------
     def set_constants(self, info) -> None:
@@ -365,7 +381,7 @@ class UBDiff:
         st.update(sched)
         if st["epoch"] == 0:
             self.autoencoder.reset_optimizer()   # a fresh optimiser per stage, as the authors' scripts
-        vn = self._norm(stage != "step1")
+        vn = self._norm(stage not in _VELOCITY_ONLY_STAGES)
         out = []
         for _ in range(int(epochs)):
             e = st["epoch"]
@@ -379,7 +395,7 @@ class UBDiff:
             for j, idx in enumerate(bl):
                 lr_e = lr_at(j)
                 v = src.velocity(idx, vn)
-                s = src.seismic(idx, vn) if stage != "step1" else None
+                s = src.seismic(idx, vn) if stage not in _VELOCITY_ONLY_STAGES else None
                 losses = step(v, s, lr_e, weight_decay)
                 if not math.isfinite(losses["total"]):
                     bar.close()
@@ -469,6 +485,40 @@ class UBDiff:
         return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 lambda v, s, lr_e, wd: ae.train_step(v, s, mode="wo_opt", lr=lr_e, weight_decay=wd),
                                 sched)
+
+    def fit_seismic_first(self, velocity_pairs, seismic_pairs=None, epochs: int = 1,
+                          batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
+                          weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
+                          lr_milestones=None, lr_warmup_epochs: int | None = None,
+                          lr_epoch_batches: int | None = None) -> list:
+        """First stage of the seismic-first variant (the paper's Table 5: Eq. 3 before Eq. 2):
+        E, the seismic head and D_s trained on l_s of the n pairs (the velocity head and D_v
+        are not run); then :meth:`fit_velocity_after`. Pairs and learning rate as :meth:`finetune`."""
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_seismic_first")
+        self._adopt_constants(src)
+        ae = self.autoencoder
+        return self._run_epochs("seis_first", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, s, mode="seis_first", lr=lr_e,
+                                                                     weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
+
+    def fit_velocity_after(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
+                           lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
+                           lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
+                           lr_epoch_batches: int | None = None) -> list:
+        """Second stage of the seismic-first variant: the velocity head and D_v trained on l_v
+        of all m maps with E frozen (eval mode) -- Eq. 2 after Eq. 3, the mirror of step 2 with
+        F = 1 (the seismic head and D_s are not run). Data and learning rate as
+        :meth:`fit_autoencoder`."""
+        bs = self._check_batch(batch_size)
+        src = self._source(velocity, what="fit_velocity_after")
+        ae = self.autoencoder
+        return self._run_epochs("vel_after", src, epochs, bs, lr, lr_decay, weight_decay, progress,
+                                lambda v, s, lr_e, wd: ae.train_step(v, mode="vel_after", lr=lr_e, weight_decay=wd),
+                                dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
+                                     lr_epoch_batches=lr_epoch_batches))
 
     # ---- latent diffusion ------------------------------------------------------------
     def encode(self, velocity, progress: bool = False) -> np.ndarray:
@@ -734,14 +784,17 @@ class UBDiff:
                 os.fsync(f.fileno())
 
     @classmethod
-    def load(cls, path: str) -> "UBDiff":
-        """A UBDiff restored from :meth:`save`; training continues exactly where it stopped.
+    def load(cls, path: str, device: str = "auto") -> "UBDiff":
+        """A UBDiff restored from :meth:`save` on ``device`` ("cpu", "cuda" or "auto", as
+        :class:`UBDiff`); training continues exactly where it stopped. A run saved on one
+        device loads on the other (the files hold the same bytes whichever device wrote them).
 
         ubdiff.json is validated (keys, types, ranges) before anything is allocated, and
         the two checkpoints must belong to it (same save_id and configs); any problem is
         a CheckpointError naming the file."""
         from .data.files import read_json, recover_folder
 
+        _check_device(device)
         recover_folder(path)   # finish a folder swap a kill interrupted
         fn = os.path.join(path, STATE_FILE)
         if not os.path.lexists(fn):
@@ -749,7 +802,7 @@ class UBDiff:
         info = read_json(fn, "UBDiff state", checkpoint.CheckpointError)
         config = _check_state(fn, info)
         self = cls.__new__(cls)
-        self.device, self.seed = "cpu", int(info["seed"])
+        self.seed = int(info["seed"])
         self.config = config
         ae_path, diff_path = os.path.join(path, AE_FILE), os.path.join(path, DIFF_FILE)
         ae_meta, diff_meta = checkpoint.read_meta(ae_path), checkpoint.read_meta(diff_path)   # headers only
@@ -763,22 +816,28 @@ class UBDiff:
                              (diff_path, diff_meta.get("config"), config["diffusion"])):
             if got != want:
                 raise checkpoint.CheckpointError(f"{p}: its config {got} differs from the one in {fn} ({want})")
-        self.autoencoder = CoLatentAutoencoder.load(ae_path)
-        self.diffusion = LatentDiffusion.load(diff_path, max_batch=int(info.get("diffusion_max_batch", 16)))
+        self.autoencoder = CoLatentAutoencoder.load(ae_path, device=device)
+        self.device = self.autoencoder.device
+        self.diffusion = LatentDiffusion.load(diff_path, max_batch=int(info.get("diffusion_max_batch", 16)),
+                                              device=self.device)
         self.constants, self.state, self.history = info["constants"], info["state"], info["history"]
+        for stage in AE_STAGES:   # runs saved before the seismic-first stages existed
+            self.state.setdefault(stage, {"epoch": 0})
+            self.history.setdefault(stage, [])
         return self
 
     # ---- the authors' checkpoints ---------------------------------------------------------
     @classmethod
     def from_official_state_dict(cls, ae_state: dict, diffusion_state: dict, config="paper",
-                                 ema_state: dict | None = None, constants=None, seed: int = 0) -> "UBDiff":
+                                 ema_state: dict | None = None, constants=None, seed: int = 0,
+                                 device: str = "auto") -> "UBDiff":
         """A UBDiff holding the authors' weights: ``ae_state`` is their VSNet state_dict,
         ``diffusion_state`` their GaussianDiffusion1D state_dict (Unet1D under 'model.',
         schedule buffers checked against ours), ``ema_state`` optionally the EMA's
         weights (same keys; default: the weights themselves). NumPy arrays in, no PyTorch.
-        See ubdiff/official/ (and :meth:`from_official` for their files)."""
+        See ubdiff/official/ (and :meth:`from_official` for their files). device: as :class:`UBDiff`."""
         from . import official
-        m = cls(config, seed=seed)
+        m = cls(config, seed=seed, device=device)
         official.load_into(m, ae_state, diffusion_state, ema_state)
         if constants is not None:
             m.set_constants(constants)
@@ -786,12 +845,12 @@ class UBDiff:
 
     @classmethod
     def from_official(cls, diffusion, autoencoder=None, weights: str = "ema", config="paper", constants=None,
-                      trust: bool = False) -> "UBDiff":
+                      trust: bool = False, device: str = "auto") -> "UBDiff":
         """The authors' files as they write them (Trainer1D ``model-N.pt``; their VSNet
         checkpoint, default: the autoencoder inside ``diffusion``): ubdiff.official.load."""
         from . import official
         return official.load(diffusion, autoencoder, weights=weights, config=config, constants=constants,
-                             trust=trust)
+                             trust=trust, device=device)
 
     def official_state_dict(self) -> tuple:
         """(VSNet state_dict, GaussianDiffusion1D state_dict) under the authors' names, NumPy arrays."""

@@ -6,6 +6,10 @@
  *           mode, head_v/D_v not run: their parameters and BatchNorm statistics
  *           stay bit-identical); F = 0 trains everything
  *   WO_OPT: l = l_v + l_s on the pairs, everything trained (as STEP2, F = 0).
+ *   SEIS_FIRST: l = l_s on the pairs, trains E, head_s, D_s (head_v/D_v not run);
+ *   VEL_AFTER:  l = l_v, trains head_v, D_v with E in eval mode (head_s/D_s not
+ *           run) -- together the seismic-first variant of the paper's Table 5
+ *           (Eq. 3 before Eq. 2), each the mirror of STEP1 / STEP2 with F = 1.
  * The authors' scripts always run the whole VSNet in training mode. STEP1
  * therefore also runs fc_s + batch_norm_s (training mode, no backward), so
  * batch_norm_s's running statistics and num_batches_tracked after step 1 are
@@ -66,28 +70,38 @@ ubd_status ubd_ae_decode(ubd_ae *m, float *vel_out, float *seis_out, const float
     return UBD_OK;
 }
 
-/* Which groups a mode trains: [lo, hi) of the group list (contiguous by design). */
-static void trained_groups(ubd_ae_mode mode, int F, int *lo, int *hi) {
-    if (mode == UBD_AE_STEP1) {
-        *lo = UBD_AE_ENC, *hi = UBD_AE_DEC_V + 1;
-    } else if (mode == UBD_AE_STEP2 && F) {
-        *lo = UBD_AE_HEAD_S, *hi = UBD_AE_NGROUPS;
-    } else {
-        *lo = UBD_AE_ENC, *hi = UBD_AE_NGROUPS;
-    }
+/* Which groups a mode trains, as a bit mask of (1 << ubd_ae_group). */
+static unsigned trained_groups(ubd_ae_mode mode, int F) {
+    const unsigned E = 1u << UBD_AE_ENC, V = (1u << UBD_AE_HEAD_V) | (1u << UBD_AE_DEC_V),
+                   S = (1u << UBD_AE_HEAD_S) | (1u << UBD_AE_DEC_S);
+    if (mode == UBD_AE_STEP1) return E | V;
+    if (mode == UBD_AE_STEP2 && F) return S;
+    if (mode == UBD_AE_SEIS_FIRST) return E | S;
+    if (mode == UBD_AE_VEL_AFTER) return V;
+    return E | V | S;
 }
 
 static ubd_status check_mode(ubd_ae_mode mode) {
-    UBD_REQUIRE(mode == UBD_AE_STEP1 || mode == UBD_AE_STEP2 || mode == UBD_AE_WO_OPT, UBD_ERR_VALUE,
-                "autoencoder: unknown training mode %d (1: step1, 2: step2, 3: w/o opt)", (int)mode);
+    UBD_REQUIRE(mode >= UBD_AE_STEP1 && mode <= UBD_AE_VEL_AFTER, UBD_ERR_VALUE,
+                "autoencoder: unknown training mode %d (1: step1, 2: step2, 3: w/o opt, 4: seismic first, "
+                "5: velocity after)", (int)mode);
     return UBD_OK;
 }
 
+/* The range spans the first to the last trained group. SEIS_FIRST's groups
+ * [E | head_s | D_s] are not contiguous: its range also holds head_v and D_v,
+ * whose gradient forward_backward zeroes too (so an all-reduce of the range
+ * sums zeros there) and apply_update leaves alone. */
 ubd_status ubd_ae_trained_range(const ubd_ae *m, ubd_ae_mode mode, int freeze, size_t *off, size_t *n) {
     UBD_REQUIRE_PTR(m);
     UBD_TRY(check_mode(mode));
-    int lo, hi;
-    trained_groups(mode, (mode == UBD_AE_STEP2) && freeze, &lo, &hi);
+    const unsigned groups = trained_groups(mode, (mode == UBD_AE_STEP2) && freeze);
+    int lo = UBD_AE_NGROUPS, hi = 0;
+    for (int g = 0; g < UBD_AE_NGROUPS; g++)
+        if ((groups >> g) & 1) {
+            if (g < lo) lo = g;
+            hi = g + 1;
+        }
     if (off) *off = m->group_off[lo];
     if (n) *n = m->group_off[hi - 1] + m->group_n[hi - 1] - m->group_off[lo];
     return UBD_OK;
@@ -112,7 +126,7 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel_ho
     UBD_REQUIRE_PTR(vel_host);
     UBD_REQUIRE_PTR(hp);
     UBD_TRY(check_mode(mode));
-    UBD_REQUIRE(mode == UBD_AE_STEP1 || seis_host != NULL, UBD_ERR_VALUE,
+    UBD_REQUIRE(mode == UBD_AE_STEP1 || mode == UBD_AE_VEL_AFTER || seis_host != NULL, UBD_ERR_VALUE,
                 "autoencoder: this training mode needs the seismic records (seis is NULL)");
     UBD_TRY(check_batch(m, B, 1));
     const float g[4] = {hp->l1_v, hp->mse_v, hp->l1_s, hp->mse_s};
@@ -122,8 +136,11 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel_ho
                     (double)g[i]);
     const ubd_backend *be = m->be;
     const int F = (mode == UBD_AE_STEP2) && freeze;
-    const int train_v = !F;                 /* E, head_v, D_v trained; l_v computed */
-    const int need_s = mode != UBD_AE_STEP1; /* head_s, D_s trained; l_s computed */
+    const unsigned groups = trained_groups(mode, F);
+    const int train_e = (groups >> UBD_AE_ENC) & 1;   /* E trained (training-mode BN) */
+    const int train_v = (groups >> UBD_AE_DEC_V) & 1; /* head_v, D_v trained; l_v computed */
+    const int need_s = (groups >> UBD_AE_DEC_S) & 1;  /* head_s, D_s trained; l_s computed */
+    const int run_hs = mode != UBD_AE_VEL_AFTER;      /* head_s forward (step 1: BN statistics) */
     for (int i = 0; i < UBD_AE_NLOSSES; i++) losses[i] = NAN;
     const size_t nvel = vel_floats(B), nseis = (size_t)B * m->ds.nout;
     const float *vel, *seis = NULL;
@@ -133,7 +150,7 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel_ho
     UBD_TRY(ubd_ae_trained_range(m, mode, freeze, &off, &n));
     UBD_TRY(be->zero(m->params.buf[UBD_BUF_GRAD] + off, n));
 
-    UBD_TRY(ae_encoder_forward(m, vel, B, train_v));
+    UBD_TRY(ae_encoder_forward(m, vel, B, train_e));
     const float *z = ae_encoder_output(m);
     if (train_v) {
         UBD_TRY(ae_head_forward(&m->hv, m, z, B, 1));
@@ -141,26 +158,26 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel_ho
         UBD_TRY(modality_loss(be, &m->loss[AE_L1_V], &m->loss[AE_MSE_V], m->dvel, ae_veldec_output(m), vel, nvel,
                               hp->l1_v, hp->mse_v));
     }
-    /* head_s in every mode: in step 1 for batch_norm_s's running statistics only (the authors' full forward) */
-    UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
+    /* head_s also in step 1, for batch_norm_s's running statistics only (the authors' full forward) */
+    if (run_hs) UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
     if (need_s) {
         UBD_TRY(ae_seisdec_forward(m, NULL, m->hs.a, B));
         UBD_TRY(modality_loss(be, &m->loss[AE_L1_S], &m->loss[AE_MSE_S], m->dseis, m->ds.out, seis, nseis, hp->l1_s,
                               hp->mse_s));
     }
 
-    if (train_v) UBD_TRY(be->zero(m->dz, (size_t)B * m->cfg.latent));
+    if (train_e) UBD_TRY(be->zero(m->dz, (size_t)B * m->cfg.latent));
     if (need_s) {
         UBD_TRY(be->zero(m->dhs, (size_t)B * m->hs.co));
         UBD_TRY(ae_seisdec_backward(m, m->dhs, m->dseis, m->hs.a, B));
-        UBD_TRY(ae_head_backward(&m->hs, m, train_v ? m->dz : NULL, m->dhs, z, B));
+        UBD_TRY(ae_head_backward(&m->hs, m, train_e ? m->dz : NULL, m->dhs, z, B));
     }
     if (train_v) {
         UBD_TRY(be->zero(m->dhv, (size_t)B * m->hv.co));
         UBD_TRY(ae_veldec_backward(m, m->dhv, m->dvel, m->hv.a, B));
-        UBD_TRY(ae_head_backward(&m->hv, m, m->dz, m->dhv, z, B));
-        UBD_TRY(ae_encoder_backward(m, m->dz, vel, B));
+        UBD_TRY(ae_head_backward(&m->hv, m, train_e ? m->dz : NULL, m->dhv, z, B));
     }
+    if (train_e) UBD_TRY(ae_encoder_backward(m, m->dz, vel, B));
 
     /* the step's one read-back: the four loss terms, combined on the host */
     float l[AE_NSCALARS];
@@ -187,10 +204,10 @@ ubd_status ubd_ae_apply_update(ubd_ae *m, ubd_ae_mode mode, int freeze, const ub
     UBD_REQUIRE_PTR(adam);
     UBD_TRY(check_mode(mode));
     UBD_TRY(ubd_adam_check("autoencoder", *adam)); /* before any step counter moves */
-    int lo, hi;
-    trained_groups(mode, (mode == UBD_AE_STEP2) && freeze, &lo, &hi);
+    const unsigned groups = trained_groups(mode, (mode == UBD_AE_STEP2) && freeze);
     ubd_params *P = &m->params;
-    for (int g = lo; g < hi; g++) {
+    for (int g = 0; g < UBD_AE_NGROUPS; g++) {
+        if (!((groups >> g) & 1)) continue;
         size_t off = m->group_off[g];
         m->steps[g]++;
         UBD_TRY(m->be->adam_update(P->buf[UBD_BUF_PARAM] + off, P->buf[UBD_BUF_M] + off, P->buf[UBD_BUF_V] + off,

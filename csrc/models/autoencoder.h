@@ -9,7 +9,8 @@
  *  - params: ONE flat ubd_params (param, grad, m, v buffers) whose views carry
  *    the authors' PyTorch state_dict names. The views are ordered in five
  *    contiguous groups   [E | head_v | D_v | head_s | D_s]
- *    so every training mode updates one contiguous range.
+ *    (a training mode updates a set of them: E + the velocity side, the
+ *    seismic side, ...).
  *  - bufs: a second ubd_params holding the BatchNorm running statistics
  *    (running_mean, running_var, num_batches_tracked), never trained.
  *  - activations, scratch, loss scalars and input staging for `max_batch`
@@ -48,7 +49,9 @@ typedef enum { UBD_AE_ENC = 0, UBD_AE_HEAD_V, UBD_AE_DEC_V, UBD_AE_HEAD_S, UBD_A
 typedef enum {
     UBD_AE_STEP1 = 1,  /* E + head_v + D_v on the velocity loss */
     UBD_AE_STEP2 = 2,  /* (1-F) l_v + l_s; F=1 trains head_s + D_s only (E, head_v, D_v frozen, BN eval) */
-    UBD_AE_WO_OPT = 3  /* whole network on both losses (same computation as STEP2 with F=0) */
+    UBD_AE_WO_OPT = 3, /* whole network on both losses (same computation as STEP2 with F=0) */
+    UBD_AE_SEIS_FIRST = 4, /* E + head_s + D_s on the seismic loss (seismic-first variant, Eq. 3 first) */
+    UBD_AE_VEL_AFTER = 5   /* head_v + D_v on the velocity loss, E frozen (BN eval): its Eq. 2 after */
 } ubd_ae_mode;
 
 typedef struct {
@@ -106,10 +109,11 @@ ubd_status ubd_ae_decode(ubd_ae *model, float *vel_out, float *seis_out, const f
  * gradient range fits between the two calls):
  *
  * ubd_ae_forward_backward: forward + backward WITHOUT the optimiser update;
- * the gradient buffer of the trained groups (ubd_ae_trained_range) is zeroed,
- * then filled; BatchNorm runs in training mode (running statistics updated).
- * vel (B,1,70,70), seis (B, shots, nt, nr) normalised host arrays (seis may be
- * NULL in STEP1 only). freeze = F of STEP2 (ignored in the other modes).
+ * the gradient buffer of the trained groups' range (ubd_ae_trained_range) is
+ * zeroed, then the trained groups' gradient filled; BatchNorm runs in training
+ * mode (running statistics updated). vel (B,1,70,70), seis (B, shots, nt, nr)
+ * normalised host arrays (seis may be NULL in STEP1 and VEL_AFTER only).
+ * freeze = F of STEP2 (ignored in the other modes).
  * losses_out (UBD_AE_NLOSSES), host: NaN where the mode computes none. */
 ubd_status ubd_ae_forward_backward(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                                    ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
@@ -117,8 +121,9 @@ ubd_status ubd_ae_forward_backward(ubd_ae *model, float *losses_out, const float
  * gradient buffer as it stands; each group's step counter, for the bias
  * correction, counts its own updates. */
 ubd_status ubd_ae_apply_update(ubd_ae *model, ubd_ae_mode mode, int freeze, const ubd_adam_hparams *adam);
-/* [*off, *off + *n): the floats of the flat buffers the mode trains (its
- * groups are contiguous): the gradient range to all-reduce. */
+/* [*off, *off + *n): the floats of the flat buffers from the mode's first to
+ * its last trained group: the gradient range to all-reduce (for SEIS_FIRST it
+ * also spans head_v and D_v, whose gradient is zero there and not applied). */
 ubd_status ubd_ae_trained_range(const ubd_ae *model, ubd_ae_mode mode, int freeze, size_t *off, size_t *n);
 /* One step: forward_backward, a check that every computed loss is finite
  * (else an error and nothing updated), apply_update. */

@@ -89,7 +89,8 @@ def predict_shard(state, token: str, seismic, velocity, start: int, batch_size: 
     from ..models import InversionNet
     if token not in _NETS:
         _NETS.clear()
-        _NETS[token] = InversionNet.from_state_dict(state["tensors"], state["config"], max_batch=batch_size)
+        _NETS[token] = InversionNet.from_state_dict(state["tensors"], state["config"], max_batch=batch_size,
+                                                    device=state.get("device", "auto"))
     net = _NETS[token]
     per, keep = {"ssim": [], "mae": [], "mse": []}, []
     for s0 in range(0, len(seismic), batch_size):
@@ -106,7 +107,8 @@ def predict_sharded(client, model, test, batch_size: int, examples: int, threads
                     desc: str = "testing InversionNet"):
     """(per-sample metrics, first predictions) of ``model`` on the pairs reader ``test``."""
     import secrets
-    state = {"tensors": model.state_dict(), "config": {**model.config, "dims": list(model.config["dims"])}}
+    state = {"tensors": model.state_dict(), "config": {**model.config, "dims": list(model.config["dims"])},
+             "device": model.device}   # the workers predict on the trained model's device, as in one process
     fut = client.scatter(state, broadcast=True, hash=False)
     token = secrets.token_hex(8)
     shards = []

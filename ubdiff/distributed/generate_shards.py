@@ -16,12 +16,12 @@ MODEL_DIR = ".ubdiff-model"
 _CACHE = {}   # worker process: (model folder, fingerprint) -> UBDiff, the last job's only
 
 
-def _model(model_dir: str, fingerprint: str):
+def _model(model_dir: str, fingerprint: str, device: str = "auto"):
     from ..pipeline import UBDiff
-    key = (model_dir, fingerprint)
+    key = (model_dir, fingerprint, device)
     if key not in _CACHE:
         _CACHE.clear()
-        m = UBDiff.load(model_dir)
+        m = UBDiff.load(model_dir, device=device)
         if m.fingerprint() != fingerprint:
             raise RuntimeError(f"{model_dir}: holds another model than the one being generated from "
                                "(was it overwritten?)")
@@ -30,9 +30,10 @@ def _model(model_dir: str, fingerprint: str):
 
 
 def generate_file(model_dir: str, fingerprint: str, folder: str, i: int, first: int, count: int, seed: int,
-                  sampler: str, steps, eta: float, weights: str) -> int:
-    """Write shard i (model{i}.npy, data{i}.npy) into ``folder``; returns i."""
-    _model(model_dir, fingerprint)._write_generated(folder, i, first, count, seed, sampler, steps, eta, weights)
+                  sampler: str, steps, eta: float, weights: str, device: str = "auto") -> int:
+    """Write shard i (model{i}.npy, data{i}.npy) into ``folder`` with the model on ``device``
+    (the generating model's: the shards are what a single-process run on it writes); returns i."""
+    _model(model_dir, fingerprint, device)._write_generated(folder, i, first, count, seed, sampler, steps, eta, weights)
     return i
 
 
@@ -58,7 +59,7 @@ def generate_sharded(client, m, folder: str, todo: list, seed: int, sampler: str
     m.save(model_dir)
     try:
         run_shards(client, generate_file,
-                   [(model_dir, m.fingerprint(), folder, i, first, cnt, seed, sampler, steps, eta, weights)
+                   [(model_dir, m.fingerprint(), folder, i, first, cnt, seed, sampler, steps, eta, weights, m.device)
                     for i, first, cnt in todo],
                    name="generate", resumable=True, threads=threads, progress=progress, desc="generating (file pairs)",
                    ids=[f"file{i}" for i, _, _ in todo])

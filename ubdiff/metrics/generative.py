@@ -25,12 +25,13 @@ NO_FEATURES_MSG = ("features=None uses ubdiff's reference feature network of the
 MODALITIES = ("velocity", "seismic")
 
 
-def default_features(modality: str) -> Callable:
-    """The features callable of the shipped reference network of `modality`."""
+def default_features(modality: str, device: str = "auto") -> Callable:
+    """The features callable of the shipped reference network of `modality`, run on `device`
+    ("cpu", "cuda" or "auto": the GPU when one is usable)."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     from . import featnet
-    net = featnet.load_reference(modality)
+    net = featnet.load_reference(modality, device=device)
     return net.features if modality == "velocity" else featnet.seismic_adapter(net)
 
 
@@ -60,9 +61,9 @@ def normalize(x, modality: str, normalized: bool, dataset: str | None = None, da
 def extract_features(x, features: Callable | None = None, modality: str = "velocity", normalized: bool = False,
                      batch_size: int = 64, dataset: str | None = None, data_range=None,
                      progress: bool = False, desc: str = "features", name: str = "x",
-                     client=None, threads: int | None = None) -> np.ndarray:
-    """Run `features` (None: the reference network of `modality`) over `x` (N, C, H, W) in
-    batches (memory-mapped input is fine). NaN/Inf in `x` raise ValueError naming `name`
+                     client=None, threads: int | None = None, device: str = "auto") -> np.ndarray:
+    """Run `features` (None: the reference network of `modality`, on `device`) over `x`
+    (N, C, H, W) in batches (memory-mapped input is fine). NaN/Inf in `x` raise ValueError naming `name`
     (a feature network could map them to finite features and hide them).
     client: a ``distributed.Client``; then shards of whole batches run on its workers
     (``features`` must then be picklable: None or a module-level function), with the same
@@ -74,10 +75,10 @@ def extract_features(x, features: Callable | None = None, modality: str = "veloc
             raise ValueError(f"{desc}: no samples")
         from ..distributed.eval_shards import features_sharded
         kw = dict(modality=modality, normalized=normalized, batch_size=batch_size, dataset=dataset,
-                  data_range=data_range, desc=desc, name=name)
+                  data_range=data_range, desc=desc, name=name, device=device)
         return features_sharded(client, x, features, kw, threads=threads, progress=progress, desc=desc)
     if features is None:
-        features = default_features(modality)
+        features = default_features(modality, device)
     if not callable(features):
         raise TypeError(f"features must be callable, got {type(features).__name__}")
     if batch_size < 1:
@@ -105,15 +106,16 @@ def extract_features(x, features: Callable | None = None, modality: str = "veloc
 
 def fid(real, generated, modality: str = "velocity", normalized: bool = False,
         features: Callable | None = None, batch_size: int = 64, dataset: str | None = None,
-        data_range=None, progress: bool = False) -> float:
+        data_range=None, progress: bool = False, device: str = "auto") -> float:
     """Fréchet distance between feature Gaussians of `real` and `generated` samples.
 
     Inputs are (N, C, H, W) in physical units (m/s, or raw seismic amplitude; the
     seismic range comes from `dataset` or `data_range`) or, with normalized=True,
-    already in [-1, 1]. features=None: the reference network of `modality`.
+    already in [-1, 1]. features=None: the reference network of `modality`, run on
+    `device` ("cpu", "cuda" or "auto").
     """
     if features is None:
-        features = default_features(modality)
+        features = default_features(modality, device)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
     return fid_from_features(extract_features(real, desc="real features", name="real", **kw),
@@ -123,10 +125,10 @@ def fid(real, generated, modality: str = "velocity", normalized: bool = False,
 def kid(real, generated, modality: str = "velocity", normalized: bool = False,
         features: Callable | None = None, batch_size: int = 64, dataset: str | None = None,
         data_range=None, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
-        progress: bool = False) -> KIDResult:
-    """Kernel Inception Distance (mean, std over subsets); inputs as for fid()."""
+        progress: bool = False, device: str = "auto") -> KIDResult:
+    """Kernel Inception Distance (mean, std over subsets); inputs and device as for fid()."""
     if features is None:
-        features = default_features(modality)
+        features = default_features(modality, device)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
               dataset=dataset, data_range=data_range, progress=progress)
     return kid_from_features(extract_features(real, desc="real features", name="real", **kw),

@@ -197,7 +197,7 @@ def _progress(it, total, desc, enabled):
     return tqdm(it, total=total, desc=desc, leave=False)
 
 
-def _train(pairs, config, epochs, batch_size, lr, seed, opt, progress, desc):
+def _train(pairs, config, epochs, batch_size, lr, seed, opt, progress, desc, device="auto"):
     """InversionNet.fit's loop over a batch reader: seeded permutation per
     epoch (seed + epoch), sorted batch indices, final partial batch dropped."""
     from ..models import InversionNet
@@ -206,7 +206,7 @@ def _train(pairs, config, epochs, batch_size, lr, seed, opt, progress, desc):
     if bs < 2:
         raise ValueError(f"{pairs.name}: needs at least 2 samples per batch (BatchNorm batch statistics), "
                          f"has {n} samples")
-    model = InversionNet(config, seed=seed, max_batch=bs)
+    model = InversionNet(config, seed=seed, max_batch=bs, device=device)
     nb, history = n // bs, []
     for epoch in range(epochs):
         order = np.random.default_rng(seed + epoch).permutation(n)
@@ -260,7 +260,7 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
                          dataset=None, data_range=None, velocity_range=None, subsample="auto",
                          optimizer: dict | None = None, eval_batch_size: int | None = None,
                          progress: bool = True, return_models: bool = False, client=None,
-                         threads: int | None = None) -> dict:
+                         threads: int | None = None, device: str = "auto") -> dict:
     """Table 3 protocol: InversionNet trained on `generated`, tested on `real_test`.
 
     Each of generated / real_test / real_train_pairs is a ``(seismic, velocity)``
@@ -292,6 +292,8 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     client: a ``distributed.Client``; then the predictions on the test set run on its
     workers in shards of whole batches, with the same results (the training stays in
     this process: data-parallel training is ``train-inversionnet`` under MPI).
+    device: where the InversionNets train and predict ("cpu", "cuda" or "auto": the GPU
+    when one is usable); the protocol records the device used.
     """
     from ..models.inversionnet import count_parameters, resolve_config
     cfg = resolve_config(config)
@@ -308,6 +310,8 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
     lr = lr_f
     if subsample != "auto":
         _check_int(subsample, "subsample")
+    if not isinstance(device, str) or device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"inversion_usefulness: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     opt = dict(optimizer or {})
     allowed = {"betas", "eps", "weight_decay", "l1_weight", "mse_weight"}
     if set(opt) - allowed:
@@ -339,7 +343,8 @@ def inversion_usefulness(generated, real_test, real_train_pairs=None, *, config=
         t0 = time.perf_counter()
         label = "generated pairs" if key == "generated" else "real pairs"
         model, history = _train(sources[key], cfg, epochs, batch_size, lr, seed, opt, progress,
-                                f"InversionNet on {label}")
+                                f"InversionNet on {label}", device)
+        out["protocol"]["device"] = model.device   # "auto" resolved
         per, pred = _test(model, test, eval_bs, progress, f"testing InversionNet ({label})", client, threads)
         means = {m: float(v.mean()) for m, v in per.items()}
         out[key] = {"n_train": len(sources[key]), **means, "train_steps": model.step, "train_loss": history,

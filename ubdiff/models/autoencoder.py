@@ -26,7 +26,11 @@ Training modes (paper Eqs. 2-4; loss of a modality = g_l1 L1 + g_mse MSE):
               and running statistics bit-identical) and trains the seismic head
               and D_s; ``freeze=False`` trains everything;
 ``"wo_opt"``  "UB-Diff w/o opt": everything on both losses, from scratch (the
-              same computation as step2 with F = 0).
+              same computation as step2 with F = 0);
+``"seis_first"``, ``"vel_after"``  the seismic-first variant (Table 5: Eq. 3 before
+              Eq. 2): E + seismic head + D_s on the seismic loss of the pairs,
+              then velocity head + D_v on the velocity loss with E frozen (eval
+              mode; the mirror of step2 with F = 1).
 
 Memory: parameters, gradients and Adam m, v are 4 x 4 bytes a parameter
 (3.9 GB for the paper model), plus activations and scratch for ``max_batch``
@@ -49,7 +53,8 @@ from . import ae_spec
 from ._args import adam_args, seed_arg, weights_arg
 
 KIND = "co_latent_autoencoder"
-MODES = {"step1": 1, "step2": 2, "wo_opt": 3}
+MODES = {"step1": 1, "step2": 2, "wo_opt": 3, "seis_first": 4, "vel_after": 5}
+VELOCITY_ONLY_MODES = ("step1", "vel_after")   # modes that read no seismic
 DEVICES = ("auto", "cpu", "cuda")
 KINDS = ("param", "grad", "m", "v", "buf")  # buf: BatchNorm running statistics
 LOSS_KEYS = ("total", "velocity", "seismic", "l1_v", "mse_v", "l1_s", "mse_s")
@@ -286,7 +291,7 @@ class CoLatentAutoencoder:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         v = self._vel(vel)
         s = self._seis(seis, v.shape[0])
-        if s is None and mode != "step1":
+        if s is None and mode not in VELOCITY_ONLY_MODES:
             raise ValueError(f"mode {mode!r} needs seismic records (seis)")
         gammas = weights_arg(gammas, "gammas (l1_v, mse_v, l1_s, mse_s)", 4)
         adam = adam_args(lr, betas, eps, weight_decay)
@@ -317,7 +322,9 @@ class CoLatentAutoencoder:
         lib.ae_apply_update(self._handle(), MODES[mode], bool(freeze), adam_args(lr, betas, eps, weight_decay))
 
     def trained_slice(self, mode: str = "step1", freeze: bool = False) -> slice:
-        """Where the parameters (and gradients) a mode trains lie in the flat buffers."""
+        """Where the parameters (and gradients) a mode trains lie in the flat buffers:
+        from its first to its last trained group ("seis_first" also spans the
+        velocity head and D_v, whose gradient it zeroes and does not apply)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         off, n = lib.ae_trained_range(self._handle(), MODES[mode], bool(freeze))

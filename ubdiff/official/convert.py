@@ -92,8 +92,9 @@ def _load_unet(diffusion, state, kind, what):
 
 
 def load(diffusion, autoencoder=None, weights: str = "ema", config="paper", constants=None, trust: bool = False,
-         seed: int = 0):
-    """A UBDiff holding the authors' weights, read from their files without surgery.
+         seed: int = 0, device: str = "auto"):
+    """A UBDiff holding the authors' weights, read from their files without surgery, on
+    ``device`` ("cpu", "cuda" or "auto", as :class:`ubdiff.UBDiff`).
 
     diffusion: Trainer1D ``model-N.pt`` (or any UB_Diff / GaussianDiffusion1D /
       Unet1D / EMA state_dict, DataParallel prefixes allowed): a path, what
@@ -122,7 +123,7 @@ def load(diffusion, autoencoder=None, weights: str = "ema", config="paper", cons
         ack = inspect(autoencoder, trust)
     ae = L.vsnet_part(ack, weights)
     online, chosen = L.diffusion_part(dck, "online"), L.diffusion_part(dck, weights)
-    m = UBDiff(config, seed=seed)
+    m = UBDiff(config, seed=seed, device=device)
     load_into(m, ae, online, chosen, require_schedule=dck.model != "unet1d")
     if dck.layout in ("trainer1d", "ema") and dck.info.get("step") is not None:
         m.diffusion.step = int(dck.info["step"])   # their step counts optimiser steps, as ours does
