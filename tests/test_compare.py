@@ -31,13 +31,13 @@ def test_command_writes_tables_figures_and_skip_lines(tiny):
     rows = {k: [r["method"] for r in v["rows"]] for k, v in t.items()}
     assert rows["table2"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "real"]
     assert rows["table3"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "real"]
-    assert rows["table4"] == ["ubdiff", "sd_velocity", "real"]
+    assert rows["table4"] == ["ubdiff", "ddpm", "sd_velocity", "real"]
     assert rows["table5"] == ["ubdiff", "ubdiff_seismic_first", "real"]
     assert rows["physics"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first"]
     # methods this build lacks: a skip line with the reason, in their tables
     skipped = {k: {s["method"]: s["reason"] for s in v["skipped"]} for k, v in t.items()}
     assert "mt_diffusion" in skipped["table2"] and "not implemented" in skipped["table2"]["mt_diffusion"]
-    assert set(skipped["table4"]) == {"ddpm"} and set(skipped["table5"]) == {"sd_seismic"}
+    assert not skipped["table4"] and set(skipped["table5"]) == {"sd_seismic"}
     md = open(os.path.join(out, "tables.md")).read()
     assert "*MT-Diffusion* (mt_diffusion): skipped -- not implemented" in md
     assert "| UB-Diff (seismic first) |" in md
@@ -61,7 +61,7 @@ def test_rerun_resumes_without_retraining(tiny, capsys):
     from ubdiff import compare
     out, res = tiny
     stamp = {m: os.path.getmtime(os.path.join(out, "methods", m, "trained.json"))
-             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first")}
+             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first", "ddpm")}
     r = compare.run(out, scale="tiny", progress=False, make_figures=False)
     text = capsys.readouterr().out
     assert "): training" not in text and ": generating" not in text and ": evaluating" not in text

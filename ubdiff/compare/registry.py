@@ -31,13 +31,13 @@ REGISTRY = {
     "wo_opt": "ubdiff.compare.methods.wo_opt",
     "ubdiff_seismic_first": "ubdiff.compare.methods.seismic_first",
     "sd_velocity": "ubdiff.compare.methods.sd_velocity",
+    "ddpm": "ubdiff.compare.methods.ddpm",
 }
 
 #: The paper's methods not implemented in this build: name -> (table title, why missing).
 PLANNED = {
     "mt_diffusion": ("MT-Diffusion", "not implemented yet (issue 11: the seismic encoder and MT-Diffusion)"),
     "sd_seismic": ("SD (seismic)", "not implemented yet (issue 11: the seismic encoder + D_s latent diffusion)"),
-    "ddpm": ("DDPM", "not implemented yet (issue 11: the 2-D U-Net pixel-space DDPM)"),
 }
 
 

@@ -3,19 +3,12 @@ diffusion (ubdiff.models.VelocityDDPM: lucidrains' Unet, cosine schedule,
 T = 256, v-prediction, the latent diffusion's samplers) trained on all m
 velocity maps, generating velocity only, unpaired.
 
-Its plan: an optional ``ddpm`` section of the comparison's plan (the keys of
-the ``diffusion`` section -- steps, batch_size, accum, lr, ema, ema_every,
-ema_decay, save_every -- plus ``config``, the VelocityDDPM config, and
-``sampling``, as the plan's ``sampling``), on top of defaults derived from the
-plan's diffusion and sampling sections:
-  - "paper" plans: those sections as they are (the latent diffusion's 150,000
-    steps of 16 x 2 at lr 8e-5, ema-pytorch, ancestral DDPM), the paper Unet;
-  - "small" plans (and "tiny", which uses the small networks): a 2-D U-Net at
-    70 x 70 costs far more per sample than the 1-D U-Net on 128 latents --
-    measured on the shared 2-core machine (load ~8, so only a rough guide):
-    about 17 s per training step of 16 maps and 5.6 s per forward of 16 with
-    the "small" Unet (dim 16) -- so at most SMALL_STEPS steps of at most
-    SMALL_BATCH maps, and DDIM with at most SMALL_DDIM_STEPS steps.
+Its plan is the ``ddpm`` section of the comparison's plan
+(ubdiff/compare/scales.py): the keys of the ``diffusion`` section (steps,
+batch_size, accum, lr, ema, ema_every, ema_decay, save_every) plus
+``config`` (the VelocityDDPM config) and ``sampling`` (as the plan's). At the
+small scale it trains briefly and samples with DDIM: a 2-D U-Net on 70 x 70
+maps costs far more per sample than the 1-D U-Net on 128 latents.
 Training is resumable: the model is saved atomically to
 ``<method>/ddpm.safetensors`` every ``save_every`` steps and a new call
 continues from it (the minibatch order is keyed by (seed, epoch), so a
@@ -31,25 +24,8 @@ from ..registry import Method
 CHECKPOINT = "ddpm.safetensors"
 
 
-SMALL_STEPS, SMALL_BATCH, SMALL_DDIM_STEPS = 100, 8, 8
-
-
 def _plan(ctx) -> dict:
-    """The method's plan: the defaults above, then the plan's ``ddpm`` section."""
-    d = dict(ctx.plan["diffusion"])
-    s = dict(ctx.plan["sampling"])
-    d["config"] = ctx.plan["config"]
-    if d["config"] != "paper":
-        d["steps"] = min(int(d["steps"]), SMALL_STEPS)
-        d["batch_size"], d["accum"] = min(int(d["batch_size"]), SMALL_BATCH), 1
-        d["save_every"] = min(int(d["save_every"]), max(1, d["steps"] // 4))
-        steps = s["steps"] if s["sampler"] == "ddim" and s["steps"] else SMALL_DDIM_STEPS
-        s.update(sampler="ddim", steps=min(int(steps), SMALL_DDIM_STEPS))
-    over = dict(ctx.plan.get("ddpm") or {})
-    s.update(over.pop("sampling", None) or {})
-    d.update(over)
-    d["sampling"] = s
-    return d
+    return ctx.plan["ddpm"]
 
 
 def _open(ctx):
