@@ -25,26 +25,41 @@ def tiny(tmp_path_factory):
 def test_command_writes_tables_figures_and_skip_lines(tiny):
     out, res = tiny
     for f in ("tables.md", "tables.json", "compare.json", "figures/fig5_samples.png", "figures/fig6_ubdiff.png",
-              "figures/fig6_wo_opt.png", "figures/fig6_ubdiff_seismic_first.png"):
+              "figures/fig6_wo_opt.png", "figures/fig6_ubdiff_seismic_first.png", "figures/fig6_mt_diffusion.png"):
         assert os.path.getsize(os.path.join(out, f)) > 0, f
     t = res["tables"]
     rows = {k: [r["method"] for r in v["rows"]] for k, v in t.items()}
-    assert rows["table2"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "real"]
-    assert rows["table3"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "real"]
+    assert rows["table2"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first", "real"]
+    assert rows["table3"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first", "real"]
     assert rows["table4"] == ["ubdiff", "ddpm", "sd_velocity", "real"]
-    assert rows["table5"] == ["ubdiff", "ubdiff_seismic_first", "real"]
-    assert rows["physics"] == ["ubdiff", "wo_opt", "ubdiff_seismic_first"]
-    # methods this build lacks: a skip line with the reason, in their tables
+    assert rows["table5"] == ["ubdiff", "sd_seismic", "ubdiff_seismic_first", "real"]
+    assert rows["physics"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first"]
+    # every method of the paper is in this build: no skip lines
     skipped = {k: {s["method"]: s["reason"] for s in v["skipped"]} for k, v in t.items()}
-    assert "mt_diffusion" in skipped["table2"] and "not implemented" in skipped["table2"]["mt_diffusion"]
-    assert not skipped["table4"] and set(skipped["table5"]) == {"sd_seismic"}
+    assert not any(skipped.values()), skipped
     md = open(os.path.join(out, "tables.md")).read()
-    assert "*MT-Diffusion* (mt_diffusion): skipped -- not implemented" in md
+    assert "| DDPM |" in md
     assert "| UB-Diff (seismic first) |" in md
     for r in t["table2"]["rows"] + t["table3"]["rows"]:
         assert all(v is not None and np.isfinite(v) for k, v in r.items() if k not in ("method", "title", "samples"))
     assert t["table2"]["rows"][0]["samples"] == scales.SCALES["tiny"]["samples"]
+    assert t["table5"]["rows"][1]["seismic FID"] is not None and np.isfinite(t["table5"]["rows"][1]["seismic FID"])
 
+
+def test_seismic_only_samples(tiny):
+    """SD (seismic) writes records only (data*.npy, no maps) with their own metadata; they read back
+    a batch at a time, in physical units, as many as asked for."""
+    from ubdiff.compare import samples
+    out, res = tiny
+    folder = os.path.join(out, "methods", "sd_seismic", "samples")
+    names = sorted(os.listdir(folder))
+    assert names == ["data1.npy", samples.SEISMIC_META], names
+    s = samples.open_samples(folder)
+    n = scales.SCALES["tiny"]["samples"]
+    assert s["velocity"] is None and len(s["pairs"]) == n and samples.complete(folder, n, s["meta"]["seed"])
+    rec = s["pairs"].seismic(np.arange(n))
+    assert rec.shape[:2] == (n, 5) and np.isfinite(rec).all() and np.abs(rec).max() > 1e-6
+    assert np.array_equal(rec[2:3], s["pairs"].seismic([2]))
 
 def test_sd_velocity_is_ubdiffs_velocity_branch(tiny):
     """At F = 1, SD (velocity) is UB-Diff's step 1 + diffusion: it reuses UB-Diff's run and draws."""
@@ -61,7 +76,7 @@ def test_rerun_resumes_without_retraining(tiny, capsys):
     from ubdiff import compare
     out, res = tiny
     stamp = {m: os.path.getmtime(os.path.join(out, "methods", m, "trained.json"))
-             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first", "ddpm")}
+             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first", "mt_diffusion", "sd_seismic", "ddpm")}
     r = compare.run(out, scale="tiny", progress=False, make_figures=False)
     text = capsys.readouterr().out
     assert "): training" not in text and ": generating" not in text and ": evaluating" not in text
@@ -105,15 +120,17 @@ def test_a_killed_stage_resumes_from_its_checkpoint(tmp_path):
 # ---- the pieces ---------------------------------------------------------------------
 
 
-def test_registry_resolves_and_explains():
+def test_registry_resolves_and_explains(monkeypatch):
     assert registry.resolve(None)[:4] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "sd_velocity"]
     assert registry.resolve("sd_velocity, ubdiff") == ["ubdiff", "sd_velocity"]   # a reused method first
     with pytest.raises(ValueError, match="unknown method.*nope.*known: ubdiff"):
         registry.resolve("ubdiff,nope")
-    m, why = registry.status("mt_diffusion")
+    # a planned method (every paper method is in this build now): a reason, not an import
+    monkeypatch.setitem(registry.PLANNED, "future", ("Future", "not implemented yet (test)"))
+    m, why = registry.status("future")
     assert m is None and "not implemented" in why
-    with pytest.raises(LookupError, match="MT-Diffusion"):
-        registry.get("mt_diffusion")
+    with pytest.raises(LookupError, match="Future"):
+        registry.get("future")
     for name in registry.REGISTRY:
         m, why = registry.status(name)
         assert m.name == name and why is None, (name, why)

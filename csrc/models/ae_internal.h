@@ -106,6 +106,7 @@ struct ubd_ae {
     float *loss;               /* (AE_NSCALARS) L1 and MSE of each modality */
     float *one;                /* (1) the constant 1: num_batches_tracked += 1 is axpy(nbt, one, 1, 1) */
     float *vel_in, *seis_in, *z_in; /* staging (NULL on the CPU): (B,1,70,70), (B, nout), (B, latent) */
+    int enc_train_B;           /* batch of the last training-mode run of E (0: none): encode_backward needs it */
 };
 
 /* ae_layout.c: fills params, bufs (names, shapes), every layer's geometry and
@@ -139,6 +140,11 @@ ubd_status ae_veldec_backward(ubd_ae *m, float *dzv, float *dvel, const float *z
 /* out: where the prediction goes, (B, nout); NULL: the model's own buffer */
 ubd_status ae_seisdec_forward(ubd_ae *m, float *out, const float *zs, int B);
 ubd_status ae_seisdec_backward(ubd_ae *m, float *dzs, const float *dout, const float *zs, int B);
+
+/* ae_train.c: L1 and MSE of pred vs target (n) into l1[0], mse[0] (backend
+ * memory); dpred = g1 dL1/dpred + g2 dMSE/dpred (overwritten). */
+ubd_status ae_modality_loss(const ubd_backend *be, float *l1, float *mse, float *dpred, const float *pred,
+                            const float *target, size_t n, float g1, float g2);
 
 /* Helpers */
 static inline float *ae_p(ubd_ae *m, size_t off) { return m->params.buf[UBD_BUF_PARAM] + off; }

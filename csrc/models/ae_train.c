@@ -107,9 +107,7 @@ ubd_status ubd_ae_trained_range(const ubd_ae *m, ubd_ae_mode mode, int freeze, s
     return UBD_OK;
 }
 
-/* L1 and MSE of pred vs target (n) into l1[0], mse[0] (backend memory);
- * dpred = g1 dL1/dpred + g2 dMSE/dpred. */
-static ubd_status modality_loss(const ubd_backend *be, float *l1, float *mse, float *dpred, const float *pred,
+ubd_status ae_modality_loss(const ubd_backend *be, float *l1, float *mse, float *dpred, const float *pred,
                                 const float *target, size_t n, float g1, float g2) {
     UBD_TRY(be->l1_forward(l1, pred, target, n));
     UBD_TRY(be->mse_forward(mse, pred, target, n));
@@ -155,14 +153,14 @@ ubd_status ubd_ae_forward_backward(ubd_ae *m, float *losses, const float *vel_ho
     if (train_v) {
         UBD_TRY(ae_head_forward(&m->hv, m, z, B, 1));
         UBD_TRY(ae_veldec_forward(m, m->hv.a, B, 1));
-        UBD_TRY(modality_loss(be, &m->loss[AE_L1_V], &m->loss[AE_MSE_V], m->dvel, ae_veldec_output(m), vel, nvel,
+        UBD_TRY(ae_modality_loss(be, &m->loss[AE_L1_V], &m->loss[AE_MSE_V], m->dvel, ae_veldec_output(m), vel, nvel,
                               hp->l1_v, hp->mse_v));
     }
     /* head_s also in step 1, for batch_norm_s's running statistics only (the authors' full forward) */
     if (run_hs) UBD_TRY(ae_head_forward(&m->hs, m, z, B, 1));
     if (need_s) {
         UBD_TRY(ae_seisdec_forward(m, NULL, m->hs.a, B));
-        UBD_TRY(modality_loss(be, &m->loss[AE_L1_S], &m->loss[AE_MSE_S], m->dseis, m->ds.out, seis, nseis, hp->l1_s,
+        UBD_TRY(ae_modality_loss(be, &m->loss[AE_L1_S], &m->loss[AE_MSE_S], m->dseis, m->ds.out, seis, nseis, hp->l1_s,
                               hp->mse_s));
     }
 

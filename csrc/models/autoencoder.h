@@ -130,6 +130,22 @@ ubd_status ubd_ae_trained_range(const ubd_ae *model, ubd_ae_mode mode, int freez
 ubd_status ubd_ae_train_step(ubd_ae *model, float *losses_out, const float *vel, const float *seis, int B,
                              ubd_ae_mode mode, int freeze, const ubd_ae_hparams *hp);
 
+/* The parts driven from outside (ae_latent.c; the baselines SD-seismic and
+ * MT-Diffusion, whose latent is not E's alone). Host arrays.
+ *
+ * ubd_ae_decode_backward: z (B, latent) through head_v + D_v when vel
+ * (B,1,70,70) is given and head_s + D_s when seis (B, shots, nt, nr) is given,
+ * BatchNorm in training mode (running statistics updated; B >= 2); loss
+ * l = l_v + l_s of the given modalities (hp's gammas; hp->adam unused);
+ * parameter gradients of the heads and decoders run += (NOT zeroed first);
+ * dz_out (B, latent) = dl/dz (overwritten). losses_out (UBD_AE_NLOSSES) as
+ * forward_backward's, NaN for a modality not given. */
+ubd_status ubd_ae_decode_backward(ubd_ae *model, float *losses_out, float *dz_out, const float *z, const float *vel,
+                                  const float *seis, int B, const ubd_ae_hparams *hp);
+/* After ubd_ae_encode(training = 1) of the same vel (B,1,70,70) and B, with no
+ * other run of E in between: E's parameter gradients += for dz (B, latent) = dl/dz. */
+ubd_status ubd_ae_encode_backward(ubd_ae *model, const float *dz, const float *vel, int B);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,10 +4,12 @@
 
 ubd_status ae_encoder_forward(ubd_ae *m, const float *vel, int B, int training) {
     const float *x = vel; /* (B, 1, 70, 70) */
+    m->enc_train_B = 0;
     for (int i = 0; i < UBD_AE_NENC; i++) {
         UBD_TRY(ae_block_forward(&m->enc[i], m, x, B, training));
         x = m->enc[i].a;
     }
+    m->enc_train_B = training ? B : 0;
     return UBD_OK;
 }
 

@@ -23,6 +23,7 @@ static int join_tables(void) {
     PyMethodDef *tables[] = {ubd_py_core_methods,  ubd_py_ops_methods,     ubd_py_cuda_methods,
                              ubd_py_conv_methods,  ubd_py_norm_methods,    ubd_py_attn_methods,
                              ubd_py_physics_methods, ubd_py_models_methods, ubd_py_invnet_methods,
+                             ubd_py_seisenc_methods,
                              ubd_py_diffusion_methods, ubd_py_featnet_methods, ubd_py_backend_methods,
                              ubd_py_diffusion_ops_methods, ubd_py_devops_methods,
                              ubd_py_unet2d_methods, NULL};

@@ -539,6 +539,51 @@ static PyObject *ae_tokens_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ae_decode_backward(handle, losses_out (7,), dz_out (B, latent), z (B, latent), vel | None, seis | None,
+ *                    (l1_v, mse_v, l1_s, mse_s)): heads + decoders of the given modalities on an external z,
+ * training mode; their gradients +=; dz_out = dl/dz (the baselines' encoders, ae_latent.c) */
+static PyObject *py_ae_decode_backward(PyObject *self, PyObject *args) {
+    PyObject *cap, *lo, *dzo, *zo, *vo, *so;
+    ubd_ae_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    if (!PyArg_ParseTuple(args, "OOOOOO(ffff)", &cap, &lo, &dzo, &zo, &vo, &so, &hp.l1_v, &hp.mse_v, &hp.l1_s,
+                          &hp.mse_s))
+        return NULL;
+    ACQUIRE(h, cap);
+    const ubd_ae_config *c = ubd_ae_get_config(h->obj);
+    UBD_PY_OUT(losses_out, lo);
+    UBD_PY_OUT(dz_out, dzo);
+    UBD_PY_IN(z, zo);
+    UBD_PY_OPT_IN(vel, vo);
+    UBD_PY_OPT_IN(seis, so);
+    UBD_PY_EXPECT(losses_out, 1, (long long)UBD_AE_NLOSSES);
+    UBD_PY_EXPECT(z, 2, -1LL, (long long)c->latent);
+    long long B = z.shape[0];
+    UBD_PY_EXPECT(dz_out, 2, B, (long long)c->latent);
+    UBD_PY_EXPECT_OPT(vel, 4, B, 1LL, 70LL, 70LL);
+    UBD_PY_EXPECT_OPT(seis, 4, B, (long long)c->shots, (long long)c->nt, (long long)c->nr);
+    UBD_PY_NO_OVERLAP(&losses_out, &dz_out, &z, &vel, &seis);
+    OUTSIDE_MODEL(h, &losses_out, &dz_out, &z, &vel, &seis);
+    AE_CALL(h, ubd_ae_decode_backward(h->obj, losses_out.data, dz_out.data, z.data, vel.data, seis.data, (int)B, &hp));
+    Py_RETURN_NONE;
+}
+
+/* ae_encode_backward(handle, dz (B, latent), vel (B,1,70,70)): E's gradients += after a training encode */
+static PyObject *py_ae_encode_backward(PyObject *self, PyObject *args) {
+    PyObject *cap, *dzo, *vo;
+    if (!PyArg_ParseTuple(args, "OOO", &cap, &dzo, &vo)) return NULL;
+    ACQUIRE(h, cap);
+    const ubd_ae_config *c = ubd_ae_get_config(h->obj);
+    UBD_PY_IN(dz, dzo);
+    UBD_PY_IN(vel, vo);
+    UBD_PY_EXPECT(vel, 4, -1LL, 1LL, 70LL, 70LL);
+    long long B = vel.shape[0];
+    UBD_PY_EXPECT(dz, 2, B, (long long)c->latent);
+    OUTSIDE_MODEL(h, &dz, &vel);
+    AE_CALL(h, ubd_ae_encode_backward(h->obj, dz.data, vel.data, (int)B));
+    Py_RETURN_NONE;
+}
+
 PyMethodDef ubd_py_models_methods[] = {
     {"ae_default_config", ae_default_config, METH_NOARGS, "ae_default_config() -> the paper configuration (dict)."},
     {"ae_spec", ae_spec, METH_VARARGS,
@@ -570,6 +615,11 @@ PyMethodDef ubd_py_models_methods[] = {
      "ae_apply_update(handle, mode, freeze, (lr, b1, b2, eps, wd)): AdamW on the trained groups' gradients."},
     {"ae_trained_range", py_ae_trained_range, METH_VARARGS,
      "ae_trained_range(handle, mode, freeze) -> (offset, size) of the flat buffers the mode trains."},
+    {"ae_decode_backward", py_ae_decode_backward, METH_VARARGS,
+     "ae_decode_backward(handle, losses_out(7), dz_out, z, vel|None, seis|None, (l1_v, mse_v, l1_s, mse_s)): "
+     "heads + decoders on an external z (training mode), gradients +=, dz_out = dl/dz."},
+    {"ae_encode_backward", py_ae_encode_backward, METH_VARARGS,
+     "ae_encode_backward(handle, dz, vel): E's gradients += after a training-mode ae_encode."},
     {"ae_tokens_forward", ae_tokens_forward, METH_VARARGS,
      "ae_tokens_forward(device, x0, tok, cls, pos): D_s token assembly x0 = [cls; tok] + pos."},
     {"ae_tokens_backward", ae_tokens_backward, METH_VARARGS,

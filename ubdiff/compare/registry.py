@@ -32,12 +32,12 @@ REGISTRY = {
     "ubdiff_seismic_first": "ubdiff.compare.methods.seismic_first",
     "sd_velocity": "ubdiff.compare.methods.sd_velocity",
     "ddpm": "ubdiff.compare.methods.ddpm",
+    "mt_diffusion": "ubdiff.compare.methods.mt_diffusion",
+    "sd_seismic": "ubdiff.compare.methods.sd_seismic",
 }
 
 #: The paper's methods not implemented in this build: name -> (table title, why missing).
 PLANNED = {
-    "mt_diffusion": ("MT-Diffusion", "not implemented yet (issue 11: the seismic encoder and MT-Diffusion)"),
-    "sd_seismic": ("SD (seismic)", "not implemented yet (issue 11: the seismic encoder + D_s latent diffusion)"),
 }
 
 

@@ -198,11 +198,11 @@ def _figures(out_dir, data, plan, results, finished) -> dict:
     physics_rows = []
     for name, folder in finished.items():
         s = samples.open_samples(os.path.join(folder, "samples"))
-        j = np.arange(min(k, len(s["velocity"])))
-        vel = s["velocity"].velocity(j)
+        j = np.arange(min(k, len(s["velocity"] if s["velocity"] is not None else s["pairs"])))
+        vel = s["velocity"].velocity(j) if s["velocity"] is not None else None
         seis = s["pairs"].seismic(j) if s["pairs"] is not None else None
         rows.append((results["methods"][name]["title"], vel, seis))
-        if seis is not None:
+        if vel is not None and seis is not None:
             physics_rows.append((name, results["methods"][name]["title"], vel, seis))
     out = {"fig5": figures.samples_figure(os.path.join(fdir, "fig5_samples.png"), rows, lo, hi,
                                           title="Samples of each method (cf. the paper's Fig. 5)")}

@@ -330,6 +330,32 @@ class CoLatentAutoencoder:
         off, n = lib.ae_trained_range(self._handle(), MODES[mode], bool(freeze))
         return slice(off, off + n)
 
+    # ---- parts driven from outside (the baselines of ubdiff.baselines) ----------------------
+    def decode_backward(self, z, vel=None, seis=None, gammas=(1.0, 1.0, 1.0, 1.0)):
+        """Heads and decoders of the given modalities on an external latent z (B, latent), BatchNorm
+        in training mode: returns (losses dict, dz (B, latent) = dl/dz) with l = l_v + l_s of the
+        modalities given (vel (B,1,70,70) and/or seis (B, shots, nt, nr)); their parameter
+        gradients accumulate (zero_grad first); apply_update then steps the groups trained."""
+        z = f32(z, "z")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be (B, {self.latent_dim}), got {z.shape}")
+        if vel is None and seis is None:
+            raise ValueError("decode_backward: give vel, seis or both")
+        v = None if vel is None else self._vel(vel)
+        if v is not None and v.shape[0] != z.shape[0]:
+            raise ValueError(f"vel holds {v.shape[0]} maps, z {z.shape[0]} latents")
+        s = self._seis(seis, z.shape[0])
+        gammas = weights_arg(gammas, "gammas (l1_v, mse_v, l1_s, mse_s)", 4)
+        losses = np.empty(len(LOSS_KEYS), np.float32)
+        dz = np.empty_like(z)
+        lib.ae_decode_backward(self._handle(), losses, dz, z, v, s, gammas)
+        return {k: float(x) for k, x in zip(LOSS_KEYS, losses)}, dz
+
+    def encode_backward(self, dz, vel) -> None:
+        """E's parameter gradients += for dz (B, latent) = dl/dz, after encode(vel, training=True)
+        of the same maps with no other encode in between."""
+        lib.ae_encode_backward(self._handle(), f32(dz, "dz"), self._vel(vel))
+
     def reset_optimizer(self) -> None:
         lib.ae_reset_optimizer(self._handle())
 
