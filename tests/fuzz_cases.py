@@ -141,6 +141,12 @@ def new_u2_model(seed=0):
                   seed=seed, max_batch=2, device="cpu")
 
 
+def new_ddpm_model(seed=0):
+    from ubdiff.models import VelocityDDPM
+    return VelocityDDPM({"dim": 4, "dim_mults": (1, 2), "height": 5, "width": 6, "groups": 2, "heads": 2,
+                         "dim_head": 3, "timesteps": 8}, seed=seed, max_batch=2, device="cpu")
+
+
 cached = functools.lru_cache(maxsize=None)
 featnet = cached(new_featnet)
 dm = cached(new_dm)
@@ -672,6 +678,9 @@ SEEDED = {  # name -> (call with a seed)
     "unet2d_create": lambda s: new_u2(seed=s),
     "unet2d_init": lambda s: lib.unet2d_init(u2(), s),
     "UNet2D": lambda s: new_u2_model(seed=s),
+    "diffusion_create_unet2d": lambda s: lib.diffusion_create_unet2d(U2_CFG, 2, 8, s, "cpu"),
+    "VelocityDDPM": lambda s: new_ddpm_model(seed=s),
+    "VelocityDDPM.sample": lambda s: new_ddpm_model().sample(1, seed=s, sampler="ddim", steps=1),
 }
 if hasattr(lib, "cuda_rand_uniform"):
     SEEDED["cuda_rand_uniform"] = lambda s: lib.cuda_rand_uniform(Z(4), s)

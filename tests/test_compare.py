@@ -31,15 +31,14 @@ def test_command_writes_tables_figures_and_skip_lines(tiny):
     rows = {k: [r["method"] for r in v["rows"]] for k, v in t.items()}
     assert rows["table2"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first", "real"]
     assert rows["table3"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first", "real"]
-    assert rows["table4"] == ["ubdiff", "sd_velocity", "real"]
+    assert rows["table4"] == ["ubdiff", "ddpm", "sd_velocity", "real"]
     assert rows["table5"] == ["ubdiff", "sd_seismic", "ubdiff_seismic_first", "real"]
     assert rows["physics"] == ["ubdiff", "mt_diffusion", "wo_opt", "ubdiff_seismic_first"]
-    # methods this build lacks: a skip line with the reason, in their tables
+    # every method of the paper is in this build: no skip lines
     skipped = {k: {s["method"]: s["reason"] for s in v["skipped"]} for k, v in t.items()}
-    assert not skipped["table2"] and not skipped["table5"]
-    assert set(skipped["table4"]) == {"ddpm"} and "not implemented" in skipped["table4"]["ddpm"]
+    assert not any(skipped.values()), skipped
     md = open(os.path.join(out, "tables.md")).read()
-    assert "*DDPM* (ddpm): skipped -- not implemented" in md
+    assert "| DDPM |" in md
     assert "| UB-Diff (seismic first) |" in md
     for r in t["table2"]["rows"] + t["table3"]["rows"]:
         assert all(v is not None and np.isfinite(v) for k, v in r.items() if k not in ("method", "title", "samples"))
@@ -77,7 +76,7 @@ def test_rerun_resumes_without_retraining(tiny, capsys):
     from ubdiff import compare
     out, res = tiny
     stamp = {m: os.path.getmtime(os.path.join(out, "methods", m, "trained.json"))
-             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first", "mt_diffusion", "sd_seismic")}
+             for m in ("ubdiff", "wo_opt", "ubdiff_seismic_first", "mt_diffusion", "sd_seismic", "ddpm")}
     r = compare.run(out, scale="tiny", progress=False, make_figures=False)
     text = capsys.readouterr().out
     assert "): training" not in text and ": generating" not in text and ": evaluating" not in text
@@ -121,15 +120,17 @@ def test_a_killed_stage_resumes_from_its_checkpoint(tmp_path):
 # ---- the pieces ---------------------------------------------------------------------
 
 
-def test_registry_resolves_and_explains():
+def test_registry_resolves_and_explains(monkeypatch):
     assert registry.resolve(None)[:4] == ["ubdiff", "wo_opt", "ubdiff_seismic_first", "sd_velocity"]
     assert registry.resolve("sd_velocity, ubdiff") == ["ubdiff", "sd_velocity"]   # a reused method first
     with pytest.raises(ValueError, match="unknown method.*nope.*known: ubdiff"):
         registry.resolve("ubdiff,nope")
-    m, why = registry.status("ddpm")
+    # a planned method (every paper method is in this build now): a reason, not an import
+    monkeypatch.setitem(registry.PLANNED, "future", ("Future", "not implemented yet (test)"))
+    m, why = registry.status("future")
     assert m is None and "not implemented" in why
-    with pytest.raises(LookupError, match="DDPM"):
-        registry.get("ddpm")
+    with pytest.raises(LookupError, match="Future"):
+        registry.get("future")
     for name in registry.REGISTRY:
         m, why = registry.status(name)
         assert m.name == name and why is None, (name, why)

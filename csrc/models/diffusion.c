@@ -18,8 +18,7 @@
 
 struct ubd_diffusion {
     const ubd_backend *be;
-    ubd_unet1d *net;
-    ubd_unet1d_config cfg;
+    ubd_denoiser net; /* owned: the 1-D U-Net (latent) or the 2-D U-Net (pixel DDPM) */
     int T, max_batch;
     size_t per; /* C * L floats per sample */
     double *sched[UBD_SCHED_NUM]; /* host, float64 */
@@ -132,7 +131,7 @@ static void lay_out(ubd_diffusion *d, ubd_arena *a) {
 void ubd_diffusion_free(ubd_diffusion *d) {
     if (!d) return;
     if (d->graph) d->be->replay_free(d->graph);
-    ubd_unet1d_free(d->net);
+    if (d->net.free) d->net.free(d->net.net);
     ubd_arena_release(&d->arena);
     for (int k = 0; k < UBD_SCHED_NUM; k++) free(d->sched[k]);
     free(d->h_tf), free(d->h_plan);
@@ -155,20 +154,30 @@ static ubd_status upload_schedule(ubd_diffusion *d) {
     return s;
 }
 
-ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed,
-                                const ubd_backend *be) {
-    UBD_REQUIRE_PTR(out);
+ubd_status ubd_diffusion_create_with(ubd_diffusion **out, ubd_denoiser net, int T, uint64_t seed) {
+    if (!out) { /* the denoiser is ours from here on, whatever happens */
+        if (net.free) net.free(net.net);
+        return ubd_fail(UBD_ERR_VALUE, "ubd_diffusion_create_with: out must not be NULL");
+    }
     *out = NULL;
-    UBD_REQUIRE(T >= 1 && T <= 100000, UBD_ERR_VALUE, "diffusion: timesteps must lie in 1..100000, got %d", T);
     ubd_diffusion *d = calloc(1, sizeof *d);
-    UBD_REQUIRE(d != NULL, UBD_ERR_MEMORY, "diffusion: out of memory");
-    d->be = be ? be : ubd_backend_cpu();
+    if (!d) {
+        if (net.free) net.free(net.net);
+        return ubd_fail(UBD_ERR_MEMORY, "diffusion: out of memory");
+    }
+    d->net = net;
+    d->be = net.be ? net.be : ubd_backend_cpu();
     ubd_arena_begin(&d->arena, d->be);
     d->use_graphs = 1;
-    ubd_status s = ubd_unet1d_create(&d->net, cfg, max_batch, d->be);
-    if (!s) s = ubd_unet1d_init(d->net, seed);
+    const int max_batch = net.max_batch;
+    ubd_status s = UBD_OK;
+    if (!net.net || !net.forward || !net.backward || !net.params || !net.init || !net.free || net.per == 0)
+        s = ubd_fail(UBD_ERR_VALUE, "diffusion: incomplete denoiser");
+    else if (T < 1 || T > 100000)
+        s = ubd_fail(UBD_ERR_VALUE, "diffusion: timesteps must lie in 1..100000, got %d", T);
+    if (!s) s = net.init(net.net, seed);
     if (!s) {
-        d->cfg = cfg, d->T = T, d->max_batch = max_batch, d->per = (size_t)cfg.channels * cfg.seq_len;
+        d->T = T, d->max_batch = max_batch, d->per = net.per;
         int ok = 1;
         for (int k = 0; k < UBD_SCHED_NUM; k++) ok &= (d->sched[k] = malloc((size_t)T * sizeof(double))) != NULL;
         ok &= (d->h_tf = malloc((size_t)max_batch * sizeof(float))) != NULL;
@@ -197,7 +206,34 @@ ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int 
     return UBD_OK;
 }
 
-ubd_unet1d *ubd_diffusion_net(ubd_diffusion *d) { return d->net; }
+/* The timesteps check comes first, as it did before the denoiser interface:
+ * a bad T fails before any network is built. */
+ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed,
+                                const ubd_backend *be) {
+    UBD_REQUIRE_PTR(out);
+    *out = NULL;
+    UBD_REQUIRE(T >= 1 && T <= 100000, UBD_ERR_VALUE, "diffusion: timesteps must lie in 1..100000, got %d", T);
+    ubd_denoiser net;
+    UBD_TRY(ubd_denoiser_unet1d(&net, cfg, max_batch, be ? be : ubd_backend_cpu()));
+    return ubd_diffusion_create_with(out, net, T, seed);
+}
+
+ubd_status ubd_diffusion_create_unet2d(ubd_diffusion **out, const ubd_unet2d_config *cfg, int max_batch, int T,
+                                       uint64_t seed, const ubd_backend *be) {
+    UBD_REQUIRE_PTR(out);
+    *out = NULL;
+    UBD_REQUIRE(T >= 1 && T <= 100000, UBD_ERR_VALUE, "diffusion: timesteps must lie in 1..100000, got %d", T);
+    ubd_denoiser net;
+    UBD_TRY(ubd_denoiser_unet2d(&net, cfg, max_batch, be ? be : ubd_backend_cpu()));
+    return ubd_diffusion_create_with(out, net, T, seed);
+}
+
+const ubd_denoiser *ubd_diffusion_denoiser(const ubd_diffusion *d) { return &d->net; }
+ubd_params *ubd_diffusion_params(ubd_diffusion *d) { return d->net.params(d->net.net); }
+ubd_status ubd_diffusion_init(ubd_diffusion *d, uint64_t seed) {
+    UBD_REQUIRE_PTR(d);
+    return d->net.init(d->net.net, seed);
+}
 const ubd_backend *ubd_diffusion_backend(const ubd_diffusion *d) { return d->be; }
 size_t ubd_diffusion_arena_floats(const ubd_diffusion *d) { return d->arena.bytes / sizeof(float); }
 int ubd_diffusion_timesteps(const ubd_diffusion *d) { return d->T; }
@@ -219,21 +255,21 @@ ubd_status ubd_diffusion_net_forward(ubd_diffusion *d, float *out, const float *
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(x);
     UBD_REQUIRE_PTR(t);
-    UBD_TRY(check_batch(d, B, "unet1d_forward"));
+    UBD_TRY(check_batch(d, B, "net_forward"));
     const ubd_backend *be = d->be;
     const size_t n = (size_t)B * d->per;
     const float *xd, *td;
     UBD_TRY(ubd_stage_in(be, &xd, d->st_a, x, n));
     UBD_TRY(ubd_stage_in(be, &td, d->st_t, t, (size_t)B));
     float *od = ubd_stage_out(be, d->st_c, out);
-    UBD_TRY(ubd_unet1d_forward(d->net, od, xd, td, B, weights));
+    UBD_TRY(d->net.forward(d->net.net, od, xd, td, B, weights));
     return be->copy(out, od, n * sizeof(float), UBD_D2H);
 }
 
 ubd_status ubd_diffusion_net_backward(ubd_diffusion *d, float *dx, const float *dout, int B) {
     UBD_REQUIRE_PTR(d);
     UBD_REQUIRE_PTR(dout);
-    UBD_TRY(check_batch(d, B, "unet1d_backward"));
+    UBD_TRY(check_batch(d, B, "net_backward"));
     const ubd_backend *be = d->be;
     const size_t n = (size_t)B * d->per;
     const float *gd;
@@ -243,7 +279,7 @@ ubd_status ubd_diffusion_net_backward(ubd_diffusion *d, float *dx, const float *
         dxd = ubd_stage_out(be, d->st_c, dx);
         UBD_TRY(be->copy(dxd, dx, n * sizeof(float), UBD_H2D));
     }
-    UBD_TRY(ubd_unet1d_backward(d->net, dxd, gd, B));
+    UBD_TRY(d->net.backward(d->net.net, dxd, gd, B));
     return dx ? be->copy(dx, dxd, n * sizeof(float), UBD_D2H) : UBD_OK;
 }
 
@@ -257,12 +293,12 @@ static ubd_status vloss(ubd_diffusion *d, float *loss, float *per_sample, const 
     const ubd_backend *be = d->be;
     const size_t per = d->per;
     UBD_TRY(be->diffusion_q_sample(d->xt, d->v, z0, noise, ti, d->sa, d->s1, B, per));
-    UBD_TRY(ubd_unet1d_forward(d->net, d->pred, d->xt, tf, B, UBD_BUF_PARAM));
+    UBD_TRY(d->net.forward(d->net.net, d->pred, d->xt, tf, B, UBD_BUF_PARAM));
     UBD_TRY(be->diffusion_vloss_forward(loss, per_sample, d->pred, d->v, ti, d->w, B, per));
     if (!(grad_scale > 0.0f)) return UBD_OK;
     UBD_TRY(be->zero(d->dpred, (size_t)B * per));
     UBD_TRY(be->diffusion_vloss_backward(d->dpred, d->pred, d->v, ti, d->w, B, per, grad_scale));
-    return ubd_unet1d_backward(d->net, NULL, d->dpred, B);
+    return d->net.backward(d->net.net, NULL, d->dpred, B);
 }
 
 ubd_status ubd_diffusion_loss(ubd_diffusion *d, float *loss, float *per_sample, const float *z0, const int *t,
@@ -318,7 +354,7 @@ ubd_status ubd_diffusion_forward_backward(ubd_diffusion *d, float *loss, const f
     UBD_REQUIRE(first >= 0, UBD_ERR_VALUE, "forward_backward: first (the batch position of sample 0) must be >= 0, "
                 "got %lld", first);
     const ubd_backend *be = d->be;
-    ubd_params *P = ubd_unet1d_params(d->net);
+    ubd_params *P = ubd_diffusion_params(d);
     const size_t per = d->per;
     UBD_TRY(be->zero(P->buf[UBD_BUF_GRAD], P->n));
     /* the micro-batch losses stay on the device, LOSS_SLOTS at a time, and are
@@ -348,7 +384,7 @@ ubd_status ubd_diffusion_apply_update(ubd_diffusion *d, float *grad_norm, long l
     UBD_REQUIRE(step >= 0, UBD_ERR_VALUE, "train_step: step must be >= 0, got %lld", step);
     UBD_TRY(check_hparams(hp));
     const ubd_backend *be = d->be;
-    ubd_params *P = ubd_unet1d_params(d->net);
+    ubd_params *P = ubd_diffusion_params(d);
     if (hp.max_grad_norm > 0.0f)
         UBD_TRY(be->clip_grad_norm(d->norm, P->buf[UBD_BUF_GRAD], P->n, hp.max_grad_norm));
     else
@@ -474,7 +510,7 @@ static ubd_status sample_one_step(void *ctx) {
     const ubd_backend *be = d->be;
     const int n = d->run.n;
     UBD_TRY(be->diffusion_step_begin(d->cur, d->tf, d->k, d->plan, n));
-    UBD_TRY(ubd_unet1d_forward(d->net, d->pred, d->xs, d->tf, n, d->run.use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
+    UBD_TRY(d->net.forward(d->net.net, d->pred, d->xs, d->tf, n, d->run.use_ema ? UBD_BUF_EMA : UBD_BUF_PARAM));
     return be->diffusion_step_update(d->xs, d->pred, d->cur, (size_t)n * d->per, d->noise);
 }
 

@@ -1,7 +1,12 @@
 /* diffusion.h — UB-Diff's latent diffusion: GaussianDiffusion1D (lucidrains,
  * as vendored by the UB-Diff authors) with the cosine schedule, the
  * v-prediction objective, Adam + gradient clipping + EMA training steps, and
- * ancestral DDPM / DDIM sampling, around the 1-D U-Net of unet1d.h.
+ * ancestral DDPM / DDIM sampling, around a denoiser (denoiser.h): the 1-D
+ * U-Net of unet1d.h for UB-Diff's latents, the 2-D U-Net of unet2d.h for the
+ * pixel-space DDPM baseline on velocity maps (the same schedule, objective
+ * and samplers; only the floats per sample differ: C*L or C*H*W).
+ * Shapes below write one sample as (C, L); with the 2-D U-Net read (C, H, W)
+ * and C*L as C*H*W.
  *
  * Devices. A model lives on the backend given at creation (backend.h): the
  * U-Net's parameters and activations, the schedule (uploaded once as floats),
@@ -25,7 +30,7 @@
 #define UBD_DIFFUSION_H
 
 #include "../ops.h"
-#include "unet1d.h"
+#include "denoiser.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,20 +66,30 @@ const char *ubd_sched_name(ubd_sched_array k);
 
 typedef struct ubd_diffusion ubd_diffusion;
 
-/* Cosine schedule with T steps (s = 0.008, betas clipped to 0.999, float64);
- * the U-Net is created for batches up to max_batch on backend `be` (NULL: the
- * CPU) and initialised from `seed`. */
+/* Cosine schedule with T steps (s = 0.008, betas clipped to 0.999, float64)
+ * around denoiser `net` (its backend, its max_batch), which is initialised
+ * from `seed`. The diffusion owns `net` from the call on, also when it fails
+ * (then net is freed). */
+ubd_status ubd_diffusion_create_with(ubd_diffusion **out, ubd_denoiser net, int T, uint64_t seed);
+/* The same around a new 1-D U-Net (the latent diffusion) / 2-D U-Net (the
+ * pixel DDPM) for batches up to max_batch on backend `be` (NULL: the CPU). */
 ubd_status ubd_diffusion_create(ubd_diffusion **out, ubd_unet1d_config cfg, int max_batch, int T, uint64_t seed,
                                 const ubd_backend *be);
+ubd_status ubd_diffusion_create_unet2d(ubd_diffusion **out, const ubd_unet2d_config *cfg, int max_batch, int T,
+                                       uint64_t seed, const ubd_backend *be);
 void ubd_diffusion_free(ubd_diffusion *d);
-ubd_unet1d *ubd_diffusion_net(ubd_diffusion *d);
+/* The denoiser (its kind, sample shape, max_batch), its parameter table, and
+ * its re-initialisation (EMA := params; grad, m, v zeroed). */
+const ubd_denoiser *ubd_diffusion_denoiser(const ubd_diffusion *d);
+ubd_params *ubd_diffusion_params(ubd_diffusion *d);
+ubd_status ubd_diffusion_init(ubd_diffusion *d, uint64_t seed);
 const ubd_backend *ubd_diffusion_backend(const ubd_diffusion *d);
-/* Floats of the diffusion's own arena (the U-Net's: ubd_unet1d_activation_floats). */
+/* Floats of the diffusion's own arena (the denoiser's: its activation_floats). */
 size_t ubd_diffusion_arena_floats(const ubd_diffusion *d);
 
-/* The U-Net on host arrays: out (B, C, L) = net(x (B, C, L), t (B)) with the
- * weights of buffer `weights`; backward of the last forward, dx (B, C, L) +=
- * (NULL: not wanted), dout (B, C, L). See ubd_unet1d_forward / _backward. */
+/* The denoiser on host arrays: out (B, *S) = net(x (B, *S), t (B)) with the
+ * weights of buffer `weights` (S: the sample shape, (C, L) or (C, H, W));
+ * backward of the last forward, dx (B, *S) += (NULL: not wanted), dout (B, *S). */
 ubd_status ubd_diffusion_net_forward(ubd_diffusion *d, float *out, const float *x, const float *t, int B,
                                      ubd_buf_kind weights);
 ubd_status ubd_diffusion_net_backward(ubd_diffusion *d, float *dx, const float *dout, int B);

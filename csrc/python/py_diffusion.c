@@ -1,11 +1,15 @@
-/* py_diffusion.c — bindings of the latent diffusion model (models/diffusion.h,
- * models/unet1d.h). A model is a PyCapsule owning a ubd_diffusion on the
+/* py_diffusion.c — bindings of the diffusion models (models/diffusion.h): the
+ * latent diffusion around the 1-D U-Net (models/unet1d.h, diffusion_create)
+ * and the pixel DDPM around the 2-D U-Net (models/unet2d.h,
+ * diffusion_create_unet2d); every other call serves both, with the sample
+ * shape of the model's denoiser. A model is a PyCapsule owning a ubd_diffusion on the
  * backend named at creation (device "cpu" | "cuda" | "auto"). Its buffers
  * (param, grad, m, v, ema) are reached through tensor_io.h: copies in and out
  * on every device (diffusion_get / _set / _zero), and on the CPU also
  * zero-copy NumPy views that keep the capsule alive (diffusion_view). Compute
  * calls take host arrays; the model stages them onto its device.
- * ubdiff/models/diffusion.py wraps these into LatentDiffusion.
+ * ubdiff/models/diffusion.py wraps these into LatentDiffusion, ubdiff/models/ddpm.py
+ * into VelocityDDPM.
  * A model runs one call at a time: a call made while another thread is
  * inside one on the same model raises RuntimeError instead of racing. */
 #include "handle.h" /* first: Python.h must precede system headers */
@@ -22,7 +26,10 @@ static void dm_destroy(void *d) { ubd_diffusion_free(d); }
 #define ACQUIRE(var, cap) UBD_HANDLE_ACQUIRE(var, cap, CAPSULE_NAME)
 #define DM_CALL UBD_HANDLE_CALL
 /* arrays handed to the model lie outside its own buffers */
-#define OUTSIDE_MODEL(b, ...) UBD_PY_OUTSIDE_MODEL(ubd_unet1d_params(ubd_diffusion_net((b)->obj)), NULL, __VA_ARGS__)
+#define OUTSIDE_MODEL(b, ...) UBD_PY_OUTSIDE_MODEL(ubd_diffusion_params((b)->obj), NULL, __VA_ARGS__)
+/* py_unet2d.c: a UNet2D config tuple (dim, dim_mults, full_attn, channels, height, width, groups, heads,
+ * dim_head) into c; 0 or -1 raised */
+int ubd_py_unet2d_config(PyObject *obj, ubd_unet2d_config *c);
 
 /* diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head,
  *                  max_batch, timesteps, seed, device="auto") -> handle */
@@ -64,13 +71,33 @@ static PyObject *diffusion_create(PyObject *self, PyObject *args) {
     return ubd_handle_new(d, dm_destroy, CAPSULE_NAME, "latent diffusion");
 }
 
+/* diffusion_create_unet2d(unet2d_config, max_batch, timesteps, seed, device="auto") -> handle:
+ * the pixel DDPM (the config tuple as py_unet2d.c reads it) */
+static PyObject *diffusion_create_unet2d(PyObject *self, PyObject *args) {
+    PyObject *cfg_obj, *seed_obj;
+    int max_batch, T;
+    const char *device = "auto";
+    if (!PyArg_ParseTuple(args, "OiiO|s", &cfg_obj, &max_batch, &T, &seed_obj, &device)) return NULL;
+    UBD_PY_U64(seed, seed_obj);
+    ubd_unet2d_config c;
+    if (ubd_py_unet2d_config(cfg_obj, &c) < 0) return NULL;
+    const ubd_backend *be = NULL;
+    ubd_status bs = ubd_backend_find(device, &be);
+    if (bs != UBD_OK) return ubd_py_raise(bs);
+    ubd_diffusion *d = NULL;
+    ubd_status s;
+    Py_BEGIN_ALLOW_THREADS s = ubd_diffusion_create_unet2d(&d, &c, max_batch, T, (uint64_t)seed, be);
+    Py_END_ALLOW_THREADS if (s != UBD_OK) return ubd_py_raise(s);
+    return ubd_handle_new(d, dm_destroy, CAPSULE_NAME, "pixel diffusion");
+}
+
 /* diffusion_init(h, seed): re-initialise the parameters (EMA := params, m = v = 0). */
 static PyObject *diffusion_init(PyObject *self, PyObject *args) {
     PyObject *h, *seed_obj;
     if (!PyArg_ParseTuple(args, "OO", &h, &seed_obj)) return NULL;
     UBD_PY_U64(seed, seed_obj);
     ACQUIRE(b, h);
-    DM_CALL(b, ubd_unet1d_init(ubd_diffusion_net(b->obj), (uint64_t)seed));
+    DM_CALL(b, ubd_diffusion_init(b->obj, (uint64_t)seed));
     Py_RETURN_NONE;
 }
 
@@ -79,12 +106,12 @@ static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
     ACQUIRE(b, h);
-    return ubd_py_params_spec(ubd_unet1d_params(ubd_diffusion_net(b->obj)));
+    return ubd_py_params_spec(ubd_diffusion_params(b->obj));
 }
 
 /* The tensor (kind, name or None) of a model: kind param | grad | m | v | ema. */
 static int find_tensor(ubd_py_tensor *t, ubd_diffusion *d, const char *kind, PyObject *name) {
-    ubd_params *p = ubd_unet1d_params(ubd_diffusion_net(d));
+    ubd_params *p = ubd_diffusion_params(d);
     for (int k = 0; k < UBD_NUM_BUFS; k++)
         if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)k)) == 0)
             return ubd_py_tensor_find(t, p, (ubd_buf_kind)k, name, "LatentDiffusion", "parameter");
@@ -191,24 +218,33 @@ static PyObject *diffusion_schedule(PyObject *self, PyObject *args) {
     return dict;
 }
 
-/* diffusion_info(h) -> dict(timesteps, max_batch, num_parameters, activation_floats, device) */
+/* diffusion_info(h) -> dict(timesteps, max_batch, num_parameters, activation_floats, device, denoiser,
+ * sample_shape) */
 static PyObject *diffusion_info(PyObject *self, PyObject *args) {
     PyObject *h;
     if (!PyArg_ParseTuple(args, "O", &h)) return NULL;
     ACQUIRE(b, h);
-    ubd_unet1d *net = ubd_diffusion_net(b->obj);
-    return Py_BuildValue("{s:i,s:i,s:n,s:n,s:s}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
-                         ubd_unet1d_max_batch(net), "num_parameters", (Py_ssize_t)ubd_unet1d_params(net)->n,
+    const ubd_denoiser *net = ubd_diffusion_denoiser(b->obj);
+    PyObject *shape = PyTuple_New(net->ndim);
+    if (!shape) return NULL;
+    for (int i = 0; i < net->ndim; i++) PyTuple_SET_ITEM(shape, i, PyLong_FromLong(net->shape[i]));
+    return Py_BuildValue("{s:i,s:i,s:n,s:n,s:s,s:s,s:N}", "timesteps", ubd_diffusion_timesteps(b->obj), "max_batch",
+                         net->max_batch, "num_parameters", (Py_ssize_t)ubd_diffusion_params(b->obj)->n,
                          "activation_floats",
-                         (Py_ssize_t)(ubd_unet1d_activation_floats(net) + ubd_diffusion_arena_floats(b->obj)),
-                         "device", ubd_diffusion_backend(b->obj)->name);
+                         (Py_ssize_t)(net->activation_floats(net->net) + ubd_diffusion_arena_floats(b->obj)),
+                         "device", ubd_diffusion_backend(b->obj)->name, "denoiser", net->kind, "sample_shape",
+                         shape);
 }
 
-/* Checks x is (B, channels, seq_len) with 1 <= B <= max_batch; returns B or -1. */
+/* Checks x is (B, *sample shape) with 1 <= B <= max_batch (B >= 1 only when
+ * limit is 0); returns B or -1. */
 static int batch_of(ubd_handle *b, const ubd_f32 *x, const char *fn, const char *name, int limit) {
-    ubd_unet1d_config c = ubd_unet1d_get_config(ubd_diffusion_net(b->obj));
-    if (ubd_py_expect(x, fn, name, 3, -1LL, (long long)c.channels, (long long)c.seq_len) < 0) return -1;
-    int mb = ubd_unet1d_max_batch(ubd_diffusion_net(b->obj));
+    const ubd_denoiser *net = ubd_diffusion_denoiser(b->obj);
+    const int *S = net->shape;
+    int ok = net->ndim == 2 ? ubd_py_expect(x, fn, name, 3, -1LL, (long long)S[0], (long long)S[1])
+                            : ubd_py_expect(x, fn, name, 4, -1LL, (long long)S[0], (long long)S[1], (long long)S[2]);
+    if (ok < 0) return -1;
+    int mb = net->max_batch;
     if (x->shape[0] < 1 || (limit && x->shape[0] > mb)) {
         PyErr_Format(PyExc_ValueError, "%s: %s has batch %zd; need 1..%d (max_batch)", fn, name,
                      (Py_ssize_t)x->shape[0], mb);
@@ -217,7 +253,15 @@ static int batch_of(ubd_handle *b, const ubd_f32 *x, const char *fn, const char 
     return (int)x->shape[0];
 }
 
-/* unet_forward(h, out (B,C,L), x (B,C,L), t (B,), use_ema) */
+/* Checks a has exactly the shape of ref (already checked against the model). */
+static int same_samples(const ubd_f32 *a, const ubd_f32 *ref, const char *fn) {
+    if (ref->ndim == 3) return ubd_py_expect(a, fn, a->name, 3, (long long)ref->shape[0], (long long)ref->shape[1],
+                                             (long long)ref->shape[2]);
+    return ubd_py_expect(a, fn, a->name, 4, (long long)ref->shape[0], (long long)ref->shape[1],
+                         (long long)ref->shape[2], (long long)ref->shape[3]);
+}
+
+/* unet_forward(h, out (B,*S), x (B,*S), t (B,), use_ema); S: the sample shape, (C,L) or (C,H,W) */
 static PyObject *unet_forward(PyObject *self, PyObject *args) {
     PyObject *h, *o, *xo, *to;
     int use_ema;
@@ -228,7 +272,7 @@ static PyObject *unet_forward(PyObject *self, PyObject *args) {
     UBD_PY_IN(t, to);
     int B = batch_of(b, &x, __func__, "x", 1);
     if (B < 0) return NULL;
-    UBD_PY_EXPECT(out, 3, (long long)B, x.shape[1], x.shape[2]);
+    if (same_samples(&out, &x, __func__) < 0) return NULL;
     UBD_PY_EXPECT(t, 1, (long long)B);
     UBD_PY_NO_OVERLAP(&out, &x, &t);
     OUTSIDE_MODEL(b, &out, &x, &t);
@@ -245,7 +289,7 @@ static PyObject *unet_backward(PyObject *self, PyObject *args) {
     UBD_PY_IN(dout, dao);
     int B = batch_of(b, &dout, __func__, "dout", 1);
     if (B < 0) return NULL;
-    UBD_PY_EXPECT_OPT(dx, 3, (long long)B, dout.shape[1], dout.shape[2]);
+    if (dx.data && same_samples(&dx, &dout, __func__) < 0) return NULL;
     UBD_PY_NO_OVERLAP(&dx, &dout);
     OUTSIDE_MODEL(b, &dx, &dout);
     DM_CALL(b, ubd_diffusion_net_backward(b->obj, dx.data, dout.data, B));
@@ -278,7 +322,7 @@ static PyObject *diffusion_loss(PyObject *self, PyObject *args) {
     int B = batch_of(b, &z0, __func__, "z0", 1);
     if (B < 0) return NULL;
     UBD_PY_EXPECT(t, 1, (long long)B);
-    UBD_PY_EXPECT(noise, 3, (long long)B, z0.shape[1], z0.shape[2]);
+    if (same_samples(&noise, &z0, __func__) < 0) return NULL;
     UBD_PY_EXPECT_OPT(per_sample, 1, (long long)B);
     UBD_PY_NO_OVERLAP(&per_sample, &z0, &t, &noise);
     OUTSIDE_MODEL(b, &per_sample, &z0, &t, &noise);
@@ -446,6 +490,8 @@ PyMethodDef ubd_py_diffusion_methods[] = {
     {"diffusion_create", diffusion_create, METH_VARARGS,
      "diffusion_create(dim, dim_mults, channels, seq_len, groups, heads, dim_head, max_batch, timesteps, seed, "
      "device='auto')"},
+    {"diffusion_create_unet2d", diffusion_create_unet2d, METH_VARARGS,
+     "diffusion_create_unet2d(unet2d_config, max_batch, timesteps, seed, device='auto'): the pixel DDPM"},
     {"diffusion_init", diffusion_init, METH_VARARGS, "diffusion_init(h, seed): PyTorch-default init"},
     {"diffusion_spec", diffusion_spec, METH_VARARGS, "diffusion_spec(h) -> [(name, shape, offset)]"},
     {"diffusion_device", diffusion_device, METH_VARARGS, "diffusion_device(h) -> 'cpu' | 'cuda'"},

@@ -54,7 +54,8 @@ static int int_seq(PyObject *obj, int *out, const char *what, long long lo, long
     return (int)n;
 }
 
-static int parse_config(PyObject *obj, ubd_unet2d_config *c) {
+/* Also the pixel DDPM's config (py_diffusion.c, diffusion_create_unet2d). */
+int ubd_py_unet2d_config(PyObject *obj, ubd_unet2d_config *c) {
     memset(c, 0, sizeof *c);
     PyObject *mults, *full;
     if (!PyTuple_Check(obj)) {
@@ -82,7 +83,7 @@ static PyObject *unet2d_layout(PyObject *self, PyObject *args) {
     PyObject *cfg_obj;
     if (!PyArg_ParseTuple(args, "O", &cfg_obj)) return NULL;
     ubd_unet2d_config cfg;
-    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    if (ubd_py_unet2d_config(cfg_obj, &cfg) < 0) return NULL;
     int PH, PW, top, left;
     ubd_status s = ubd_unet2d_geometry(&cfg, &PH, &PW, &top, &left);
     if (s != UBD_OK) return ubd_py_raise(s);
@@ -118,7 +119,7 @@ static PyObject *unet2d_create(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OiO|s", &cfg_obj, &max_batch, &seed_obj, &device)) return NULL;
     UBD_PY_U64(seed, seed_obj);
     ubd_unet2d_config cfg;
-    if (parse_config(cfg_obj, &cfg) < 0) return NULL;
+    if (ubd_py_unet2d_config(cfg_obj, &cfg) < 0) return NULL;
     const ubd_backend *be = NULL;
     ubd_status s = ubd_backend_find(device, &be);
     if (s != UBD_OK) return ubd_py_raise(s);

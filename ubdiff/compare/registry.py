@@ -31,13 +31,13 @@ REGISTRY = {
     "wo_opt": "ubdiff.compare.methods.wo_opt",
     "ubdiff_seismic_first": "ubdiff.compare.methods.seismic_first",
     "sd_velocity": "ubdiff.compare.methods.sd_velocity",
+    "ddpm": "ubdiff.compare.methods.ddpm",
     "mt_diffusion": "ubdiff.compare.methods.mt_diffusion",
     "sd_seismic": "ubdiff.compare.methods.sd_seismic",
 }
 
 #: The paper's methods not implemented in this build: name -> (table title, why missing).
 PLANNED = {
-    "ddpm": ("DDPM", "not implemented yet (issue 11: the 2-D U-Net pixel-space DDPM)"),
 }
 
 

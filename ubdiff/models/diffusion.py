@@ -165,15 +165,13 @@ class LatentDiffusion:
     TORCH_PREFIX = "model."
 
     def __init__(self, config="paper", seed: int = 0, max_batch: int = 16, device: str = "auto"):
-        self.config = resolve_config(config)
-        c = self.config
+        self.config = self._resolve(config)
         self.seed = seed_arg(seed)
         if device not in DEVICES:
-            raise ValueError(f"LatentDiffusion: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+            raise ValueError(f"{type(self).__name__}: device must be 'cpu', 'cuda' or 'auto', got {device!r}")
         self.step = 0  # optimiser steps taken; the next train_step uses this step's random stream
-        self._h = lib.diffusion_create(int(c["dim"]), tuple(c["dim_mults"]), int(c["channels"]), int(c["seq_len"]),
-                                       int(c["groups"]), int(c["heads"]), int(c["dim_head"]),
-                                       _int(max_batch, "max_batch", 1), int(c["timesteps"]), self.seed, device)
+        self._h = self._create(self.config, _int(max_batch, "max_batch", 1), device)
+        self._sample_shape = tuple(lib.diffusion_info(self._h)["sample_shape"])
         self._spec = [(n, tuple(s), o) for n, s, o in lib.diffusion_spec(self._h)]
         self._n_params = sum(math.prod(s) for _, s, _ in self._spec)
         self._device = lib.diffusion_device(self._h)
@@ -181,6 +179,17 @@ class LatentDiffusion:
         self._schedule = None
         self.ema_rule = make_ema_rule()  # see set_ema
         self.ema_initted = False         # ema-pytorch's `initted`: the first update after warm-up copied
+
+    # The denoiser: subclasses with another network (ubdiff/models/ddpm.py) override these two.
+    @staticmethod
+    def _resolve(config) -> dict:
+        return resolve_config(config)
+
+    def _create(self, c: dict, max_batch: int, device: str):
+        """The C model (a capsule) for the resolved config c: the 1-D U-Net's diffusion."""
+        return lib.diffusion_create(int(c["dim"]), tuple(c["dim_mults"]), int(c["channels"]), int(c["seq_len"]),
+                                    int(c["groups"]), int(c["heads"]), int(c["dim_head"]), max_batch,
+                                    int(c["timesteps"]), self.seed, device)
 
     # ---- structure -------------------------------------------------------
     @property
@@ -198,7 +207,8 @@ class LatentDiffusion:
 
     @property
     def sample_shape(self) -> tuple:
-        return (int(self.config["channels"]), int(self.config["seq_len"]))
+        """The shape of one sample: (C, L) here, (C, H, W) for a 2-D denoiser."""
+        return self._sample_shape
 
     def num_parameters(self) -> int:
         return self._n_params
@@ -349,8 +359,8 @@ class LatentDiffusion:
     # ---- network ---------------------------------------------------------------
     def _batch(self, x, name):
         x = f32(x, name)
-        if x.ndim != 3 or x.shape[1:] != self.sample_shape:
-            raise ValueError(f"{name} must have shape (B, {self.sample_shape[0]}, {self.sample_shape[1]}), "
+        if x.ndim != 1 + len(self.sample_shape) or x.shape[1:] != self.sample_shape:
+            raise ValueError(f"{name} must have shape (B, {', '.join(map(str, self.sample_shape))}), "
                              f"got {x.shape}")
         return x
 
