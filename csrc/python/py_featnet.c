@@ -153,38 +153,8 @@ static PyObject *featnet_view(PyObject *self, PyObject *args) {
     return ubd_py_tensor_view(cap, &t, "FeatureNet");
 }
 
-/* featnet_get(h, kind, name=None) -> a host copy of one tensor (or the whole buffer) */
-static PyObject *featnet_get(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
-    return ubd_py_tensor_get(&t);
-}
-
-/* featnet_set(h, kind, name, value): copies value (float32, the tensor's shape) in */
-static PyObject *featnet_set(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj, *value;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "featnet_set") < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* featnet_zero(h, kind, name=None): zeroes one tensor (or the whole buffer) */
-static PyObject *featnet_zero(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
-    Py_RETURN_NONE;
-}
+/* featnet_get / featnet_set / featnet_zero (model, kind, name[, value]): tensor_io.h */
+UBD_PY_TENSOR_ACCESSORS(featnet)
 
 /* featnet_set_step(h, step): the AdamW step count (restored from a checkpoint) */
 static PyObject *featnet_set_step(PyObject *self, PyObject *args) {

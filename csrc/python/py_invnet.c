@@ -152,38 +152,8 @@ static PyObject *invnet_view(PyObject *self, PyObject *args) {
     return ubd_py_tensor_view(cap, &t, "InversionNet");
 }
 
-/* invnet_get(model, kind, name=None) -> a host copy of one tensor (or the whole buffer) */
-static PyObject *invnet_get(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
-    return ubd_py_tensor_get(&t);
-}
-
-/* invnet_set(model, kind, name, value): copies value (float32, the tensor's shape) in */
-static PyObject *invnet_set(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj, *value;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "invnet_set") < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* invnet_zero(model, kind, name=None): zeroes one tensor (or the whole buffer) */
-static PyObject *invnet_zero(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
-    Py_RETURN_NONE;
-}
+/* invnet_get / invnet_set / invnet_zero (model, kind, name[, value]): tensor_io.h */
+UBD_PY_TENSOR_ACCESSORS(invnet)
 
 /* invnet_device(model) -> "cpu" | "cuda" */
 static PyObject *invnet_device(PyObject *self, PyObject *args) {

@@ -134,38 +134,8 @@ static PyObject *seisenc_view(PyObject *self, PyObject *args) {
     return ubd_py_tensor_view(cap, &t, "SeismicEncoder");
 }
 
-/* seisenc_get(model, kind, name=None) -> a host copy */
-static PyObject *seisenc_get(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
-    return ubd_py_tensor_get(&t);
-}
-
-/* seisenc_set(model, kind, name, value) */
-static PyObject *seisenc_set(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj, *value;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "seisenc_set") < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* seisenc_zero(model, kind, name=None) */
-static PyObject *seisenc_zero(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
-    Py_RETURN_NONE;
-}
+/* seisenc_get / seisenc_set / seisenc_zero (model, kind, name[, value]): tensor_io.h */
+UBD_PY_TENSOR_ACCESSORS(seisenc)
 
 /* seisenc_device(model) -> "cpu" | "cuda" */
 static PyObject *seisenc_device(PyObject *self, PyObject *args) {

@@ -172,38 +172,8 @@ static PyObject *unet2d_view(PyObject *self, PyObject *args) {
     return ubd_py_tensor_view(cap, &t, "UNet2D");
 }
 
-/* unet2d_get(model, kind, name=None) -> host copy */
-static PyObject *unet2d_get(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;
-    return ubd_py_tensor_get(&t);
-}
-
-/* unet2d_set(model, kind, name, value): copies value (float32, the tensor's shape) in */
-static PyObject *unet2d_set(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj, *value;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, "unet2d_set") < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* unet2d_zero(model, kind, name=None) */
-static PyObject *unet2d_zero(PyObject *self, PyObject *args) {
-    PyObject *cap, *name_obj = Py_None;
-    const char *kind;
-    if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;
-    ACQUIRE(h, cap);
-    ubd_py_tensor t;
-    if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;
-    Py_RETURN_NONE;
-}
+/* unet2d_get / unet2d_set / unet2d_zero (model, kind, name[, value]): tensor_io.h */
+UBD_PY_TENSOR_ACCESSORS(unet2d)
 
 /* unet2d_info(model) -> {device, max_batch, num_parameters, activation_floats, step} */
 static PyObject *unet2d_info(PyObject *self, PyObject *args) {

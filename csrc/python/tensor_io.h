@@ -41,4 +41,40 @@ int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn);
 /* Sets the tensor to zero. 0 ok / -1 raised. */
 int ubd_py_tensor_zero(const ubd_py_tensor *t);
 
+/* The get / set / zero entry points every model binding exposes, written once:
+ *   P_get(model, kind, name=None)      -> a host copy of one tensor (or the whole buffer)
+ *   P_set(model, kind, name, value)    copies value (float32, the tensor's shape) in
+ *   P_zero(model, kind, name=None)     zeroes one tensor (or the whole buffer)
+ * The binding defines ACQUIRE(var, cap) (takes the handle with the busy flag)
+ * and find_tensor(ubd_py_tensor *, model *, kind, name) before expanding it. */
+#define UBD_PY_TENSOR_ACCESSORS(P)                                                                    \
+    static PyObject *P##_get(PyObject *self, PyObject *args) {                                        \
+        PyObject *cap, *name_obj = Py_None;                                                           \
+        const char *kind;                                                                             \
+        if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;                     \
+        ACQUIRE(h, cap);                                                                              \
+        ubd_py_tensor t;                                                                              \
+        if (find_tensor(&t, h->obj, kind, name_obj) < 0) return NULL;                                 \
+        return ubd_py_tensor_get(&t);                                                                 \
+    }                                                                                                 \
+    static PyObject *P##_set(PyObject *self, PyObject *args) {                                        \
+        PyObject *cap, *name_obj, *value;                                                             \
+        const char *kind;                                                                             \
+        if (!PyArg_ParseTuple(args, "OsOO", &cap, &kind, &name_obj, &value)) return NULL;             \
+        ACQUIRE(h, cap);                                                                              \
+        ubd_py_tensor t;                                                                              \
+        if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_set(&t, value, #P "_set") < 0) \
+            return NULL;                                                                              \
+        Py_RETURN_NONE;                                                                               \
+    }                                                                                                 \
+    static PyObject *P##_zero(PyObject *self, PyObject *args) {                                       \
+        PyObject *cap, *name_obj = Py_None;                                                           \
+        const char *kind;                                                                             \
+        if (!PyArg_ParseTuple(args, "Os|O", &cap, &kind, &name_obj)) return NULL;                     \
+        ACQUIRE(h, cap);                                                                              \
+        ubd_py_tensor t;                                                                              \
+        if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;   \
+        Py_RETURN_NONE;                                                                               \
+    }
+
 #endif
