@@ -101,6 +101,31 @@ def test_vloss_ops(device):
     np.testing.assert_allclose(dpred, dpred0 + coef * (pred - v), rtol=1e-6, atol=1e-7)  # accumulates
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_vloss_backward_matches_finite_differences(device):
+    """dpred of diffusion_op_vloss_backward against central differences of
+    diffusion_op_vloss_forward (gradcheck.py: eps 1e-2, float64 sums). The loss
+    is quadratic in pred, so the difference quotient is exact up to the float32
+    rounding of the loss (~1e-7 * loss / eps ~ 1e-6): rtol = atol = 2e-3. scale
+    0.5 and a non-zero start also check the `scale *` and the `+=`."""
+    from gradcheck import assert_close, numeric_grad
+    rng = np.random.default_rng(4)
+    _, _, w = schedule_rows()
+    B, per = 3, 5
+    pred, v = rng.normal(size=(2, B, per)).astype(np.float32)
+    t = np.array([1, 15, 8], np.int32)
+
+    def loss(p):
+        return np.array(lib.diffusion_op_vloss_forward(device, None, p, v, t, w), np.float32)
+
+    num = numeric_grad(loss, pred, np.float32(1.0))
+    start = rng.normal(size=(B, per)).astype(np.float32)
+    dpred = start.copy()
+    lib.diffusion_op_vloss_backward(device, dpred, pred, v, t, w, np.float32(0.5))
+    assert_close(dpred - start, 0.5 * num, what="vloss dpred")
+    assert float(np.abs(num).max()) > 1e-3
+
+
 def plan_of(n):
     rng = np.random.default_rng(n)
     plan = np.zeros(n, STEP_DTYPE)

@@ -87,6 +87,120 @@ def test_decode_backward_dz_finite_difference():
     assert float(np.abs(dz).max()) > 1e-4
 
 
+def _smooth_tiny(seed, rng):
+    """test_autoencoder's TINY model (every layer, 2 channels) moved off its ReLU kinks
+    (test_autoencoder.smooth_regime), on the CPU (zero-copy views), with a batch of 4."""
+    from test_autoencoder import AE as cpu_ae
+    from test_autoencoder import TINY, data, smooth_regime
+    m = cpu_ae(TINY, seed=seed)
+    smooth_regime(m, rng)
+    vel, seis = data(rng, TINY, 4)
+    return m, vel, seis, TINY
+
+
+def _check_against_reference(m, grads, objective, P, rng, part):
+    """2 elements of every tensor of `part` (in E or not in E) against float64 central
+    differences (eps 1e-5: truncation and rounding ~1e-10) of the float64 reference
+    (tests/ae_reference.py, training-mode BatchNorm). What remains is the C backward's float32
+    rounding: measured at most 3e-6 of the largest gradient (a pre-BN conv bias, whose exact
+    gradient is 0) plus 1e-4 relative; the bound is 10x that. Tensors outside `part` must
+    have received no gradient."""
+    scale = max(float(np.abs(g).max()) for n, g in grads.items() if part(n))
+    checked = 0
+    for name in m.parameter_names():
+        if not part(name):
+            assert not np.any(grads[name]), f"{name}: gradient outside the part differentiated"
+            continue
+        flat = P[name].reshape(-1)
+        for i in rng.choice(flat.size, size=min(2, flat.size), replace=False):
+            num, ana = _central(objective, flat, i, 1e-5), grads[name].reshape(-1)[i]
+            assert abs(num - ana) <= 1e-5 * scale + 1e-3 * abs(num), f"{name}[{i}]: {num:.6g} vs C {ana:.6g}"
+            checked += 1
+    assert scale > 1e-2
+    return checked
+
+
+def _central(f, flat, i, eps):
+    old = flat[i]
+    flat[i] = old + eps
+    fp = f()
+    flat[i] = old - eps
+    fm = f()
+    flat[i] = old
+    return (fp - fm) / (2 * eps)
+
+
+def test_encode_backward_finite_difference(rng):
+    """E's gradients from encode_backward(dz) after encode(training=True) against float64
+    central differences of sum(E(vel) * dz) in the reference (training-mode BatchNorm: the batch
+    statistics move with the parameter too), 2 elements of every encoder tensor; the heads and
+    decoders get no gradient."""
+    from ae_reference import encode
+    m, vel, _, cfg = _smooth_tiny(2, rng)
+    dz = rng.standard_normal((4, cfg["latent"])).astype(np.float32)
+    m.zero_grad()
+    m.encode(vel, training=True)
+    m.encode_backward(dz, vel)
+    grads = {n: g.copy() for n, g in m.named_parameters("grad").items()}
+    P = {n: v.astype(np.float64) for n, v in m.named_parameters().items()}
+
+    def objective():
+        return float(np.sum(encode(P, vel, train=True) * dz))
+
+    checked = _check_against_reference(m, grads, objective, P, rng, lambda n: n.startswith("encoder."))
+    assert checked == 2 * 4 * 15  # conv weight, conv bias, BN gamma, BN beta of each of the 15 blocks
+
+
+def test_decode_backward_finite_difference_params_and_both_heads(rng):
+    """decode_backward(z, vel, seis) with every loss term (L1 and MSE of both modalities): the
+    parameter gradients of both heads and decoders (2 elements of every tensor) and dz (every
+    element: both heads add into it) against float64 central differences of the reference's
+    total loss; E gets no gradient. dz measured within 6e-9 of the differences (largest
+    entry 6e-3): atol 1e-6 + rtol 1e-3."""
+    from ae_reference import decode_seismic, decode_velocity, loss
+    m, vel, seis, cfg = _smooth_tiny(3, rng)
+    z = rng.uniform(-0.9, 0.9, (4, cfg["latent"])).astype(np.float32)
+    m.zero_grad()
+    losses, dz = m.decode_backward(z, vel=vel, seis=seis)
+    grads = {n: g.copy() for n, g in m.named_parameters("grad").items()}
+    P = {n: v.astype(np.float64) for n, v in m.named_parameters().items()}
+    z64 = z.astype(np.float64)
+
+    def objective():
+        return float(loss(decode_velocity(P, z64, train=True), vel)
+                     + loss(decode_seismic(P, z64, cfg, train=True), seis))
+
+    assert abs(objective() - losses["total"]) <= 1e-5 * objective()
+    checked = _check_against_reference(m, grads, objective, P, rng, lambda n: not n.startswith("encoder."))
+    assert checked > 60
+    num = np.array([_central(objective, z64.reshape(-1), i, 1e-5) for i in range(z.size)]).reshape(z.shape)
+    assert_close(dz, num, rtol=1e-3, atol=1e-6, what="dz (both heads)")
+    assert float(np.abs(dz).max()) > 1e-3
+
+
+def test_reinit_invalidates_the_training_encode():
+    """init() replaces E's weights: the activations a training-mode encode left are not those of
+    the new weights, so encode_backward must refuse until the next training encode (it used to
+    combine them with the new weights into a wrong gradient)."""
+    vel, _ = pairs(4, seed=7)
+    m = ae_model(4)
+    dz = np.ones((4, 8), np.float32)
+    m.encode(vel, training=True)
+    m.init(5)
+    with pytest.raises(ValueError, match="training-mode encode of the same batch"):
+        m.encode_backward(dz, vel)
+    m.zero_grad()
+    m.encode(vel, training=True)
+    m.encode_backward(dz, vel)   # a fresh training encode is accepted again
+    g = m.get_tensor(None, "grad")
+    fresh = ae_model(5)          # the same weights built from scratch: the same gradient
+    fresh.zero_grad()
+    fresh.encode(vel, training=True)
+    fresh.encode_backward(dz, vel)
+    np.testing.assert_array_equal(g, fresh.get_tensor(None, "grad"))
+    assert np.abs(g).max() > 0
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_gpu)])
 def test_entry_points_on_any_device(device):
     """decode_backward + encode_backward on `device` against the CPU (DESIGN.md tolerance)."""

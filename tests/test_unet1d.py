@@ -157,6 +157,38 @@ def test_gradients_finite_difference():
     assert_close(dx, num, rtol=2e-2, atol=2e-3 * np.abs(num).max(), what="d/dx")
 
 
+def test_gradients_finite_difference_every_tensor():
+    """One element of EVERY parameter tensor (test_gradients_finite_difference samples 35 of the
+    160, one per kind): a routing slip of one instance (the second level's attention, a block's
+    time MLP, an up path's skip half) is caught too. Same objective, eps and tolerances."""
+    rng = np.random.default_rng(7)
+    m = tiny(max_batch=2)
+    randomize(m, rng)
+    x = rng.normal(size=(2, 1, 8)).astype(np.float32)
+    t = np.array([4, 11], np.float32)
+    dout = rng.normal(size=(2, 1, 8)).astype(np.float32)
+    m.zero_grad()
+    m.forward(x, t)
+    m.backward(dout)
+    P, G = m.parameters, {n: g.copy() for n, g in m.grads.items()}
+    eps = 3e-2
+
+    def f():
+        return float(np.sum(m.forward(x, t).astype(np.float64) * dout))
+
+    for name, p in P.items():
+        flat = p.reshape(-1)
+        i = int(rng.integers(flat.size))
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        assert_close(G[name].reshape(-1)[i], (fp - fm) / (2 * eps), rtol=2e-2, atol=3e-3, what=f"d/d {name}[{i}]")
+    assert len(P) == 160
+
+
 def test_gradients_accumulate():
     rng = np.random.default_rng(4)
     m = tiny(max_batch=2)
@@ -169,6 +201,28 @@ def test_gradients_accumulate():
     m.forward(x, [1, 2])
     m.backward(dout)
     assert_close(m.flat("grad"), 2 * g1, rtol=1e-5, atol=1e-7, what="grads accumulate")
+
+
+def test_reinit_invalidates_the_forward():
+    """reinit() replaces the weights: the activations the last forward saved are the old
+    weights', so backward must refuse until a new forward (it used to pair them with the new
+    weights into a wrong gradient); after one, the gradient is that of a fresh model."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 1, 8)).astype(np.float32)
+    dout = rng.normal(size=(2, 1, 8)).astype(np.float32)
+    m = tiny(seed=0, max_batch=2)
+    m.forward(x, [1, 2])
+    m.reinit(3)
+    with pytest.raises(ValueError, match="needs a preceding forward"):
+        m.backward(dout)
+    m.zero_grad()
+    m.forward(x, [1, 2])
+    m.backward(dout)
+    fresh = tiny(seed=3, max_batch=2)
+    fresh.zero_grad()
+    fresh.forward(x, [1, 2])
+    fresh.backward(dout)
+    np.testing.assert_array_equal(m.flat("grad"), fresh.flat("grad"))
 
 
 def test_one_vs_two_threads():

@@ -101,6 +101,9 @@ ubd_status ubd_ae_init(ubd_ae *m, uint64_t seed) {
         UBD_TRY(be->fill(Bf->buf[UBD_BUF_PARAM] + v->offset, v->size, ends_with(v->name, ".running_var") ? 1.0f : 0.0f));
     }
     UBD_TRY(be->zero(P->buf[UBD_BUF_GRAD], P->n));
+    /* the arena's encoder activations belong to the old weights: encode_backward must see a
+     * new training-mode encode first (else it pairs them with the new weights) */
+    m->enc_train_B = 0;
     return ubd_ae_reset_optimizer(m);
 }
 

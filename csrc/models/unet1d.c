@@ -373,6 +373,7 @@ ubd_status ubd_unet1d_init(ubd_unet1d *m, uint64_t seed) {
     UBD_TRY(be->copy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float), UBD_D2D));
     UBD_TRY(be->zero(m->p.buf[UBD_BUF_GRAD], m->p.n));
     UBD_TRY(be->zero(m->p.buf[UBD_BUF_M], m->p.n));
+    m->last_B = 0; /* the saved activations are the old weights': backward needs a new forward */
     return be->zero(m->p.buf[UBD_BUF_V], m->p.n);
 }
 
