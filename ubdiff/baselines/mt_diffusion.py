@@ -95,10 +95,11 @@ class MTDiffusion(LatentBaseline):
         zs = self.encoder.encode(seis, training=training)
         return 0.5 * (zv + zs)
 
-    def train_batch(self, vel, seis, lr: float, diffusion_lr: float = 8e-5, diffusion_weight: float = 1.0,
-                    weight_decay: float = 1e-4, step_key: tuple = (0, 0), max_grad_norm: float = 1.0) -> dict:
-        """One end-to-end step on a batch of pairs: AdamW on E, E_s, both heads and decoders from
-        l_v + l_s + w_diff l_diff, and the U-Net's step from the same diffusion draw."""
+    def gradients(self, vel, seis, diffusion_weight: float = 1.0, step_key: tuple = (0, 0)) -> dict:
+        """The losses of one end-to-end step on a batch of pairs, and their gradients left in the
+        three models' gradient buffers (zeroed first): E, E_s, both heads and decoders get those
+        of l_v + l_s + w_diff l_diff, the U-Net that of l_diff (one draw of t and noise, keyed by
+        step_key). Training-mode BatchNorm (running statistics move); no parameter changes."""
         v = np.ascontiguousarray(vel, np.float32)
         s = np.ascontiguousarray(seis, np.float32)
         ae, enc, d = self.autoencoder, self.encoder, self.diffusion
@@ -113,15 +114,22 @@ class MTDiffusion(LatentBaseline):
         ldiff, dzd = latent_loss_grad(d, z[:, None, :], t, noise, param_grads=True)
         losses["diffusion"] = ldiff
         losses["total"] = losses["total"] + diffusion_weight * ldiff
-        if not np.isfinite(losses["total"]):
-            raise FloatingPointError(f"MT-Diffusion: loss became {losses['total']}; lower lr")
         dz = dz + np.float32(diffusion_weight) * dzd[:, 0, :]
         half = (0.5 * dz).astype(np.float32)   # d z / d E(v) = d z / d E_s(s) = 1/2
         ae.encode_backward(half, v)
         enc.backward(half, s)
-        ae.apply_update("wo_opt", lr=lr, weight_decay=weight_decay)   # every group of the autoencoder
-        enc.apply_update(lr=lr, weight_decay=weight_decay)
-        d.apply_update(lr=diffusion_lr, max_grad_norm=max_grad_norm)
+        return losses
+
+    def train_batch(self, vel, seis, lr: float, diffusion_lr: float = 8e-5, diffusion_weight: float = 1.0,
+                    weight_decay: float = 1e-4, step_key: tuple = (0, 0), max_grad_norm: float = 1.0) -> dict:
+        """One end-to-end step on a batch of pairs: AdamW on E, E_s, both heads and decoders from
+        l_v + l_s + w_diff l_diff, and the U-Net's step from the same diffusion draw (gradients())."""
+        losses = self.gradients(vel, seis, diffusion_weight, step_key)
+        if not np.isfinite(losses["total"]):
+            raise FloatingPointError(f"MT-Diffusion: loss became {losses['total']}; lower lr")
+        self.autoencoder.apply_update("wo_opt", lr=lr, weight_decay=weight_decay)   # every group of the autoencoder
+        self.encoder.apply_update(lr=lr, weight_decay=weight_decay)
+        self.diffusion.apply_update(lr=diffusion_lr, max_grad_norm=max_grad_norm)
         return losses
 
     def fit(self, velocity_pairs, seismic_pairs, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
