@@ -21,7 +21,9 @@ model's own buffers), inplace (documented in-place ops), sequences (an
 __index__ that empties the list being converted), threads, seeds, nan
 (NaN / Inf in every float argument of every op), api (NaN / Inf and bad
 arguments in the public classes), hparams (bad hyper-parameters; the model
-must stay unchanged).
+must stay unchanged), ae_state (the autoencoder's get / set / zero,
+apply_update, trained_range, set_steps and encode_backward order:
+tests/fuzz_ae_state.py).
 """
 from __future__ import annotations
 
@@ -1071,6 +1073,9 @@ def registry() -> dict:
         add("api", f"api:{name}", fn)
     for name, fn in _hparam_cases().items():
         add("hparams", f"hparams:{name}", fn)
+    import fuzz_ae_state  # the autoencoder's state entry points (its own file: tests/fuzz_ae_state.py)
+    for name, fn in fuzz_ae_state.build(sys.modules[__name__]).items():
+        add("ae_state", f"ae_state:{name}", fn)
     return reg
 
 

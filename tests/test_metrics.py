@@ -115,6 +115,51 @@ def test_kid_detects_shift_and_is_seeded(rng):
     assert abs(M.kid_from_features(x, x, subsets=20, subset_size=100).mean) < 0.1 * r1.mean
 
 
+def _kid_reference(x, y, subsets, size, rng):
+    """KID as Binkowski et al. 2018 define it, written with explicit loops over pairs:
+    k(a, b) = (a.b / d + 1)^3; per subset (size draws without replacement from each set)
+    the unbiased MMD^2 = sum_{i!=j} k(x_i,x_j) / (m(m-1)) + sum_{i!=j} k(y_i,y_j) / (m(m-1))
+    - 2 sum_{i,j} k(x_i,y_j) / m^2; KID = the mean over subsets."""
+    d = x.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** 3
+
+    vals = []
+    for _ in range(subsets):
+        xs = x[rng.permutation(len(x))[:size]]
+        ys = y[rng.permutation(len(y))[:size]]
+        m = size
+        kxx = sum(k(xs[i], xs[j]) for i in range(m) for j in range(m) if i != j)
+        kyy = sum(k(ys[i], ys[j]) for i in range(m) for j in range(m) if i != j)
+        kxy = sum(k(xs[i], ys[j]) for i in range(m) for j in range(m))
+        vals.append(kxx / (m * (m - 1)) + kyy / (m * (m - 1)) - 2 * kxy / (m * m))
+    return float(np.mean(vals))
+
+
+def test_kid_matches_an_independent_implementation(rng):
+    """kid_from_features against the loop-written definition: with subset_size >= n every
+    subset is the whole set (MMD^2 is invariant to the order), so both give the same number to
+    rounding; with smaller subsets both estimate the same quantity and agree within the
+    spread of the subset means. Features of norm ~ sqrt(d) (x.y/d ~ O(1), Inception's regime)
+    and 10x that (KID grows ~ s^6 for features scaled by s: the kernel is cubic in x.y)."""
+    n, d = 30, 16
+    x = rng.standard_normal((n, d))
+    y = 0.8 * rng.standard_normal((n, d)) + 0.3
+    whole = M.kid_from_features(x, y, subsets=3, subset_size=n)
+    assert whole.std < 1e-12 * abs(whole.mean)
+    ref = _kid_reference(x, y, 1, n, np.random.default_rng(1))
+    assert abs(whole.mean - ref) <= 1e-10 * abs(ref), (whole.mean, ref)
+    assert abs(M.mmd2(x, y) - ref) <= 1e-10 * abs(ref)
+    sub = M.kid_from_features(x, y, subsets=200, subset_size=10, seed=2)
+    ref_sub = _kid_reference(x, y, 200, 10, np.random.default_rng(3))
+    assert abs(sub.mean - ref_sub) <= 4 * sub.std / np.sqrt(200) * np.sqrt(2), (sub, ref_sub)
+    # the scale: features 10x larger, KID ~ 10^6 x larger in the regime x.y/d >> 1
+    big = M.kid_from_features(10 * x, 10 * y, subsets=1, subset_size=n).mean
+    assert abs(big - _kid_reference(10 * x, 10 * y, 1, n, np.random.default_rng(1))) <= 1e-10 * abs(big)
+    assert 1e4 < big / whole.mean < 1e7, big / whole.mean
+
+
 def test_fid_kid_default_features_check_the_input_shape(rng):
     # features=None means the reference network (tests/test_featnet.py), which takes 70 x 70 maps only
     v = rng.uniform(1500, 4500, (4, 1, 8, 8)).astype(np.float32)

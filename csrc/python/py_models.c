@@ -57,11 +57,8 @@ static int dict_to_config(PyObject *d, ubd_ae_config *c) {
     PyObject *key, *val;
     Py_ssize_t pos = 0;
     while (PyDict_Next(d, &pos, &key, &val)) {
-        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-        if (!k) {
-            PyErr_SetString(PyExc_TypeError, "autoencoder config: keys must be strings");
-            return -1;
-        }
+        const char *k = ubd_py_cstr(key, "autoencoder config key");
+        if (!k) return -1;
         int *field = NULL;
 #define MATCH(f) if (strcmp(k, #f) == 0) field = &c->f;
         AE_FIELDS(MATCH)
@@ -304,7 +301,7 @@ static PyObject *ae_set_steps(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
         PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
         PyObject *val = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
-        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        const char *k = PyUnicode_Check(key) ? ubd_py_cstr(key, "ae_set_steps group") : NULL; /* NUL: no match */
         int g = -1;
         for (int j = 0; k && j < UBD_AE_NGROUPS; j++)
             if (strcmp(k, AE_GROUP_NAMES[j]) == 0) g = j;

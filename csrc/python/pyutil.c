@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "../params.h"
 
@@ -245,4 +246,19 @@ int ubd_py_u32(PyObject *obj, const char *fn, const char *name, unsigned int *ou
     if (unsigned_arg(obj, fn, name, 0xffffffffULL, "0 .. 2**32 - 1", &x) < 0) return -1;
     *out = (unsigned int)x;
     return 0;
+}
+
+const char *ubd_py_cstr(PyObject *obj, const char *what) {
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, got %s", what, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+    if (!s) return NULL;
+    if ((Py_ssize_t)strlen(s) != n) {
+        PyErr_Format(PyExc_ValueError, "%s %R contains a NUL character", what, obj);
+        return NULL;
+    }
+    return s;
 }

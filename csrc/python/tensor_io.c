@@ -25,7 +25,7 @@ int ubd_py_tensor_find(ubd_py_tensor *t, ubd_params *p, ubd_buf_kind kind, PyObj
         PyErr_Format(PyExc_TypeError, "%s: a tensor name must be a str or None, got %s", model, Py_TYPE(name)->tp_name);
         return -1;
     }
-    const char *s = PyUnicode_AsUTF8(name);
+    const char *s = ubd_py_cstr(name, "tensor name");
     if (!s) return -1;
     int i = ubd_params_find(p, s);
     if (i < 0) {
