@@ -124,6 +124,23 @@ def kid_from_features(f_real, f_gen, degree: int = 3, subsets: int = 100, subset
 
     Each subset draws min(subset_size, n_real, n_gen) vectors without replacement
     from each set (seeded); returns the mean and standard deviation over subsets.
+    This is Binkowski et al. (2018)'s estimator (unbiased MMD^2 per subset, the
+    mean over subsets), as torch-fidelity computes it; tests/test_metrics.py checks
+    it against a loop-written implementation of that definition.
+
+    Magnitude. KID is not normalised: it is in units of the kernel, and the kernel
+    is cubic in x.y/d, so features scaled by s scale KID by up to s^6. Values of a
+    few units on ubdiff's reference feature networks (ubdiff/weights/README.md)
+    are what those features give for clearly different distributions, not a bug.
+    Measured (v1 networks, 300 velocity maps per set, 40 seismic records): the
+    128-d features have norms 7-10 (|f| / sqrt(d) ~ 0.7-0.8, x.y/d ~ 0.45-0.65),
+    so kernel values are ~3-4.5; velocity KID is -0.003 between two draws of one
+    family (curvefault-a) and 3.0 between curvefault-a and flatvel-a (FID 64; the
+    linear part of the kernel alone, 3 |mu_x - mu_y|^2 / d, gives 1.4 of it);
+    seismic KID 7e-5 within a family, 0.99 across those two. So a KID of ~4 says
+    the two sets are about as far apart as two different OpenFWI families.
+    Compare KIDs only with the same feature network (Inception's typical values
+    of 0.01-0.1 are on another scale).
     """
     f_real, f_gen = _features(f_real, "f_real"), _features(f_gen, "f_gen")
     if f_real.shape[1] != f_gen.shape[1]:

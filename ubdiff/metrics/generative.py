@@ -126,7 +126,9 @@ def kid(real, generated, modality: str = "velocity", normalized: bool = False,
         features: Callable | None = None, batch_size: int = 64, dataset: str | None = None,
         data_range=None, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
         progress: bool = False, device: str = "auto") -> KIDResult:
-    """Kernel Inception Distance (mean, std over subsets); inputs and device as for fid()."""
+    """Kernel Inception Distance (mean, std over subsets); inputs and device as for fid().
+    Its scale on the reference networks (a few units for different families) is
+    explained in kid_from_features."""
     if features is None:
         features = default_features(modality, device)
     kw = dict(features=features, modality=modality, normalized=normalized, batch_size=batch_size,
