@@ -41,3 +41,16 @@ def assert_close(actual, expected, rtol=2e-3, atol=2e-3, what=""):
         raise AssertionError(
             f"{what}: {bad.sum()} of {bad.size} elements differ; worst at {i}: "
             f"{actual[i]} vs {expected[i]} (max abs err {err.max():.3g})")
+
+
+def central_difference(f, flat, i, eps):
+    """(f() at flat[i] + eps - f() at flat[i] - eps) / (2 eps): one element of a
+    parameter (a view the model computes from) perturbed in place and restored;
+    f is the scalar objective, evaluated in float64."""
+    old = flat[i]
+    flat[i] = old + eps
+    fp = f()
+    flat[i] = old - eps
+    fm = f()
+    flat[i] = old
+    return (fp - fm) / (2 * eps)

@@ -7,7 +7,7 @@ import pytest
 
 from ubdiff.models.diffusion import LatentDiffusion
 from ubdiff.ops import rand_normal
-from gradcheck import assert_close
+from gradcheck import assert_close, central_difference
 from unet_ref import cosine_schedule
 
 TINY = dict(dim=8, dim_mults=(1, 2), seq_len=8, groups=2, heads=2, dim_head=4, timesteps=16)
@@ -89,13 +89,7 @@ def test_loss_gradient_matches_finite_differences():
     for name, p in m.parameters.items():
         flat = p.reshape(-1)
         i = int(rng.integers(flat.size))
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        num = (fp - fm) / (2 * eps)
+        num = central_difference(f, flat, i, eps)
         big = max(big, abs(num))
         assert_close(G[name].reshape(-1)[i], num, rtol=2e-2, atol=1e-3, what=f"d loss / d {name}[{i}]")
     assert big > 1e-2

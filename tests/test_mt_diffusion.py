@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ubdiff
-from gradcheck import assert_close
+from gradcheck import assert_close, central_difference
 from test_sd_seismic import CFG, SEIS, pairs
 from ubdiff.baselines import MTDiffusion
 from ubdiff.baselines.mt_diffusion import latent_loss_grad
@@ -103,13 +103,7 @@ def test_end_to_end_gradients_match_finite_differences():
         for name in names:
             flat = P[name].reshape(-1)
             for i in rng.choice(flat.size, size=2, replace=False):
-                old = flat[i]
-                flat[i] = old + eps
-                fp = f()
-                flat[i] = old - eps
-                fm = f()
-                flat[i] = old
-                num, ana = (fp - fm) / (2 * eps), G[name].reshape(-1)[i]
+                num, ana = central_difference(f, flat, i, eps), G[name].reshape(-1)[i]
                 assert abs(num - ana) <= 1e-3 + 2e-2 * abs(num), f"{name}[{i}]: numeric {num:.6g} vs {ana:.6g}"
                 big = max(big, abs(num))
     assert big > 1e-2

@@ -5,7 +5,7 @@ import pytest
 
 import ubdiff
 from cuda_util import assert_gpu_matches_cpu, requires_gpu
-from gradcheck import assert_close
+from gradcheck import assert_close, central_difference
 from ubdiff import checkpoint
 from ubdiff.baselines import SDSeismic
 from ubdiff.models.autoencoder import CoLatentAutoencoder
@@ -113,21 +113,11 @@ def _check_against_reference(m, grads, objective, P, rng, part):
             continue
         flat = P[name].reshape(-1)
         for i in rng.choice(flat.size, size=min(2, flat.size), replace=False):
-            num, ana = _central(objective, flat, i, 1e-5), grads[name].reshape(-1)[i]
+            num, ana = central_difference(objective, flat, i, 1e-5), grads[name].reshape(-1)[i]
             assert abs(num - ana) <= 1e-5 * scale + 1e-3 * abs(num), f"{name}[{i}]: {num:.6g} vs C {ana:.6g}"
             checked += 1
     assert scale > 1e-2
     return checked
-
-
-def _central(f, flat, i, eps):
-    old = flat[i]
-    flat[i] = old + eps
-    fp = f()
-    flat[i] = old - eps
-    fm = f()
-    flat[i] = old
-    return (fp - fm) / (2 * eps)
 
 
 def test_encode_backward_finite_difference(rng):
@@ -173,7 +163,7 @@ def test_decode_backward_finite_difference_params_and_both_heads(rng):
     assert abs(objective() - losses["total"]) <= 1e-5 * objective()
     checked = _check_against_reference(m, grads, objective, P, rng, lambda n: not n.startswith("encoder."))
     assert checked > 60
-    num = np.array([_central(objective, z64.reshape(-1), i, 1e-5) for i in range(z.size)]).reshape(z.shape)
+    num = np.array([central_difference(objective, z64.reshape(-1), i, 1e-5) for i in range(z.size)]).reshape(z.shape)
     assert_close(dz, num, rtol=1e-3, atol=1e-6, what="dz (both heads)")
     assert float(np.abs(dz).max()) > 1e-3
 

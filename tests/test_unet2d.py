@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from gradcheck import assert_close
+from gradcheck import assert_close, central_difference
 from unet2d_ref import padding, torch_keys, unet_forward
 
 import ubdiff
@@ -177,16 +177,6 @@ def test_ema_weights_and_batch_independence(rng):
 # ---- backward: finite differences through the whole network -----------------------------------
 def one_element_per_tensor(m, rng):
     return {name: int(rng.integers(v.size)) for name, v in m.parameters().items()}
-
-
-def central_difference(f, flat, i, eps):
-    old = flat[i]
-    flat[i] = old + eps
-    fp = f()
-    flat[i] = old - eps
-    fm = f()
-    flat[i] = old
-    return (fp - fm) / (2 * eps)
 
 
 @pytest.fixture
