@@ -2,6 +2,8 @@
  * training step. See inversionnet.h. */
 #include "inversionnet.h"
 
+#include "invnet_run.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,50 +112,14 @@ ubd_status ubd_invnet_layout(ubd_invnet_block *blocks, const ubd_invnet_config *
     return UBD_OK;
 }
 
-/* Adds "<block>.<suffix>" with the given shape. */
-static ubd_status add_view(ubd_params *p, const char *block, const char *suffix, int ndim, int64_t d0, int64_t d1,
-                           int64_t d2, int64_t d3, size_t *off) {
-    char name[UBD_MAX_NAME];
-    snprintf(name, sizeof name, "%s.%s", block, suffix);
-    int64_t shape[4] = {d0, d1, d2, d3};
-    return ubd_params_add(p, name, ndim, shape, off);
-}
-
-/* Tables and, where st != NULL, the offsets of every block's tensors. */
-static ubd_status build_tables(ubd_params *params, ubd_params *stats, ubd_invnet_state *st,
-                               const ubd_invnet_block *blocks) {
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_block2d *k = &blocks[l].k;
-        const char *n = blocks[l].name;
-        size_t o[6];
-        /* PyTorch weight layouts: Conv2d (OC, C, KH, KW), ConvTranspose2d (C, OC, KH, KW) */
-        int64_t w0 = k->transposed ? k->C : k->OC, w1 = k->transposed ? k->OC : k->C;
-        UBD_TRY(add_view(params, n, "layers.0.weight", 4, w0, w1, k->KH, k->KW, &o[0]));
-        UBD_TRY(add_view(params, n, "layers.0.bias", 1, k->OC, 0, 0, 0, &o[1]));
-        UBD_TRY(add_view(params, n, "layers.1.weight", 1, k->OC, 0, 0, 0, &o[2]));
-        UBD_TRY(add_view(params, n, "layers.1.bias", 1, k->OC, 0, 0, 0, &o[3]));
-        UBD_TRY(add_view(stats, n, "layers.1.running_mean", 1, k->OC, 0, 0, 0, &o[4]));
-        UBD_TRY(add_view(stats, n, "layers.1.running_var", 1, k->OC, 0, 0, 0, &o[5]));
-        if (st) {
-            st[l].w = o[0], st[l].b = o[1], st[l].gamma = o[2], st[l].beta = o[3];
-            st[l].rmean = o[4], st[l].rvar = o[5];
-        }
-    }
-    return UBD_OK;
-}
-
 ubd_status ubd_invnet_tables(ubd_params *params, ubd_params *stats, const ubd_invnet_config *cfg) {
     UBD_REQUIRE(params && stats, UBD_ERR_VALUE, "inversionnet_tables: NULL table");
     ubd_invnet_block blocks[UBD_INVNET_BLOCKS];
     UBD_TRY(ubd_invnet_layout(blocks, cfg));
-    return build_tables(params, stats, NULL, blocks);
+    return ubd_invnet_run_tables(params, stats, NULL, blocks, UBD_INVNET_BLOCKS);
 }
 
 /* ---- creation ------------------------------------------------------------ */
-static size_t out_size(const ubd_block2d *k) { return (size_t)k->OC * k->OH * k->OW; }
-static size_t in_size(const ubd_block2d *k) { return (size_t)k->C * k->H * k->W; }
-static int needs_pre(const ubd_block2d *k) { return k->act == UBD_ACT_TANH; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t out_floats(int B) { return (size_t)B * UBD_INVNET_OUT * UBD_INVNET_OUT; }
 
 void ubd_invnet_free(ubd_invnet *m) {
@@ -176,7 +142,7 @@ ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg, con
     ubd_arena_begin(&m->arena, m->be);
     m->cfg = *cfg;
     ubd_status s = ubd_invnet_layout(m->blocks, cfg);
-    if (s == UBD_OK) s = build_tables(&m->params, &m->stats, m->st, m->blocks);
+    if (s == UBD_OK) s = ubd_invnet_run_tables(&m->params, &m->stats, m->st, m->blocks, UBD_INVNET_BLOCKS);
     for (int b = UBD_BUF_PARAM; s == UBD_OK && b <= UBD_BUF_V; b++) s = ubd_params_alloc(&m->params, (ubd_buf_kind)b);
     if (s == UBD_OK) s = ubd_params_alloc(&m->stats, UBD_BUF_PARAM);
     if (s == UBD_OK) s = ubd_invnet_reserve(m, cfg->max_batch);
@@ -192,15 +158,7 @@ ubd_status ubd_invnet_create(ubd_invnet **out, const ubd_invnet_config *cfg, con
  * once to plan, once to bind). gsize and wsize are the largest activation and
  * conv workspace of any block. */
 static void lay_out(ubd_invnet *m, ubd_arena *a, size_t B, size_t gsize, size_t wsize) {
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        ubd_invnet_state *st = &m->st[l];
-        ubd_arena_take(a, &st->z, B * out_size(k), "z: conv output");   /* (B, OC, OH, OW) */
-        ubd_arena_take(a, &st->a, B * out_size(k), "a: block output");  /* (B, OC, OH, OW) */
-        ubd_arena_take(a, &st->y, needs_pre(k) ? B * out_size(k) : 0, "y: BatchNorm output");
-        ubd_arena_take(a, &st->mean, (size_t)k->OC, "mean");
-        ubd_arena_take(a, &st->rstd, (size_t)k->OC, "rstd");
-    }
+    ubd_invnet_run_lay_out(a, m->st, m->blocks, UBD_INVNET_BLOCKS, B);
     ubd_arena_take(a, &m->crop, B * (size_t)m->cfg.dim[0] * UBD_INVNET_OUT * UBD_INVNET_OUT, "crop");
     for (int i = 0; i < 3; i++) ubd_arena_take(a, &m->g[i], gsize, "gradient scratch");
     ubd_arena_take(a, &m->work, wsize, "conv workspace");
@@ -214,12 +172,8 @@ ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_POSITIVE(max_batch);
     const size_t B = (size_t)max_batch;
-    size_t gmax = 0, wmax = 1;
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        gmax = zmax(gmax, zmax(B * out_size(k), B * in_size(k)));
-        wmax = zmax(wmax, ubd_block2d_workspace(k, max_batch));
-    }
+    size_t gmax, wmax;
+    ubd_invnet_run_sizes(m->blocks, UBD_INVNET_BLOCKS, B, &gmax, &wmax);
     /* the new arena first: on failure the model keeps its old one */
     ubd_arena a;
     ubd_arena_begin(&a, m->be);
@@ -238,37 +192,22 @@ ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
     return s;
 }
 
+/* The blocks as a run (invnet_run.h), with the model's buffers. */
+static ubd_invnet_run run_of(ubd_invnet *m) {
+    return (ubd_invnet_run){m->be, m->blocks, m->st, UBD_INVNET_BLOCKS, &m->params, &m->stats, m->work, m->wsize,
+                            m->crop, m->g};
+}
+
 ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
-    const ubd_backend *be = m->be;
-    float *P = m->params.buf[UBD_BUF_PARAM], *S = m->stats.buf[UBD_BUF_PARAM];
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        const ubd_invnet_state *st = &m->st[l];
-        /* torch: fan_in = weight.size(1) * KH * KW, for Conv2d and ConvTranspose2d alike */
-        const int fan_in = (k->transposed ? k->OC : k->C) * k->KH * k->KW;
-        const float bound = 1.0f / sqrtf((float)fan_in);
-        const size_t OC = (size_t)k->OC;
-        UBD_TRY(be->init_uniform(P + st->w, ubd_block2d_weight_size(k), bound, seed, 2 * (uint64_t)l, 0));
-        UBD_TRY(be->init_uniform(P + st->b, OC, bound, seed, 2 * (uint64_t)l + 1, 0));
-        UBD_TRY(be->fill(P + st->gamma, OC, 1.0f));
-        UBD_TRY(be->zero(P + st->beta, OC));
-        UBD_TRY(be->zero(S + st->rmean, OC));
-        UBD_TRY(be->fill(S + st->rvar, OC, 1.0f));
-    }
-    for (int b = UBD_BUF_GRAD; b <= UBD_BUF_V; b++) UBD_TRY(be->zero(m->params.buf[b], m->params.n));
+    const ubd_invnet_run r = run_of(m);
+    UBD_TRY(ubd_invnet_run_init(&r, seed));
     m->step = 0;
     m->last_train_B = 0;
     return UBD_OK;
 }
 
 /* ---- forward / backward ----------------------------------------------------- */
-static ubd_block2d_weights weights_of(const ubd_invnet *m, int l) {
-    const float *P = m->params.buf[UBD_BUF_PARAM];
-    const ubd_invnet_state *st = &m->st[l];
-    return (ubd_block2d_weights){P + st->w, P + st->b, P + st->gamma, P + st->beta};
-}
-
 static ubd_status check_batch(const ubd_invnet *m, const float *seis, int B) {
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_PTR(seis);
@@ -281,29 +220,9 @@ static ubd_status check_batch(const ubd_invnet *m, const float *seis, int B) {
 /* Forward of seis (B,C,nt,nx), backend memory; the output stays in the last
  * block's `a` (B,1,70,70). */
 static ubd_status forward_impl(ubd_invnet *m, const float *seis, int B, int train) {
-    const ubd_backend *be = m->be;
-    float *S = m->stats.buf[UBD_BUF_PARAM];
-    const float *x = seis;
     m->last_train_B = 0;
-    for (int l = 0; l < UBD_INVNET_BLOCKS; l++) {
-        const ubd_invnet_block *blk = &m->blocks[l];
-        const ubd_block2d *k = &blk->k;
-        ubd_invnet_state *st = &m->st[l];
-        if (blk->crop_before) {
-            const int c = UBD_INVNET_CROP;
-            UBD_TRY(be->crop2d_forward(m->crop, x, B, k->C, k->H + 2 * c, k->W + 2 * c, c, c, c, c));
-            x = m->crop;
-        }
-        UBD_REQUIRE(ubd_block2d_workspace(k, B) <= m->wsize, UBD_ERR_RUNTIME,
-                    "inversionnet: %s needs more workspace at batch %d than was sized", blk->name, B);
-        if (train)
-            UBD_TRY(ubd_block2d_forward_train(be, st->a, st->z, st->y, st->mean, st->rstd, S + st->rmean,
-                                              S + st->rvar, x, weights_of(m, l), m->work, k, B));
-        else
-            UBD_TRY(ubd_block2d_forward_eval(be, st->a, st->z, x, weights_of(m, l), S + st->rmean, S + st->rvar,
-                                             m->work, k, B));
-        x = st->a;
-    }
+    const ubd_invnet_run r = run_of(m);
+    UBD_TRY(ubd_invnet_run_forward(&r, seis, B, train));
     if (train) m->last_train_B = B;
     return UBD_OK;
 }
@@ -345,32 +264,8 @@ static ubd_status backward_impl(ubd_invnet *m, int ig, const float *seis, int B)
     UBD_REQUIRE(m->last_train_B == B, UBD_ERR_VALUE,
                 "inversionnet: backward needs a training forward of the same batch first (last: %d, now: %d)",
                 m->last_train_B, B);
-    const ubd_backend *be = m->be;
-    float *G = m->params.buf[UBD_BUF_GRAD];
-    for (int l = UBD_INVNET_BLOCKS - 1; l >= 0; l--) {
-        const ubd_invnet_block *blk = &m->blocks[l];
-        const ubd_block2d *k = &blk->k;
-        const ubd_invnet_state *st = &m->st[l];
-        const float *x = l == 0 ? seis : blk->crop_before ? m->crop : m->st[l - 1].a;
-        const int iy = (ig + 1) % 3, ix = (ig + 2) % 3; /* scratch dy, input gradient dx */
-        float *dx = NULL;
-        if (l > 0) {
-            dx = m->g[ix];
-            UBD_TRY(be->zero(dx, (size_t)B * in_size(k)));
-        }
-        ubd_block2d_grads gr = {G + st->w, G + st->b, G + st->gamma, G + st->beta};
-        UBD_TRY(ubd_block2d_backward(be, dx, gr, m->g[ig], m->g[iy], x, st->z, st->y, st->a, st->mean, st->rstd,
-                                     weights_of(m, l), m->work, k, B));
-        ig = ix;
-        if (blk->crop_before) { /* gradient of the uncropped map: zero border, copy of the inside */
-            const int c = UBD_INVNET_CROP, H = k->H + 2 * c, W = k->W + 2 * c;
-            const int id = (ig + 1) % 3;
-            UBD_TRY(be->zero(m->g[id], (size_t)B * k->C * H * W));
-            UBD_TRY(be->crop2d_backward(m->g[id], m->g[ig], B, k->C, H, W, c, c, c, c));
-            ig = id;
-        }
-    }
-    return UBD_OK;
+    const ubd_invnet_run r = run_of(m);
+    return ubd_invnet_run_backward(&r, ig, seis, B);
 }
 
 ubd_status ubd_invnet_backward(ubd_invnet *m, const float *dout, const float *seis, int B) {

@@ -2,6 +2,8 @@
  * Tanh latent. See seis_encoder.h. */
 #include "seis_encoder.h"
 
+#include "invnet_run.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,46 +52,14 @@ ubd_status ubd_seisenc_layout(ubd_invnet_block *blocks, const ubd_seisenc_config
     return UBD_OK;
 }
 
-static ubd_status add_view(ubd_params *p, const char *block, const char *suffix, int ndim, int64_t d0, int64_t d1,
-                           int64_t d2, int64_t d3, size_t *off) {
-    char name[UBD_MAX_NAME];
-    snprintf(name, sizeof name, "%s.%s", block, suffix);
-    int64_t shape[4] = {d0, d1, d2, d3};
-    return ubd_params_add(p, name, ndim, shape, off);
-}
-
-/* Tables (and, where st != NULL, every block's offsets), in InversionNet's order. */
-static ubd_status build_tables(ubd_params *params, ubd_params *stats, ubd_invnet_state *st,
-                               const ubd_invnet_block *blocks) {
-    for (int l = 0; l < UBD_SEISENC_BLOCKS; l++) {
-        const ubd_block2d *k = &blocks[l].k;
-        const char *n = blocks[l].name;
-        size_t o[6];
-        UBD_TRY(add_view(params, n, "layers.0.weight", 4, k->OC, k->C, k->KH, k->KW, &o[0])); /* Conv2d only */
-        UBD_TRY(add_view(params, n, "layers.0.bias", 1, k->OC, 0, 0, 0, &o[1]));
-        UBD_TRY(add_view(params, n, "layers.1.weight", 1, k->OC, 0, 0, 0, &o[2]));
-        UBD_TRY(add_view(params, n, "layers.1.bias", 1, k->OC, 0, 0, 0, &o[3]));
-        UBD_TRY(add_view(stats, n, "layers.1.running_mean", 1, k->OC, 0, 0, 0, &o[4]));
-        UBD_TRY(add_view(stats, n, "layers.1.running_var", 1, k->OC, 0, 0, 0, &o[5]));
-        if (st) {
-            st[l].w = o[0], st[l].b = o[1], st[l].gamma = o[2], st[l].beta = o[3];
-            st[l].rmean = o[4], st[l].rvar = o[5];
-        }
-    }
-    return UBD_OK;
-}
-
 ubd_status ubd_seisenc_tables(ubd_params *params, ubd_params *stats, const ubd_seisenc_config *cfg) {
     UBD_REQUIRE(params && stats, UBD_ERR_VALUE, "seisenc_tables: NULL table");
     ubd_invnet_block blocks[UBD_SEISENC_BLOCKS];
     UBD_TRY(ubd_seisenc_layout(blocks, cfg));
-    return build_tables(params, stats, NULL, blocks);
+    return ubd_invnet_run_tables(params, stats, NULL, blocks, UBD_SEISENC_BLOCKS);
 }
 
 /* ---- memory ----------------------------------------------------------------- */
-static size_t out_size(const ubd_block2d *k) { return (size_t)k->OC * k->OH * k->OW; }
-static size_t in_size(const ubd_block2d *k) { return (size_t)k->C * k->H * k->W; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t seis_floats(const ubd_seisenc *m, int B) {
     const ubd_seisenc_config *c = &m->cfg;
     return (size_t)B * c->in_channels * c->nt * c->nx;
@@ -105,16 +75,7 @@ void ubd_seisenc_free(ubd_seisenc *m) {
 
 /* Every activation slice for batches up to B (arena.h: plan, then bind). */
 static void lay_out(ubd_seisenc *m, ubd_arena *a, size_t B, size_t gsize, size_t wsize) {
-    for (int l = 0; l < UBD_SEISENC_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        ubd_invnet_state *st = &m->st[l];
-        const int tanh = k->act == UBD_ACT_TANH;
-        ubd_arena_take(a, &st->z, B * out_size(k), "z: conv output");              /* (B, OC, OH, OW) */
-        ubd_arena_take(a, &st->a, B * out_size(k), "a: block output");             /* (B, OC, OH, OW) */
-        ubd_arena_take(a, &st->y, tanh ? B * out_size(k) : 0, "y: BatchNorm output"); /* tanh's input */
-        ubd_arena_take(a, &st->mean, (size_t)k->OC, "mean");
-        ubd_arena_take(a, &st->rstd, (size_t)k->OC, "rstd");
-    }
+    ubd_invnet_run_lay_out(a, m->st, m->blocks, UBD_SEISENC_BLOCKS, B);
     for (int i = 0; i < 3; i++) ubd_arena_take(a, &m->g[i], gsize, "gradient scratch");
     ubd_arena_take(a, &m->work, wsize, "conv workspace");
     ubd_arena_stage(a, &m->seis_in, B * (size_t)m->cfg.in_channels * m->cfg.nt * m->cfg.nx, "seis staging");
@@ -124,12 +85,8 @@ ubd_status ubd_seisenc_reserve(ubd_seisenc *m, int max_batch) {
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_POSITIVE(max_batch);
     const size_t B = (size_t)max_batch;
-    size_t gmax = 0, wmax = 1;
-    for (int l = 0; l < UBD_SEISENC_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        gmax = zmax(gmax, zmax(B * out_size(k), B * in_size(k)));
-        wmax = zmax(wmax, ubd_block2d_workspace(k, max_batch));
-    }
+    size_t gmax, wmax;
+    ubd_invnet_run_sizes(m->blocks, UBD_SEISENC_BLOCKS, B, &gmax, &wmax);
     ubd_arena a; /* the new arena first: on failure the model keeps its old one */
     ubd_arena_begin(&a, m->be);
     lay_out(m, &a, B, gmax, wmax);
@@ -159,7 +116,7 @@ ubd_status ubd_seisenc_create(ubd_seisenc **out, const ubd_seisenc_config *cfg, 
     ubd_arena_begin(&m->arena, m->be);
     m->cfg = *cfg;
     ubd_status s = ubd_seisenc_layout(m->blocks, cfg);
-    if (s == UBD_OK) s = build_tables(&m->params, &m->stats, m->st, m->blocks);
+    if (s == UBD_OK) s = ubd_invnet_run_tables(&m->params, &m->stats, m->st, m->blocks, UBD_SEISENC_BLOCKS);
     for (int b = UBD_BUF_PARAM; s == UBD_OK && b <= UBD_BUF_V; b++) s = ubd_params_alloc(&m->params, (ubd_buf_kind)b);
     if (s == UBD_OK) s = ubd_params_alloc(&m->stats, UBD_BUF_PARAM);
     if (s == UBD_OK) s = ubd_seisenc_reserve(m, cfg->max_batch);
@@ -171,35 +128,22 @@ ubd_status ubd_seisenc_create(ubd_seisenc **out, const ubd_seisenc_config *cfg, 
     return UBD_OK;
 }
 
+/* The blocks as a run (invnet_run.h), with the model's buffers (no block crops). */
+static ubd_invnet_run run_of(ubd_seisenc *m) {
+    return (ubd_invnet_run){m->be, m->blocks, m->st, UBD_SEISENC_BLOCKS, &m->params, &m->stats, m->work, m->wsize,
+                            NULL, m->g};
+}
+
 ubd_status ubd_seisenc_init(ubd_seisenc *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
-    const ubd_backend *be = m->be;
-    float *P = m->params.buf[UBD_BUF_PARAM], *S = m->stats.buf[UBD_BUF_PARAM];
-    for (int l = 0; l < UBD_SEISENC_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        const ubd_invnet_state *st = &m->st[l];
-        const float bound = 1.0f / sqrtf((float)(k->C * k->KH * k->KW)); /* torch: fan_in = C * KH * KW */
-        const size_t OC = (size_t)k->OC;
-        UBD_TRY(be->init_uniform(P + st->w, ubd_block2d_weight_size(k), bound, seed, 2 * (uint64_t)l, 0));
-        UBD_TRY(be->init_uniform(P + st->b, OC, bound, seed, 2 * (uint64_t)l + 1, 0));
-        UBD_TRY(be->fill(P + st->gamma, OC, 1.0f));
-        UBD_TRY(be->zero(P + st->beta, OC));
-        UBD_TRY(be->zero(S + st->rmean, OC));
-        UBD_TRY(be->fill(S + st->rvar, OC, 1.0f));
-    }
-    for (int b = UBD_BUF_GRAD; b <= UBD_BUF_V; b++) UBD_TRY(be->zero(m->params.buf[b], m->params.n));
+    const ubd_invnet_run r = run_of(m);
+    UBD_TRY(ubd_invnet_run_init(&r, seed));
     m->step = 0;
     m->last_train_B = 0;
     return UBD_OK;
 }
 
 /* ---- forward / backward ------------------------------------------------------- */
-static ubd_block2d_weights weights_of(const ubd_seisenc *m, int l) {
-    const float *P = m->params.buf[UBD_BUF_PARAM];
-    const ubd_invnet_state *st = &m->st[l];
-    return (ubd_block2d_weights){P + st->w, P + st->b, P + st->gamma, P + st->beta};
-}
-
 static ubd_status check_batch(const ubd_seisenc *m, const float *seis, int B, int train) {
     UBD_REQUIRE_PTR(m);
     UBD_REQUIRE_PTR(seis);
@@ -214,21 +158,9 @@ static ubd_status check_batch(const ubd_seisenc *m, const float *seis, int B, in
 
 /* Forward of seis (B,C,nt,nx), backend memory; z stays in the last block's a (B, latent). */
 static ubd_status forward_impl(ubd_seisenc *m, const float *seis, int B, int train) {
-    const ubd_backend *be = m->be;
-    float *S = m->stats.buf[UBD_BUF_PARAM];
-    const float *x = seis;
     m->last_train_B = 0;
-    for (int l = 0; l < UBD_SEISENC_BLOCKS; l++) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        ubd_invnet_state *st = &m->st[l];
-        if (train)
-            UBD_TRY(ubd_block2d_forward_train(be, st->a, st->z, st->y, st->mean, st->rstd, S + st->rmean,
-                                              S + st->rvar, x, weights_of(m, l), m->work, k, B));
-        else
-            UBD_TRY(ubd_block2d_forward_eval(be, st->a, st->z, x, weights_of(m, l), S + st->rmean, S + st->rvar,
-                                             m->work, k, B));
-        x = st->a;
-    }
+    const ubd_invnet_run r = run_of(m);
+    UBD_TRY(ubd_invnet_run_forward(&r, seis, B, train));
     if (train) m->last_train_B = B;
     return UBD_OK;
 }
@@ -252,25 +184,9 @@ ubd_status ubd_seisenc_backward(ubd_seisenc *m, const float *dz, const float *se
     const ubd_backend *be = m->be;
     const float *seis;
     UBD_TRY(ubd_stage_in(be, &seis, m->seis_in, seis_host, seis_floats(m, B)));
-    int ig = 0; /* m->g[ig]: the gradient of the current block's output; the three buffers rotate */
-    UBD_TRY(be->copy(m->g[0], dz, (size_t)B * m->cfg.latent * sizeof(float), UBD_H2D));
-    float *G = m->params.buf[UBD_BUF_GRAD];
-    for (int l = UBD_SEISENC_BLOCKS - 1; l >= 0; l--) {
-        const ubd_block2d *k = &m->blocks[l].k;
-        const ubd_invnet_state *st = &m->st[l];
-        const float *x = l == 0 ? seis : m->st[l - 1].a;
-        const int iy = (ig + 1) % 3, ix = (ig + 2) % 3; /* scratch dy, input gradient dx */
-        float *dx = NULL;
-        if (l > 0) { /* the records' own gradient is not needed */
-            dx = m->g[ix];
-            UBD_TRY(be->zero(dx, (size_t)B * in_size(k)));
-        }
-        ubd_block2d_grads gr = {G + st->w, G + st->b, G + st->gamma, G + st->beta};
-        UBD_TRY(ubd_block2d_backward(be, dx, gr, m->g[ig], m->g[iy], x, st->z, st->y, st->a, st->mean, st->rstd,
-                                     weights_of(m, l), m->work, k, B));
-        ig = ix;
-    }
-    return UBD_OK;
+    UBD_TRY(be->copy(m->g[0], dz, (size_t)B * m->cfg.latent * sizeof(float), UBD_H2D)); /* dz into g[0] */
+    const ubd_invnet_run r = run_of(m);
+    return ubd_invnet_run_backward(&r, 0, seis, B);
 }
 
 ubd_status ubd_seisenc_apply_update(ubd_seisenc *m, ubd_adam_hparams adam) {
