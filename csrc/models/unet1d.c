@@ -103,10 +103,10 @@ static ubd_status register_params(ubd_unet1d *m) {
     char s[UBD_MAX_NAME];
     set_conv(&m->init_conv, c->channels, d0, L, 7, 1, 3, 0);
     UBD_TRY(reg_conv(m, "init_conv", c->channels, d0, 7, &m->init_conv.w, &m->init_conv.b));
-    UBD_TRY(reg(m, &m->t1_w, c->dim, 2, m->tdim, c->dim, 0, "time_mlp.1.weight"));
-    UBD_TRY(reg(m, &m->t1_b, c->dim, 1, m->tdim, 0, 0, "time_mlp.1.bias"));
-    UBD_TRY(reg(m, &m->t2_w, m->tdim, 2, m->tdim, m->tdim, 0, "time_mlp.3.weight"));
-    UBD_TRY(reg(m, &m->t2_b, m->tdim, 1, m->tdim, 0, 0, "time_mlp.3.bias"));
+    UBD_TRY(reg(m, &m->tm.w1, c->dim, 2, m->tdim, c->dim, 0, "time_mlp.1.weight"));
+    UBD_TRY(reg(m, &m->tm.b1, c->dim, 1, m->tdim, 0, 0, "time_mlp.1.bias"));
+    UBD_TRY(reg(m, &m->tm.w2, m->tdim, 2, m->tdim, m->tdim, 0, "time_mlp.3.weight"));
+    UBD_TRY(reg(m, &m->tm.b2, m->tdim, 1, m->tdim, 0, 0, "time_mlp.3.bias"));
     for (int i = 0; i < nl; i++) {
         const int ci = m->dims[i], co = m->dims[i + 1], Li = L >> i, last = i == nl - 1;
         for (int r = 0; r < 2; r++) {
@@ -208,11 +208,11 @@ static void layout(ubd_unet1d *m, plan *p) {
     const int nl = c->nlevels, G = c->groups;
     act(p, &m->xin, B * c->channels * L, "input");
     act(p, &m->tin, B, "times");
-    act(p, &m->temb, B * c->dim, "time embedding");
-    act(p, &m->t1, B * td, "time mlp 1"), act(p, &m->t1g, B * td, "time mlp gelu");
-    act(p, &m->t2, B * td, "time mlp 2"), act(p, &m->ts, B * td, "time mlp silu");
-    grd(p, &m->d_ts, B * td, "d time silu"), grd(p, &m->d_t2, B * td, "d time mlp 2");
-    grd(p, &m->d_t1g, B * td, "d time gelu"), grd(p, &m->d_t1, B * td, "d time mlp 1");
+    act(p, &m->tm.temb, B * c->dim, "time embedding");
+    act(p, &m->tm.t1, B * td, "time mlp 1"), act(p, &m->tm.t1g, B * td, "time mlp gelu");
+    act(p, &m->tm.t2, B * td, "time mlp 2"), act(p, &m->tm.ts, B * td, "time mlp silu");
+    grd(p, &m->tm.d_ts, B * td, "d time silu"), grd(p, &m->tm.d_t2, B * td, "d time mlp 2");
+    grd(p, &m->tm.d_t1g, B * td, "d time gelu"), grd(p, &m->tm.d_t1, B * td, "d time mlp 1");
     lay_conv(p, &m->init_conv, m->xin, NULL);
     const float *cur = m->init_conv.out;
     float *dcur = m->init_conv.dout;
@@ -397,12 +397,7 @@ ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const f
     /* copies: backward needs the input, and the caller may reuse x and t */
     UBD_TRY(be->copy(m->xin, x, (size_t)B * c->channels * L * sizeof(float), UBD_D2D));
     UBD_TRY(be->copy(m->tin, t, (size_t)B * sizeof(float), UBD_D2D));
-    UBD_TRY(be->time_embedding(m->temb, m->tin, B, c->dim));
-    UBD_TRY(be->linear_forward(m->t1, m->temb, W + m->t1_w, W + m->t1_b, B, c->dim, td));
-    UBD_TRY(be->act_forward(m->t1g, m->t1, (size_t)B * td, UBD_ACT_GELU, 0.0f));
-    UBD_TRY(be->linear_forward(m->t2, m->t1g, W + m->t2_w, W + m->t2_b, B, td, td));
-    /* every ResnetBlock's mlp starts with SiLU: computed once, shared */
-    UBD_TRY(be->act_forward(m->ts, m->t2, (size_t)B * td, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(ubd_time_mlp_forward(be, &m->tm, m->tin, W, B, c->dim, td)); /* m->tm.ts: every block's time input */
     UBD_TRY(ubd_unet_conv_forward(m, &m->init_conv, W, B));
     for (int i = 0; i < nl; i++) {
         UBD_TRY(ubd_unet_rb_forward(m, &m->down_rb[i][0], W, B));
@@ -474,10 +469,5 @@ ubd_status ubd_unet1d_backward(ubd_unet1d *m, float *dx, const float *dout, int 
     ubd_status s = ubd_unet_conv_backward(m, &m->init_conv, W, G, B);
     m->init_conv.din = NULL;
     UBD_TRY(s);
-    /* time MLP: ts = SiLU(t2), t2 = Linear(GELU(Linear(temb))) */
-    const size_t nt = (size_t)B * td;
-    UBD_TRY(be->act_backward(m->d_t2, m->d_ts, m->t2, nt, UBD_ACT_SILU, 0.0f));
-    UBD_TRY(be->linear_backward(m->d_t1g, G + m->t2_w, G + m->t2_b, m->d_t2, m->t1g, W + m->t2_w, B, td, td));
-    UBD_TRY(be->act_backward(m->d_t1, m->d_t1g, m->t1, nt, UBD_ACT_GELU, 0.0f));
-    return be->linear_backward(NULL, G + m->t1_w, G + m->t1_b, m->d_t1, m->temb, W + m->t1_w, B, c->dim, td);
+    return ubd_time_mlp_backward(be, &m->tm, W, G, B, c->dim, td);
 }

@@ -22,7 +22,7 @@ static size_t al16(size_t n) { return (n + 15) & ~(size_t)15; }
 ubd_status ubd_unet_rb_forward(const ubd_unet1d *m, ubd_unet_rb *b, const float *W, int B) {
     const int ci = b->ci, co = b->co, L = b->L, G = m->cfg.groups;
     const size_t n = (size_t)B * co * L;
-    UBD_TRY(m->be->linear_forward(b->ss, m->ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
+    UBD_TRY(m->be->linear_forward(b->ss, m->tm.ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
     ubd_conv1d_shape s1 = {B, ci, L, co, 3, 1, 1}, s2 = {B, co, L, co, 3, 1, 1};
     UBD_TRY(m->be->conv1d_forward(b->h1, b->in, W + b->c1_w, W + b->c1_b, m->work, s1));
     UBD_TRY(m->be->groupnorm_forward(b->g1, b->mean1, b->rstd1, b->h1, W + b->n1_g, W + b->n1_b, B, co, L, G,
@@ -64,7 +64,7 @@ ubd_status ubd_unet_rb_backward(ubd_unet1d *m, ubd_unet_rb *b, const float *W, f
     UBD_TRY(m->be->zero(A, n)); /* dg1 */
     UBD_TRY(m->be->zero(dss, (size_t)B * 2 * co));
     UBD_TRY(m->be->scale_shift_backward(A, dss, C, b->g1, b->ss, B, co, L));
-    UBD_TRY(m->be->linear_backward(m->d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->ts, W + b->mlp_w, B, m->tdim,
+    UBD_TRY(m->be->linear_backward(m->tm.d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->tm.ts, W + b->mlp_w, B, m->tdim,
                                     2 * co));
     UBD_TRY(m->be->zero(C, n)); /* dh1 */
     UBD_TRY(m->be->groupnorm_backward(C, G + b->n1_g, G + b->n1_b, A, b->h1, W + b->n1_g, b->mean1, b->rstd1, B, co,

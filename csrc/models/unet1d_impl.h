@@ -13,6 +13,7 @@
 #define UBD_UNET1D_IMPL_H
 
 #include "../arena.h"
+#include "time_mlp.h"
 #include "unet1d.h"
 
 /* ResnetBlock(ci -> co) with time conditioning. */
@@ -64,9 +65,8 @@ struct ubd_unet1d {
     int *init_fan;
 
     ubd_unet_conv init_conv;
-    size_t t1_w, t1_b, t2_w, t2_b;
-    float *tin, *temb, *t1, *t1g, *t2, *ts; /* (B), (B, dim), (B, tdim) x4 */
-    float *d_ts, *d_t2, *d_t1g, *d_t1;      /* (B, tdim) gradient buffers */
+    ubd_time_mlp tm;                        /* time conditioning (time_mlp.h) */
+    float *tin;                             /* (B) copy of the times */
     float *xin;                             /* (B, ch, L) copy of the input */
 
     ubd_unet_rb down_rb[UBD_UNET_MAX_LEVELS][2];

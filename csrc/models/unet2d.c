@@ -159,10 +159,10 @@ static ubd_status register_params(registry *r, const ubd_unet2d_config *c) {
     char s[UBD_MAX_NAME];
     set_conv(&m->init_conv, UBD_UNET2D_PLAIN, c->channels, dims[0], PH, PW, 7, 3);
     UBD_TRY(reg_conv(r, "init_conv", c->channels, dims[0], 7, 1, &m->init_conv.w, &m->init_conv.b));
-    UBD_TRY(reg(r->p, r->fans, &m->t1_w, c->dim, 2, td, c->dim, 0, 0, "time_mlp.1.weight"));
-    UBD_TRY(reg(r->p, r->fans, &m->t1_b, c->dim, 1, td, 0, 0, 0, "time_mlp.1.bias"));
-    UBD_TRY(reg(r->p, r->fans, &m->t2_w, td, 2, td, td, 0, 0, "time_mlp.3.weight"));
-    UBD_TRY(reg(r->p, r->fans, &m->t2_b, td, 1, td, 0, 0, 0, "time_mlp.3.bias"));
+    UBD_TRY(reg(r->p, r->fans, &m->tm.w1, c->dim, 2, td, c->dim, 0, 0, "time_mlp.1.weight"));
+    UBD_TRY(reg(r->p, r->fans, &m->tm.b1, c->dim, 1, td, 0, 0, 0, "time_mlp.1.bias"));
+    UBD_TRY(reg(r->p, r->fans, &m->tm.w2, td, 2, td, td, 0, 0, "time_mlp.3.weight"));
+    UBD_TRY(reg(r->p, r->fans, &m->tm.b2, td, 1, td, 0, 0, 0, "time_mlp.3.bias"));
     for (int i = 0; i < nl; i++) {
         const int ci = dims[i], co = dims[i + 1], H = PH >> i, W = PW >> i, last = i == nl - 1;
         for (int k = 0; k < 2; k++) {
@@ -308,15 +308,15 @@ static void lay_out(ubd_unet2d *m, ubd_arena *a, int max_batch) {
     if (a->base) m->ngz = 0;
     ubd_arena_take(a, &m->xpad, npad, "padded input");
     take_grad(&p, &m->dxpad, npad, "padded input gradient");
-    ubd_arena_take(a, &m->temb, B * c->dim, "time embedding");
-    ubd_arena_take(a, &m->t1, B * td, "time mlp 1");
-    ubd_arena_take(a, &m->t1g, B * td, "time mlp gelu");
-    ubd_arena_take(a, &m->t2, B * td, "time mlp 2");
-    ubd_arena_take(a, &m->ts, B * td, "time features (silu)");
-    take_grad(&p, &m->d_ts, B * td, "time features gradient");
-    take_grad(&p, &m->d_t2, B * td, "time mlp 2 gradient");
-    take_grad(&p, &m->d_t1g, B * td, "time mlp gelu gradient");
-    take_grad(&p, &m->d_t1, B * td, "time mlp 1 gradient");
+    ubd_arena_take(a, &m->tm.temb, B * c->dim, "time embedding");
+    ubd_arena_take(a, &m->tm.t1, B * td, "time mlp 1");
+    ubd_arena_take(a, &m->tm.t1g, B * td, "time mlp gelu");
+    ubd_arena_take(a, &m->tm.t2, B * td, "time mlp 2");
+    ubd_arena_take(a, &m->tm.ts, B * td, "time features (silu)");
+    take_grad(&p, &m->tm.d_ts, B * td, "time features gradient");
+    take_grad(&p, &m->tm.d_t2, B * td, "time mlp 2 gradient");
+    take_grad(&p, &m->tm.d_t1g, B * td, "time mlp gelu gradient");
+    take_grad(&p, &m->tm.d_t1, B * td, "time mlp 1 gradient");
     lay_conv(&p, &m->init_conv, m->xpad, m->dxpad);
     const float *cur = m->init_conv.out;
     float *dcur = m->init_conv.dout;
@@ -481,12 +481,7 @@ ubd_status ubd_unet2d_forward_dev(ubd_unet2d *m, float *out, const float *x, con
     m->last_B = 0; /* invalid until this forward completes */
     /* zero padding to (PH, PW): a crop by minus the padding */
     UBD_TRY(be->crop2d_forward(m->xpad, x, B, ch, H, Wd, -m->top, -bottom, -m->left, -right));
-    UBD_TRY(be->time_embedding(m->temb, t, B, c->dim));
-    UBD_TRY(be->linear_forward(m->t1, m->temb, W + m->t1_w, W + m->t1_b, B, c->dim, td));
-    UBD_TRY(be->act_forward(m->t1g, m->t1, (size_t)B * td, UBD_ACT_GELU, 0.0f));
-    UBD_TRY(be->linear_forward(m->t2, m->t1g, W + m->t2_w, W + m->t2_b, B, td, td));
-    /* every ResnetBlock's mlp starts with SiLU: computed once, shared */
-    UBD_TRY(be->act_forward(m->ts, m->t2, (size_t)B * td, UBD_ACT_SILU, 0.0f));
+    UBD_TRY(ubd_time_mlp_forward(be, &m->tm, t, W, B, c->dim, td)); /* m->tm.ts: every block's time input */
     UBD_TRY(ubd_unet2d_conv_forward(m, &m->init_conv, W, B));
     for (int i = 0; i < nl; i++) {
         UBD_TRY(ubd_unet2d_rb_forward(m, &m->down_rb[i][0], W, B));
@@ -561,12 +556,7 @@ ubd_status ubd_unet2d_backward_dev(ubd_unet2d *m, float *dx, const float *dout, 
     m->init_conv.din = m->dxpad;
     UBD_TRY(s);
     if (dx) UBD_TRY(be->crop2d_backward(dx, m->dxpad, B, ch, H, Wd, -m->top, -bottom, -m->left, -right));
-    /* time MLP: ts = SiLU(t2), t2 = Linear(GELU(Linear(temb))) */
-    const size_t nt = (size_t)B * td;
-    UBD_TRY(be->act_backward(m->d_t2, m->d_ts, m->t2, nt, UBD_ACT_SILU, 0.0f));
-    UBD_TRY(be->linear_backward(m->d_t1g, G + m->t2_w, G + m->t2_b, m->d_t2, m->t1g, W + m->t2_w, B, td, td));
-    UBD_TRY(be->act_backward(m->d_t1, m->d_t1g, m->t1, nt, UBD_ACT_GELU, 0.0f));
-    return be->linear_backward(NULL, G + m->t1_w, G + m->t1_b, m->d_t1, m->temb, W + m->t1_w, B, c->dim, td);
+    return ubd_time_mlp_backward(be, &m->tm, W, G, B, c->dim, td);
 }
 
 /* ---- host arrays ------------------------------------------------------------------- */

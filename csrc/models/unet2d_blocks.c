@@ -24,7 +24,7 @@ ubd_status ubd_unet2d_rb_forward(const ubd_unet2d *m, ubd_unet2d_rb *b, const fl
     const ubd_backend *be = m->be;
     const int ci = b->ci, co = b->co, L = b->H * b->W, G = m->cfg.groups;
     const size_t n = (size_t)B * co * L;
-    UBD_TRY(be->linear_forward(b->ss, m->ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
+    UBD_TRY(be->linear_forward(b->ss, m->tm.ts, W + b->mlp_w, W + b->mlp_b, B, m->tdim, 2 * co));
     UBD_TRY(be->conv2d_forward(b->h1, b->in, W + b->c1_w, W + b->c1_b, m->work, conv_shape(B, ci, b->H, b->W, co, 3, 1)));
     UBD_TRY(be->groupnorm_forward(b->g1, b->mean1, b->rstd1, b->h1, W + b->n1_g, W + b->n1_b, B, co, L, G, GN_EPS));
     UBD_TRY(be->scale_shift_forward(b->m1, b->g1, b->ss, B, co, L));
@@ -66,7 +66,7 @@ ubd_status ubd_unet2d_rb_backward(ubd_unet2d *m, ubd_unet2d_rb *b, const float *
     UBD_TRY(be->zero(A, n)); /* dg1 */
     UBD_TRY(be->zero(dss, (size_t)B * 2 * co));
     UBD_TRY(be->scale_shift_backward(A, dss, C, b->g1, b->ss, B, co, L));
-    UBD_TRY(be->linear_backward(m->d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->ts, W + b->mlp_w, B, m->tdim, 2 * co));
+    UBD_TRY(be->linear_backward(m->tm.d_ts, G + b->mlp_w, G + b->mlp_b, dss, m->tm.ts, W + b->mlp_w, B, m->tdim, 2 * co));
     UBD_TRY(be->zero(C, n)); /* dh1 */
     UBD_TRY(be->groupnorm_backward(C, G + b->n1_g, G + b->n1_b, A, b->h1, W + b->n1_g, b->mean1, b->rstd1, B, co, L,
                                    NG));

@@ -11,6 +11,7 @@
 #define UBD_UNET2D_IMPL_H
 
 #include "../arena.h"
+#include "time_mlp.h"
 #include "unet2d.h"
 
 /* ResnetBlock(ci -> co) with time conditioning, on (H, W) maps. */
@@ -73,9 +74,7 @@ struct ubd_unet2d {
     int *init_fan;         /* per view: fan_in > 0 uniform, 0 ones, -1 zeros */
 
     ubd_unet2d_conv init_conv;
-    size_t t1_w, t1_b, t2_w, t2_b;
-    float *temb, *t1, *t1g, *t2, *ts;  /* (B, dim), (B, tdim) x4 */
-    float *d_ts, *d_t2, *d_t1g, *d_t1; /* (B, tdim) gradients */
+    ubd_time_mlp tm;                   /* time conditioning (time_mlp.h) */
     float *xpad;                       /* (B, channels, PH, PW) the padded input */
     float *dxpad;                      /* its gradient */
 
