@@ -173,6 +173,7 @@ def _cmd_train_autoencoder(args) -> int:
     return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
                                                                lr_decay=d, weight_decay=args.weight_decay,
                                                                progress=not args.quiet, comm=_comm(),
+                                                               sync_bn=args.sync_bn,
                                                                **_lr_schedule(args)))
 
 
@@ -186,7 +187,7 @@ def _cmd_finetune(args) -> int:
     _say(f"{what} on {len(pairs)} pairs")
     return _epochs(args, m, lambda k, lr, d: fit(pairs, None, k, batch_size=args.batch_size, lr=lr, lr_decay=d,
                                                  weight_decay=args.weight_decay, progress=not args.quiet,
-                                                 comm=_comm(), **_lr_schedule(args), **kw))
+                                                 comm=_comm(), sync_bn=args.sync_bn, **_lr_schedule(args), **kw))
 
 
 def _cmd_train_diffusion(args) -> int:
@@ -263,6 +264,9 @@ def _common(p, data=True, train=True):
                             "stage's own; the authors' finetune counts ceil(m / batch) of step 1)")
         p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
         p.add_argument("--save-every", type=int, default=1, metavar="E", help="save every E epochs (default: 1)")
+        p.add_argument("--sync-bn", action="store_true",
+                       help="under mpirun: BatchNorm statistics over all ranks (SyncBatchNorm), so a step equals "
+                            "one process on the global batch (default: each rank's own, as PyTorch DDP)")
 
 
 def register(subparsers) -> None:

@@ -369,9 +369,10 @@ class UBDiff:
         return cfg
 
     def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, train: dict,
-                    lr_schedule: dict, comm=None):
+                    lr_schedule: dict, comm=None, sync_bn: bool = False):
         """``epochs`` epochs of an autoencoder stage; ``train``: the mode / freeze of its steps.
-        ``comm`` with several ranks: data-parallel (ubdiff/distributed/ubdiff_train.py)."""
+        ``comm`` with several ranks: data-parallel (ubdiff/distributed/ubdiff_train.py);
+        ``sync_bn``: BatchNorm statistics over all its ranks (no effect in one process)."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if not (lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0):
@@ -387,7 +388,7 @@ class UBDiff:
         ae, dp = self.autoencoder, None
         if comm is not None and comm.size > 1:
             from .distributed.ubdiff_train import AutoencoderStage
-            dp = AutoencoderStage(ae, comm, **train)
+            dp = AutoencoderStage(ae, comm, sync_bn=bool(sync_bn), **train)
         out = []
         for _ in range(int(epochs)):
             e = st["epoch"]
@@ -436,7 +437,7 @@ class UBDiff:
     def fit_autoencoder(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
                         lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
                         lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
-                        lr_epoch_batches: int | None = None, comm=None) -> list:
+                        lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps (fc_s +
         batch_norm_s run too, for their running statistics, as in the authors' forward).
 
@@ -452,19 +453,22 @@ class UBDiff:
 
         ``comm`` (ubdiff.distributed.world() under mpirun): data-parallel over its ranks, each
         reading its slice of every batch (ubdiff/distributed/ubdiff_train.py); also finetune,
-        fit_wo_opt and fit_diffusion.
+        fit_wo_opt, fit_seismic_first, fit_velocity_after and fit_diffusion. ``sync_bn=True``
+        (those autoencoder stages too): BatchNorm statistics over all ranks (SyncBatchNorm),
+        so a step equals one process's on the global batch up to float rounding; by default
+        they are per rank, as PyTorch DDP.
         """
         bs = self._check_batch(batch_size)
         src = self._source(velocity, what="fit_autoencoder")
         return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="step1"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def finetune(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, freeze: bool = True,
                  batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
                  weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
                  lr_milestones=None, lr_warmup_epochs: int | None = None,
-                 lr_epoch_batches: int | None = None, comm=None) -> list:
+                 lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Step 2 (Eqs. 3-4) on the n pairs: loss (1 - F) l_v + l_s.
 
         freeze=True (F = 1) trains only the seismic head and D_s (E, the velocity
@@ -482,12 +486,13 @@ class UBDiff:
         return self._run_epochs("step2", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="step2", freeze=bool(freeze)),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def fit_wo_opt(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, batch_size: int | None = None,
                    lr: float = 1e-4, lr_decay: float = 0.995, weight_decay: float = 1e-4,
                    progress: bool = True, lr_rule: str | None = None, lr_milestones=None,
-                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None, comm=None) -> list:
+                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None, comm=None,
+                   sync_bn: bool = False) -> list:
         """The "UB-Diff w/o opt" ablation: the whole network in one step, pairs only, from scratch.
 
         On its first epoch the autoencoder is re-initialised (from ``seed``):
@@ -502,13 +507,13 @@ class UBDiff:
         if self.state["wo_opt"]["epoch"] == 0 and epochs > 0:
             self.autoencoder.init(self.seed)
         return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="wo_opt"),
-                                sched, comm)
+                                sched, comm, sync_bn)
 
     def fit_seismic_first(self, velocity_pairs, seismic_pairs=None, epochs: int = 1,
                           batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
                           weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
                           lr_milestones=None, lr_warmup_epochs: int | None = None,
-                          lr_epoch_batches: int | None = None, comm=None) -> list:
+                          lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """First stage of the seismic-first variant (the paper's Table 5: Eq. 3 before Eq. 2):
         E, the seismic head and D_s trained on l_s of the n pairs (the velocity head and D_v
         are not run); then :meth:`fit_velocity_after`. Pairs and learning rate as :meth:`finetune`."""
@@ -518,12 +523,12 @@ class UBDiff:
         return self._run_epochs("seis_first", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="seis_first"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def fit_velocity_after(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
                            lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
                            lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
-                           lr_epoch_batches: int | None = None, comm=None) -> list:
+                           lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Second stage of the seismic-first variant: the velocity head and D_v trained on l_v
         of all m maps with E frozen (eval mode) -- Eq. 2 after Eq. 3, the mirror of step 2 with
         F = 1 (the seismic head and D_s are not run). Data and learning rate as
@@ -533,7 +538,7 @@ class UBDiff:
         return self._run_epochs("vel_after", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="vel_after"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     # ---- latent diffusion ------------------------------------------------------------
     def encode(self, velocity, progress: bool = False, comm=None) -> np.ndarray:

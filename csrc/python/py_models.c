@@ -275,6 +275,18 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ae_set_bn_sync(handle, fn_address, ctx_address): every training-mode BatchNorm over all ranks
+ * through the C function at fn_address (int (*)(double *buf, size_t n, void *ctx), e.g. a ctypes
+ * callback; the caller keeps it alive); 0 returns to per-process statistics. */
+static PyObject *ae_set_bn_sync(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    unsigned long long fn = 0, ctx = 0;
+    if (!PyArg_ParseTuple(args, "OKK", &cap, &fn, &ctx)) return NULL;
+    ACQUIRE(h, cap);
+    AE_CALL(h, ubd_ae_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
+    Py_RETURN_NONE;
+}
+
 /* ae_steps(handle) -> {group: Adam steps taken} */
 static PyObject *ae_steps(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -602,6 +614,8 @@ PyMethodDef ubd_py_models_methods[] = {
     {"ae_zero", ae_zero, METH_VARARGS, "ae_zero(handle, kind, name=None): set a tensor or whole buffer to zero."},
     {"ae_init", ae_init, METH_VARARGS, "ae_init(handle, seed): PyTorch-default initialisation; resets the optimiser."},
     {"ae_reset_optimizer", ae_reset_optimizer, METH_VARARGS, "ae_reset_optimizer(handle): zero Adam m, v, steps."},
+    {"ae_set_bn_sync", ae_set_bn_sync, METH_VARARGS,
+     "ae_set_bn_sync(handle, fn_address, ctx_address): BatchNorm statistics over all ranks (0: per process)."},
     {"ae_steps", ae_steps, METH_VARARGS, "ae_steps(handle) -> {group: Adam steps}."},
     {"ae_set_steps", ae_set_steps, METH_VARARGS, "ae_set_steps(handle, {group: steps}): restore Adam counters."},
     {"ae_encode", py_ae_encode, METH_VARARGS, "ae_encode(handle, z_out, vel, training=False)."},

@@ -13,13 +13,15 @@ memory-mapped data.
 
 Autoencoder: the all-reduce covers the slice of the gradient buffer the stage
 trains (``trained_slice``: step 2 with F = 1 trains only head_s and D_s).
-BatchNorm batch statistics are each rank's own and the running statistics rank
-0's, broadcast after every step, as PyTorch DDP without SyncBatchNorm: a step
-equals a single-process step on the global batch only up to that. A global
-batch must give every rank 2 samples (training-mode BatchNorm): an epoch's last
-batch that cannot is dropped under several ranks (a single process keeps it).
-``--sync-bn`` is not offered for the autoencoder (its heads and blocks would need
-the SyncBatchNorm hook InversionNet has; not done).
+By default BatchNorm batch statistics are each rank's own and the running
+statistics rank 0's, broadcast after every step, as PyTorch DDP without
+SyncBatchNorm: a step equals a single-process step on the global batch only up
+to that. ``sync_bn=True`` (``--sync-bn``; SyncBatchNorm) takes the statistics of
+every training-mode BatchNorm (E, D_v, both heads) over all ranks
+(CoLatentAutoencoder.set_bn_sync), so a step equals the single-process step on
+the global batch up to float rounding. A global batch must give every rank 2
+samples (the C core's training-mode check is per rank): an epoch's last batch
+that cannot is dropped under several ranks (a single process keeps it).
 
 Diffusion (no BatchNorm): rank r's slice holds positions [first, first + n/R) of
 the step's global batch of n = batch_size x accum latents, and draws those
@@ -74,6 +76,9 @@ class AutoencoderReplica:
     def bn_stats(self):
         return self.ae.flat("buf")
 
+    def set_bn_sync(self, allreduce):
+        self.ae.set_bn_sync(allreduce)
+
 
 class DiffusionReplica:
     """The latent diffusion in DataParallel's model protocol."""
@@ -101,9 +106,9 @@ class DiffusionReplica:
 class AutoencoderStage:
     """One autoencoder stage's data-parallel steps: what UBDiff._run_epochs calls under comm."""
 
-    def __init__(self, ae, comm: Comm, mode: str, freeze: bool = False):
+    def __init__(self, ae, comm: Comm, mode: str, freeze: bool = False, sync_bn: bool = False):
         self.comm = comm
-        self.dp = DataParallel(AutoencoderReplica(ae, mode, freeze), comm)
+        self.dp = DataParallel(AutoencoderReplica(ae, mode, freeze), comm, sync_bn=sync_bn)
 
     def epoch_batches(self, bl: list) -> list:
         """The single-process batches of an epoch that give every rank 2 samples."""
