@@ -84,16 +84,26 @@ def _model(args, create=False):
     comm = _comm()
     # a save a kill interrupted (file systems without an atomic exchange): mended by rank 0 alone
     comm.agree(lambda: recover_folder(args.run) if comm.is_root else None, f"recovering {args.run}")
-    if os.path.lexists(os.path.join(args.run, STATE_FILE)):
-        if create and args.config is not None:
-            raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
-        m = comm.agree(lambda: UBDiff.load(args.run, device=_train_device(args)), f"loading {args.run}")
+
+    def load():   # what each rank's file system says: agreed on (a rank that cannot see --run fails all)
+        if os.path.lexists(os.path.join(args.run, STATE_FILE)):
+            if create and args.config is not None:
+                raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another "
+                                 "--run")
+            return UBDiff.load(args.run, device=_train_device(args)), True
+        if not create:
+            raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
+        return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch,
+                      device=_train_device(args)), False
+    m, resumed = comm.agree(load, f"loading {args.run}")
+    if resumed:
         _say(f"continuing {args.run}: {m!r}")
-        return m
-    if not create:
-        raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
-    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch,
-                  device=_train_device(args))
+    return m
+
+
+def _agreed_data(args, velocity_only):
+    """_data on every rank, its errors agreed on (a rank whose --data is missing fails them all)."""
+    return _comm().agree(lambda: _data(args, velocity_only), f"opening {args.data}")
 
 
 def _train_device(args) -> str:
@@ -168,7 +178,7 @@ def _epochs(args, m, fit):
 def _cmd_train_autoencoder(args) -> int:
     _setup(args)
     m = _model(args, create=True)
-    vel = _data(args, velocity_only=True)
+    vel = _agreed_data(args, velocity_only=True)
     _say(f"step 1 on {len(vel)} velocity maps")
     return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
                                                                lr_decay=d, weight_decay=args.weight_decay,
@@ -180,7 +190,7 @@ def _cmd_train_autoencoder(args) -> int:
 def _cmd_finetune(args) -> int:
     _setup(args)
     m = _model(args)
-    pairs = _data(args, velocity_only=False)
+    pairs = _agreed_data(args, velocity_only=False)
     fit = m.fit_wo_opt if args.wo_opt else m.finetune
     kw = {} if args.wo_opt else {"freeze": args.freeze}
     what = "w/o opt (whole network, from scratch)" if args.wo_opt else f"step 2, F = {int(args.freeze)}"
@@ -193,7 +203,7 @@ def _cmd_finetune(args) -> int:
 def _cmd_train_diffusion(args) -> int:
     _setup(args)
     m = _model(args)
-    vel = _data(args, velocity_only=True)
+    vel = _agreed_data(args, velocity_only=True)
     _say(f"diffusion on z of {len(vel)} velocity maps")
     t0 = time.perf_counter()
     done, every = 0, max(1, args.save_every)

@@ -74,17 +74,40 @@ class DataParallel:
 
     def step(self, batch, n_global: int, update: dict | None = None, loss: dict | None = None) -> np.ndarray:
         """One optimiser step. ``batch``: this rank's part of the global batch, a tuple of
-        arrays whose first axis is the sample (``len(batch[0])`` samples of ``n_global``);
+        arrays whose first axis is the sample (``len(batch[0])`` samples of ``n_global``), or a
+        function returning it (read inside the step, so that a failed read is agreed on);
         ``loss``: keyword arguments of forward_backward, ``update``: of apply_update.
         Returns this rank's share of the global batch's mean losses (sum over ranks = the
-        global values)."""
+        global values).
+
+        Failures: the read and forward_backward are checked on all ranks together before the
+        gradient all-reduce (Comm.check: one more all-reduce of one number), so an error on
+        one rank raises RanksError on every rank. With sync_bn, forward_backward itself runs
+        collectives, so the read is checked before it, and an error inside it on one rank
+        cannot be agreed on: it ends the job under Comm.guard (the callers' training loops)."""
         m = self.model
-        n_local = len(batch[0])
-        if not 1 <= n_local <= n_global:
-            raise ValueError(f"DataParallel.step: a local batch of {n_local} samples of a global {n_global}")
-        scale = n_local / n_global
-        m.zero_grad()
-        losses = m.forward_backward(*batch, loss_scale=scale, **(loss or {}))
+        err = None
+        try:
+            if callable(batch):
+                batch = batch()
+            n_local = len(batch[0])
+            if not 1 <= n_local <= n_global:
+                raise ValueError(f"DataParallel.step: a local batch of {n_local} samples of a global {n_global}")
+        except Exception as e:   # noqa: BLE001 -- agreed on below
+            err = e
+        if self.sync_bn:   # before forward_backward's own collectives
+            self.comm.check(err, "reading a batch")
+        if err is None:
+            scale = n_local / n_global
+            m.zero_grad()
+            try:
+                losses = m.forward_backward(*batch, loss_scale=scale, **(loss or {}))
+            except Exception as e:   # noqa: BLE001
+                if self.sync_bn:
+                    raise   # the others may wait inside a BatchNorm all-reduce: Comm.guard ends the job
+                err = e
+        if not self.sync_bn:
+            self.comm.check(err, "a training step (reading its batch, forward / backward)")
         self.comm.allreduce_sum(m.flat("grad"))
         m.apply_update(**(update or {}))
         if self.stats is not None and not self.sync_bn:

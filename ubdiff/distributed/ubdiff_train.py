@@ -117,10 +117,12 @@ class AutoencoderStage:
     def local(self, idx):
         return shard(idx, self.comm.rank, self.comm.size)
 
-    def step(self, v, s, n_global: int, lr: float, weight_decay: float) -> dict:
-        """One step; returns this rank's share of the global batch's mean losses."""
+    def step(self, read, n_global: int, lr: float, weight_decay: float) -> dict:
+        """One step on read() -> (velocity, seismic or None), this rank's slice of the global
+        batch (read inside the step: a failed read is agreed on, DataParallel.step); returns
+        this rank's share of the global batch's mean losses."""
         from ..models.autoencoder import LOSS_KEYS
-        share = self.dp.step((v, s), n_global, dict(lr=lr, weight_decay=weight_decay))
+        share = self.dp.step(read, n_global, dict(lr=lr, weight_decay=weight_decay))
         return dict(zip(LOSS_KEYS, (float(x) for x in share)))
 
     def total(self, sums: np.ndarray) -> np.ndarray:
@@ -150,7 +152,7 @@ def diffusion_step(dp: DataParallel, z, idx, accum: int, step: int, update: dict
     comm = dp.comm
     first, _ = shard_bounds(len(idx), comm.rank, comm.size)
     local = shard(idx, comm.rank, comm.size)
-    share = dp.step((np.ascontiguousarray(z[local]),), len(idx), update,
+    share = dp.step(lambda: (np.ascontiguousarray(z[local]),), len(idx), update,
                     dict(accum=accum, step=step, first=first))
     return float(share[0])
 
