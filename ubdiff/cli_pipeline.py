@@ -107,8 +107,9 @@ def _agreed_data(args, velocity_only):
 
 
 def _train_device(args) -> str:
-    """--device; under several MPI ranks "auto" is the CPU (data-parallel training all-reduces
-    the CPU's zero-copy gradient views; there is no NCCL path yet)."""
+    """--device; under several MPI ranks "auto" is the CPU (the autoencoder's and diffusion's
+    data-parallel steps all-reduce the CPU's zero-copy gradient views; the NCCL path,
+    ubdiff/distributed/nccl.py, covers InversionNet only so far)."""
     if _comm().size > 1 and args.device == "auto":
         return "cpu"
     return device_arg(args)

@@ -248,6 +248,9 @@ static PyObject *ae_zero(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ae_allreduce(model, kind, comm, start=0, stop=-1, root=-1): tensor_io.h */
+UBD_PY_TENSOR_ALLREDUCE(ae)
+
 /* ae_device(handle) -> "cpu" | "cuda" (fixed at creation: answered while the model runs, too) */
 static PyObject *ae_device(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -611,6 +614,8 @@ PyMethodDef ubd_py_models_methods[] = {
     {"ae_flat", ae_flat, METH_VARARGS, "ae_flat(handle, kind='param') -> zero-copy 1-D view of a whole buffer (CPU)."},
     {"ae_get", ae_get, METH_VARARGS, "ae_get(handle, kind, name=None) -> host copy of a tensor or whole buffer."},
     {"ae_set", ae_set, METH_VARARGS, "ae_set(handle, kind, name|None, value): copy value into the model."},
+    {"ae_allreduce", ae_allreduce, METH_VARARGS,
+     "ae_allreduce(model, kind, comm, start=0, stop=-1, root=-1): NCCL sum (root >= 0: broadcast)."},
     {"ae_zero", ae_zero, METH_VARARGS, "ae_zero(handle, kind, name=None): set a tensor or whole buffer to zero."},
     {"ae_init", ae_init, METH_VARARGS, "ae_init(handle, seed): PyTorch-default initialisation; resets the optimiser."},
     {"ae_reset_optimizer", ae_reset_optimizer, METH_VARARGS, "ae_reset_optimizer(handle): zero Adam m, v, steps."},

@@ -27,6 +27,10 @@ The model protocol (CPU: the flat buffers are zero-copy NumPy views):
     flat(kind) -> 1-D float32 view, kind in "param", "grad" (and "m", "v" when it has them)
     bn_stats() -> 1-D float32 view of its BatchNorm running statistics, or None
     set_bn_sync(allreduce or None)   # only for sync_bn=True
+
+A model on "cuda" under several ranks has no zero-copy views: its device buffers are
+summed and broadcast through NCCL instead (:class:`.nccl.NCCLComm`, the model's
+``device_collective``); sync_bn is CPU-only.
 """
 from __future__ import annotations
 
@@ -53,6 +57,10 @@ class DataParallel:
             if not callable(getattr(model, name, None)):
                 raise TypeError(f"DataParallel: {type(model).__name__} has no {name}() (see the model protocol in "
                                 "ubdiff/distributed/data_parallel.py)")
+        self.gpu = getattr(model, "device", "cpu") == "cuda" and self.comm.size > 1
+        if self.gpu:   # the device buffers through NCCL (ubdiff/distributed/nccl.py)
+            self._init_gpu()
+            return
         self.stats = model.bn_stats() if callable(getattr(model, "bn_stats", None)) else None
         if self.stats is not None and self.stats.size == 0:
             self.stats = None
@@ -66,6 +74,18 @@ class DataParallel:
             if not callable(getattr(model, "set_bn_sync", None)):
                 raise TypeError(f"DataParallel: sync_bn needs {type(model).__name__}.set_bn_sync()")
             model.set_bn_sync(self.comm.allreduce_sum)
+
+    def _init_gpu(self) -> None:
+        from .nccl import NCCLComm
+        if self.sync_bn:
+            raise ValueError("DataParallel: sync_bn runs on the CPU only (the SyncBatchNorm hook sums host "
+                             "memory); train on the CPU or without sync_bn")
+        if not callable(getattr(self.model, "device_collective", None)):
+            raise TypeError(f"DataParallel: {type(self.model).__name__} is on the GPU but has no "
+                            "device_collective() (see ubdiff/distributed/nccl.py)")
+        self.comm = NCCLComm(self.comm)
+        for kind in ("param", "m", "v", "stats"):   # one starting point: rank 0's
+            self.model.device_collective(kind, self.comm, root=0)
 
     def close(self) -> None:
         """Detach the BatchNorm hook (sync_bn) from the model."""
@@ -108,6 +128,11 @@ class DataParallel:
                 err = e
         if not self.sync_bn:
             self.comm.check(err, "a training step (reading its batch, forward / backward)")
+        if self.gpu:
+            self.comm.device_sum(m, "grad")
+            m.apply_update(**(update or {}))
+            self.comm.device_bcast(m, "stats")
+            return np.asarray(losses, np.float64) * scale
         self.comm.allreduce_sum(m.flat("grad"))
         m.apply_update(**(update or {}))
         if self.stats is not None and not self.sync_bn:

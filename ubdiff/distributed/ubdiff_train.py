@@ -41,9 +41,9 @@ from .sampler import shard, shard_bounds
 
 
 def _cpu(model, what):
-    if model.device != "cpu":
-        raise ValueError(f"data-parallel {what} needs the model on the CPU (zero-copy gradient views), "
-                         f"it is on {model.device!r}")
+    if model.device != "cpu":   # InversionNet has the NCCL path (ubdiff/distributed/nccl.py); these not yet
+        raise ValueError(f"data-parallel {what} needs the model on the CPU (zero-copy gradient views; the "
+                         f"NCCL path for GPUs covers InversionNet only so far), it is on {model.device!r}")
 
 
 class AutoencoderReplica:

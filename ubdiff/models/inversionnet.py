@@ -308,6 +308,12 @@ class InversionNet:
         """The BatchNorm running statistics as one 1-D view (flat("stats"))."""
         return self.flat("stats")
 
+    def device_collective(self, kind: str, nccl, root: int | None = None) -> None:
+        """A GPU model's whole buffer ``kind`` (param | grad | m | v | stats) summed over the
+        ranks of ``nccl`` (ubdiff.distributed.nccl.NCCLComm) in place on the device, or set to
+        rank ``root``'s: DataParallel's all-reduce where there are no zero-copy views."""
+        lib.invnet_allreduce(self._h, kind, nccl.handle, 0, -1, -1 if root is None else int(root))
+
     def set_bn_sync(self, allreduce=None) -> None:
         """Training-mode BatchNorm statistics over all data-parallel ranks (SyncBatchNorm):
         ``allreduce(buf)`` sums a float64 array over the ranks in place (e.g.
