@@ -11,6 +11,8 @@ Environment switches:
   UBDIFF_NATIVE=0        do not pass -march=native (portable binaries)
   UBDIFF_CUDA_ARCH="80;90"  compute capabilities to build for
   UBDIFF_BUILD_JOBS=N    nvcc processes at once (default: the cores this process may use)
+  UBDIFF_NCCL=0|1        force NCCL off / on in a CUDA build (default: on when nccl.h is found in the
+                         CUDA toolkit or the nvidia-nccl wheel: csrc/cuda/nccl_comm.cu, data-parallel GPUs)
 """
 import concurrent.futures
 import glob
@@ -48,6 +50,36 @@ def _find_nvcc():
 
 NVCC = _find_nvcc()
 CUDA_HOME = os.path.dirname(os.path.dirname(NVCC)) if NVCC else None
+
+
+def _find_nccl():
+    """(include dir, lib dir, library file name) of NCCL for a CUDA build, or None: the CUDA
+    toolkit's (include/, lib64/) first, then the nvidia-nccl wheel's (nvidia/nccl/)."""
+    flag = os.environ.get("UBDIFF_NCCL")
+    if not NVCC or flag == "0":
+        if flag == "1":
+            raise RuntimeError("UBDIFF_NCCL=1 needs a CUDA build (nvcc)")
+        return None
+    cands = [(os.path.join(CUDA_HOME, "include"), os.path.join(CUDA_HOME, d)) for d in ("lib64", "lib")]
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("nvidia.nccl")
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            cands.append((os.path.join(root, "include"), os.path.join(root, "lib")))
+    except ImportError:
+        pass
+    for inc, lib in cands:
+        if not os.path.exists(os.path.join(inc, "nccl.h")):
+            continue
+        for name in ("libnccl.so", "libnccl.so.2"):
+            if os.path.exists(os.path.join(lib, name)):
+                return inc, lib, name
+    if flag == "1":
+        raise RuntimeError("UBDIFF_NCCL=1 but nccl.h and libnccl were not found (CUDA toolkit or nvidia-nccl wheel)")
+    return None
+
+
+NCCL = _find_nccl()
 
 
 class BuildExtWithCuda(build_ext):
@@ -90,7 +122,8 @@ class BuildExtWithCuda(build_ext):
             if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
                 # -DUBDIFF_WITH_CUDA: the CUDA prototypes of backend.h, so nvcc checks
                 # every definition against the op list
-                cmds.append([NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1",
+                nccl = ["-DUBDIFF_WITH_NCCL=1", f"-I{NCCL[0]}"] if NCCL else []
+                cmds.append([NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1", *nccl,
                              "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode])
             objs.append(obj)
         # the .cu files are independent: UBDIFF_BUILD_JOBS nvcc processes at once (default: the cores)
@@ -127,6 +160,11 @@ if NVCC:
     lib_dirs.append(cuda_lib)
     libs += ["cudart", "cublas", "curand", "stdc++"]
     rpath.append(cuda_lib)
+if NCCL:   # csrc/cuda/nccl_comm.cu (and an empty csrc/nccl_stub.c)
+    macros.append(("UBDIFF_WITH_NCCL", "1"))
+    lib_dirs.append(NCCL[1])
+    libs.append(":" + NCCL[2])   # -l:libnccl.so(.2): the wheel has no unversioned link name
+    rpath.append(NCCL[1])
 
 ext = Extension(
     "ubdiff._ubdiff",

@@ -3,7 +3,10 @@
     python benchmarks/scaling.py                       # all three parts, Markdown tables
     python benchmarks/scaling.py --part make-dataset --maps 16
     python benchmarks/scaling.py --part generate --n 32
-    python benchmarks/scaling.py --part train --steps 8
+    python benchmarks/scaling.py --part train --steps 8          # InversionNet
+    python benchmarks/scaling.py --part train-autoencoder        # UB-Diff step 1, per-rank and --sync-bn
+    python benchmarks/scaling.py --part train-diffusion          # the latent diffusion
+    python benchmarks/scaling.py --quick                         # every part at smoke sizes (seconds)
 
 make-dataset: ``--maps`` maps, all with full-size seismic (5 shots x 1000 steps x 70
 receivers; the forward modelling is the whole cost), shards of ``--chunk`` maps.
@@ -11,6 +14,11 @@ generate: ``--n`` pairs of the small UB-Diff configuration (untrained: sampling 
 same), ancestral DDPM over its 256 steps, file pairs of ``--file-size``. train: InversionNet
 steps at global batch ``--batch`` on random normalised pairs (``--config small``: nt 250,
 or paper), timed on rank 0 after one warm-up step; 2 ranks = ``mpirun -n 2``.
+train-autoencoder: step-1 steps of the small co-latent autoencoder at global batch
+``--batch`` on random maps, BatchNorm per rank and with sync-bn (its all-reduces inside
+forward and backward). train-diffusion: steps of the small latent diffusion (accum 1) at
+global batch ``--batch`` on random latents. ``--quick``: 4 maps, 4 pairs, 2 steps, batch 8
+-- a check that every part runs, not a measurement.
 
 Rows: one process (1 and 2 threads), then a LocalCluster / mpirun with 1 and 2 workers /
 ranks (one thread each unless said). The cluster's start-up (a few seconds, with the
@@ -110,26 +118,46 @@ def bench_generate(n, file_size, work):
     return table(rows, ["run", "cluster start s", "pairs / s", "load"])
 
 
-def train_rank(config, batch, steps, out):
-    """One rank of the training benchmark (also run alone for 1 rank)."""
-    from ubdiff.distributed.comm import world
+def _rank_model(model, config, batch, comm, sync_bn):
+    """(DataParallel, local batch, loss kwargs of a step) of one benchmark rank."""
     from ubdiff.distributed.data_parallel import DataParallel
-    from ubdiff.distributed.sampler import shard
-    from ubdiff.models import InversionNet
-    comm = world()
-    ubdiff.set_num_threads(1)
-    net = InversionNet(config, seed=0, max_batch=batch)
-    c = net.config
+    from ubdiff.distributed.sampler import shard, shard_bounds
     rng = np.random.default_rng(comm.rank)
     local = shard(np.arange(batch), comm.rank, comm.size)
-    s = np.tanh(rng.standard_normal((len(local), c["in_channels"], c["nt"], c["nx"]))).astype(np.float32)
-    v = np.tanh(rng.standard_normal((len(local), 1, 70, 70))).astype(np.float32)
-    dp = DataParallel(net, comm)
-    dp.step((s, v), batch, dict(lr=1e-4))   # warm-up
+    if model == "inversionnet":
+        from ubdiff.models import InversionNet
+        net = InversionNet(config, seed=0, max_batch=batch, device="cpu")
+        c = net.config
+        s = np.tanh(rng.standard_normal((len(local), c["in_channels"], c["nt"], c["nx"]))).astype(np.float32)
+        v = np.tanh(rng.standard_normal((len(local), 1, 70, 70))).astype(np.float32)
+        return DataParallel(net, comm, sync_bn=sync_bn), (s, v), {}, dict(lr=1e-4)
+    from ubdiff import UBDiff
+    from ubdiff.distributed.ubdiff_train import AutoencoderReplica, DiffusionReplica
+    m = UBDiff(config, seed=0, max_batch=max(2, batch), diffusion_max_batch=max(1, batch), device="cpu")
+    if model == "autoencoder":
+        v = np.tanh(rng.standard_normal((len(local), 1, 70, 70))).astype(np.float32)
+        dp = DataParallel(AutoencoderReplica(m.autoencoder, "step1"), comm, sync_bn=sync_bn)
+        return dp, (v, None), {}, dict(lr=1e-4, weight_decay=1e-4)
+    z = np.tanh(rng.standard_normal((len(local), 1, m.autoencoder.latent_dim))).astype(np.float32)
+    first, _ = shard_bounds(batch, comm.rank, comm.size)
+    return DataParallel(DiffusionReplica(m.diffusion), comm), (z,), dict(accum=1, first=first), dict(lr=1e-4)
+
+
+def train_rank(model, config, batch, steps, out, sync_bn=False):
+    """One rank of a training benchmark (also run alone for 1 rank)."""
+    from ubdiff.distributed.comm import world
+    comm = world()
+    ubdiff.set_num_threads(1)
+    dp, data, loss, update = _rank_model(model, config, batch, comm, sync_bn)
+
+    def step(k):
+        kw = dict(loss, step=k) if model == "diffusion" else loss
+        dp.step(data, batch, dict(update, step=k) if model == "diffusion" else update, kw)
+    step(0)   # warm-up
     comm.barrier()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        dp.step((s, v), batch, dict(lr=1e-4))
+    for k in range(steps):
+        step(k + 1)
     comm.barrier()
     dt = time.perf_counter() - t0
     if comm.is_root:
@@ -137,31 +165,34 @@ def train_rank(config, batch, steps, out):
             json.dump({"seconds": dt, "steps": steps, "ranks": comm.size}, f)
 
 
-def bench_train(config, batch, steps, work):
+def bench_train(model, config, batch, steps, work, sync_bn=(False,)):
     here = os.path.abspath(__file__)
     launcher = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     launcher = launcher if os.path.exists(launcher) else shutil.which("mpiexec")
     rows = []
     for ranks in (1, 2):
-        out = os.path.join(work, f"train-{ranks}.json")
-        cmd = [sys.executable, here, "--train-rank", out, "--config", config, "--batch", str(batch),
-               "--steps", str(steps)]
-        if ranks > 1:
-            if launcher is None:
-                rows.append((f"mpirun -n {ranks}", "-", "no mpiexec (pip install 'ubdiff[mpi]')", _load()))
-                continue
-            cmd = [launcher, "-n", str(ranks)] + cmd
-        load = _load()
-        subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-        r = json.load(open(out))
-        label = "one process, 1 thread" if ranks == 1 else f"mpirun -n {ranks}, 1 thread each"
-        rows.append((label, f"{batch // ranks}", f"{r['steps'] / r['seconds']:.2f}", load))
+        for sync in sync_bn if ranks > 1 else (False,):
+            out = os.path.join(work, f"train-{model}-{ranks}-{int(sync)}.json")
+            cmd = [sys.executable, here, "--train-rank", out, "--model", model, "--config", config,
+                   "--batch", str(batch), "--steps", str(steps)] + (["--sync-bn"] if sync else [])
+            label = "one process, 1 thread" if ranks == 1 else \
+                f"mpirun -n {ranks}, 1 thread each{', sync-bn' if sync else ''}"
+            if ranks > 1:
+                if launcher is None:
+                    rows.append((label, "-", "no mpiexec (pip install 'ubdiff[mpi]')", _load()))
+                    continue
+                cmd = [launcher, "-n", str(ranks)] + cmd
+            load = _load()
+            subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            r = json.load(open(out))
+            rows.append((label, f"{batch // ranks}", f"{r['steps'] / r['seconds']:.2f}", load))
     return table(rows, ["run", "samples per rank", f"steps / s (global batch {batch})", "load"])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "make-dataset", "generate", "train"), default="all")
+    p.add_argument("--part", choices=("all", "make-dataset", "generate", "train", "train-autoencoder",
+                                      "train-diffusion"), default="all")
     p.add_argument("--maps", type=int, default=16)
     p.add_argument("--chunk", type=int, default=4)
     p.add_argument("--n", type=int, default=32)
@@ -169,10 +200,15 @@ def main():
     p.add_argument("--config", default="small")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--quick", action="store_true", help="smoke sizes: every part in seconds, not a measurement")
     p.add_argument("--train-rank", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", default="inversionnet", help=argparse.SUPPRESS)
+    p.add_argument("--sync-bn", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.train_rank:
-        return train_rank(a.config, a.batch, a.steps, a.train_rank)
+        return train_rank(a.model, a.config, a.batch, a.steps, a.train_rank, a.sync_bn)
+    if a.quick:
+        a.maps, a.chunk, a.n, a.file_size, a.steps, a.batch = 4, 2, 4, 2, 2, 8
     print(f"machine: {machine()}; load average at start {_load()}")
     work = tempfile.mkdtemp(prefix="ubdiff-scaling-")
     try:
@@ -184,7 +220,15 @@ def main():
             print(bench_generate(a.n, a.file_size, work))
         if a.part in ("all", "train"):
             print(f"\ntrain: InversionNet ({a.config}), {a.steps} data-parallel steps, global batch {a.batch}\n")
-            print(bench_train(a.config, a.batch, a.steps, work))
+            print(bench_train("inversionnet", a.config, a.batch, a.steps, work))
+        if a.part in ("all", "train-autoencoder"):
+            print(f"\ntrain-autoencoder: UB-Diff step 1 ({a.config}), {a.steps} data-parallel steps, "
+                  f"global batch {a.batch}\n")
+            print(bench_train("autoencoder", a.config, a.batch, a.steps, work, sync_bn=(False, True)))
+        if a.part in ("all", "train-diffusion"):
+            print(f"\ntrain-diffusion: latent diffusion ({a.config}), {a.steps} data-parallel steps, "
+                  f"global batch {a.batch}\n")
+            print(bench_train("diffusion", a.config, a.batch, a.steps, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

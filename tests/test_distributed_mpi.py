@@ -197,7 +197,7 @@ def _simulate_ae_step1(vel, epochs):
         reps = [CoLatentAutoencoder(ref.config["autoencoder"], seed=0, device="cpu") for _ in range(2)]
         tr = reps[0].trained_slice("step1")
         for e in range(epochs):
-            bl = batches(UBD_N, 8, 0, e, STAGES["step1"])
+            bl = batches(len(vel), 8, 0, e, STAGES["step1"])
             for j, b in enumerate(bl):
                 for r, m in enumerate(reps):
                     m.zero_grad()
@@ -222,8 +222,8 @@ def test_ubdiff_ranks_hold_the_same_bits(ubd_runs):
 
 
 def test_ubdiff_autoencoder_two_ranks_equal_the_simulated_replicas(ubd_runs):
-    """Per-rank BatchNorm (DDP's rule; no --sync-bn for the autoencoder), so the reference is
-    the two replicas of DDP simulated in one process: equal bit for bit."""
+    """Per-rank BatchNorm by default (DDP's rule), so the reference is the two replicas of DDP
+    simulated in one process: equal bit for bit."""
     vel, _, out = ubd_runs
     r0 = out["ae"][0]
     sim = _simulate_ae_step1(vel, 2)
@@ -275,7 +275,7 @@ def test_ubdiff_cli_under_mpirun(tmp_path):
     make_dataset("flatvel-a", 8, 0, str(tmp_path / "ds"), nt=250, preview=False, progress=False)
     common = ["--data", str(tmp_path / "ds"), "--run", str(tmp_path / "run"), "--quiet"]
     res = _mpirun(2, "-m", "ubdiff", "train-autoencoder", *common, "--epochs", "1", "--batch-size", "4",
-                  "--max-batch", "4")
+                  "--max-batch", "4", "--sync-bn")
     assert res.stdout.count("epoch 1: loss") == 1 and "on 2 rank(s)" in res.stdout, res.stdout
     res = _mpirun(2, "-m", "ubdiff", "train-diffusion", *common, "--steps", "2", "--batch-size", "2", "--accum", "1")
     assert res.stdout.count("step 2: mean loss") == 1 and "on 2 rank(s)" in res.stdout, res.stdout
@@ -287,3 +287,54 @@ def test_ubdiff_cli_under_mpirun(tmp_path):
                           "--steps", "1", "--batch-size", "3", "--accum", "1"],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0 and bad.stderr.count("must be a multiple of the 2 ranks") == 1, bad.stderr
+
+
+def _rel(a, b, scale):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(scale))
+
+
+def test_ubdiff_autoencoder_sync_bn_two_ranks_equal_one_process(tmp_path):
+    """sync_bn=True (--sync-bn): every BatchNorm of the autoencoder (E, D_v, both heads) takes
+    its statistics over both ranks, so 2 ranks on a global batch of 8 equal ONE process on the
+    same 8 maps: step 1 for 1 + 2 steps, then w/o opt (all five groups, the seismic loss too)
+    for 2. Tolerances: the first step's gradient within 1e-3 relative L2 (measured 2.1e-5);
+    after 3 (w/o opt: 2) Adam steps the parameters' difference within 0.15 of the
+    parameters' change (measured 6.4e-2; w/o opt 8.2e-3): Adam turns rounding-level
+    gradients -- the conv biases before BatchNorm have exact gradient 0 -- into steps of
+    about lr, so this measure is far from float rounding, but DDP's per-rank statistics
+    (simulated in one process) give 1.3; running statistics within 1e-3 absolute."""
+    rng = np.random.default_rng(2)
+    n = 8
+    vel = (1500 + 3000 * (0.5 + 0.5 * np.tanh(rng.standard_normal((n, 1, 70, 70))))).astype(np.float32)
+    seis = (np.tanh(rng.standard_normal((n, 5, 250, 70))) * 3.0).astype(np.float32)
+    data = str(tmp_path / "pairs.npz")
+    np.savez(data, velocity=vel, seismic=seis)
+    first, ae, wo = _ubd(data, tmp_path / "run", tmp_path / "out", "ae:1:sync", "ae:2:sync", "wo_opt:2:sync")
+    for job in (first, ae, wo):
+        for k in job[0]:
+            assert np.array_equal(job[0][k], job[1][k]), f"ranks differ in {k}"
+    old = ubdiff.get_num_threads()
+    ubdiff.set_num_threads(1)
+    try:
+        ref = ubdiff.UBDiff("small", seed=0, max_batch=8, device="cpu")
+        p0 = ref.autoencoder.flat("param").copy()
+        ref.fit_autoencoder(vel, 1, batch_size=8, lr=UBD_LR, progress=False)
+        g = ref.autoencoder.flat("grad")
+        err_grad = _rel(first[0]["ae_grad"], g, g)
+        ref.fit_autoencoder(vel, 2, batch_size=8, lr=UBD_LR, progress=False)
+        one = ref.autoencoder.flat("param").copy()
+        err_sync = _rel(ae[0]["ae_param"], one, one - p0)
+        err_ddp = _rel(_simulate_ae_step1(vel, 3).flat("param"), one, one - p0)
+        print(f"step 1: first gradient {err_grad:.2e}; parameters after 3 steps: sync-bn {err_sync:.2e}, "
+              f"per-rank BatchNorm {err_ddp:.2e} of the change")
+        assert err_grad <= 1e-3 and err_sync <= 0.15 and err_ddp >= 0.5
+        np.testing.assert_allclose(ae[0]["ae_buf"], ref.autoencoder.flat("buf"), rtol=0, atol=1e-3)
+        start = ubdiff.UBDiff("small", seed=0, max_batch=8, device="cpu").autoencoder.flat("param")
+        ref.fit_wo_opt(vel, seis, 2, batch_size=8, lr=UBD_LR, progress=False)   # re-initialised: from `start`
+        one = ref.autoencoder.flat("param")
+        err_wo = _rel(wo[0]["ae_param"], one, one - start)
+        print(f"w/o opt: parameters after 2 steps, sync-bn {err_wo:.2e} of the change")
+        assert err_wo <= 0.15
+        np.testing.assert_allclose(wo[0]["ae_buf"], ref.autoencoder.flat("buf"), rtol=0, atol=1e-3)
+    finally:
+        ubdiff.set_num_threads(old)

@@ -14,7 +14,7 @@ def gpu_count() -> int:
 
 
 def build_info() -> dict:
-    """Version, BLAS, OpenMP threads, CUDA compiled yes/no, GPU present yes/no."""
+    """Version, BLAS, OpenMP threads, CUDA compiled yes/no, NCCL compiled yes/no, GPU present yes/no."""
     from . import __version__
 
     cc = lib.compiler_info()
@@ -28,6 +28,10 @@ def build_info() -> dict:
         "gpu_present": gpu_count() > 0,
         "gpus": [],
     }
+    nccl, nccl_version = lib.nccl_compiled()
+    info["nccl_compiled"] = bool(nccl)   # data-parallel GPUs (ubdiff/distributed/nccl.py)
+    if nccl:
+        info["nccl_version"] = int(nccl_version)
     if info["cuda_compiled"]:
         info["cuda_runtime"] = lib.cuda_runtime_version()
     for d in range(gpu_count()):

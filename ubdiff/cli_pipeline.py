@@ -84,21 +84,32 @@ def _model(args, create=False):
     comm = _comm()
     # a save a kill interrupted (file systems without an atomic exchange): mended by rank 0 alone
     comm.agree(lambda: recover_folder(args.run) if comm.is_root else None, f"recovering {args.run}")
-    if os.path.lexists(os.path.join(args.run, STATE_FILE)):
-        if create and args.config is not None:
-            raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another --run")
-        m = comm.agree(lambda: UBDiff.load(args.run, device=_train_device(args)), f"loading {args.run}")
+
+    def load():   # what each rank's file system says: agreed on (a rank that cannot see --run fails all)
+        if os.path.lexists(os.path.join(args.run, STATE_FILE)):
+            if create and args.config is not None:
+                raise SystemExit(f"{args.run}: holds a run already; omit --config to continue it, or use another "
+                                 "--run")
+            return UBDiff.load(args.run, device=_train_device(args)), True
+        if not create:
+            raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
+        return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch,
+                      device=_train_device(args)), False
+    m, resumed = comm.agree(load, f"loading {args.run}")
+    if resumed:
         _say(f"continuing {args.run}: {m!r}")
-        return m
-    if not create:
-        raise SystemExit(f"{args.run}: no UBDiff run here (start one with train-autoencoder)")
-    return UBDiff(_config(args.config or "small"), seed=args.seed, max_batch=args.max_batch,
-                  device=_train_device(args))
+    return m
+
+
+def _agreed_data(args, velocity_only):
+    """_data on every rank, its errors agreed on (a rank whose --data is missing fails them all)."""
+    return _comm().agree(lambda: _data(args, velocity_only), f"opening {args.data}")
 
 
 def _train_device(args) -> str:
-    """--device; under several MPI ranks "auto" is the CPU (data-parallel training all-reduces
-    the CPU's zero-copy gradient views; there is no NCCL path yet)."""
+    """--device; under several MPI ranks "auto" is the CPU (the autoencoder's and diffusion's
+    data-parallel steps all-reduce the CPU's zero-copy gradient views; the NCCL path,
+    ubdiff/distributed/nccl.py, covers InversionNet only so far)."""
     if _comm().size > 1 and args.device == "auto":
         return "cpu"
     return device_arg(args)
@@ -168,31 +179,32 @@ def _epochs(args, m, fit):
 def _cmd_train_autoencoder(args) -> int:
     _setup(args)
     m = _model(args, create=True)
-    vel = _data(args, velocity_only=True)
+    vel = _agreed_data(args, velocity_only=True)
     _say(f"step 1 on {len(vel)} velocity maps")
     return _epochs(args, m, lambda k, lr, d: m.fit_autoencoder(vel, k, batch_size=args.batch_size, lr=lr,
                                                                lr_decay=d, weight_decay=args.weight_decay,
                                                                progress=not args.quiet, comm=_comm(),
+                                                               sync_bn=args.sync_bn,
                                                                **_lr_schedule(args)))
 
 
 def _cmd_finetune(args) -> int:
     _setup(args)
     m = _model(args)
-    pairs = _data(args, velocity_only=False)
+    pairs = _agreed_data(args, velocity_only=False)
     fit = m.fit_wo_opt if args.wo_opt else m.finetune
     kw = {} if args.wo_opt else {"freeze": args.freeze}
     what = "w/o opt (whole network, from scratch)" if args.wo_opt else f"step 2, F = {int(args.freeze)}"
     _say(f"{what} on {len(pairs)} pairs")
     return _epochs(args, m, lambda k, lr, d: fit(pairs, None, k, batch_size=args.batch_size, lr=lr, lr_decay=d,
                                                  weight_decay=args.weight_decay, progress=not args.quiet,
-                                                 comm=_comm(), **_lr_schedule(args), **kw))
+                                                 comm=_comm(), sync_bn=args.sync_bn, **_lr_schedule(args), **kw))
 
 
 def _cmd_train_diffusion(args) -> int:
     _setup(args)
     m = _model(args)
-    vel = _data(args, velocity_only=True)
+    vel = _agreed_data(args, velocity_only=True)
     _say(f"diffusion on z of {len(vel)} velocity maps")
     t0 = time.perf_counter()
     done, every = 0, max(1, args.save_every)
@@ -263,6 +275,9 @@ def _common(p, data=True, train=True):
                             "stage's own; the authors' finetune counts ceil(m / batch) of step 1)")
         p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
         p.add_argument("--save-every", type=int, default=1, metavar="E", help="save every E epochs (default: 1)")
+        p.add_argument("--sync-bn", action="store_true",
+                       help="under mpirun: BatchNorm statistics over all ranks (SyncBatchNorm), so a step equals "
+                            "one process on the global batch (default: each rank's own, as PyTorch DDP)")
 
 
 def register(subparsers) -> None:

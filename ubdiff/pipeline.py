@@ -22,6 +22,7 @@ equals ``fit(1); save; load; fit(1)`` bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -68,6 +69,13 @@ CONFIGS = {
     "small": {"autoencoder": "small", "diffusion": "small"},
 }
 
+
+def _agreed(comm, fn, what: str):
+    """fn() on every rank of ``comm`` with its errors agreed on (Comm.agree: raised on all ranks
+    together, none left waiting in a collective); fn() itself without several ranks."""
+    if comm is None or comm.size == 1:
+        return fn()
+    return comm.agree(fn, what)
 
 def paper_hyperparameters(family: str) -> dict:
     """{'lr', 'lr_decay'} of the autoencoder for an OpenFWI family, as in the paper; lr_decay is the
@@ -369,9 +377,10 @@ class UBDiff:
         return cfg
 
     def _run_epochs(self, stage, src, epochs, batch_size, lr, lr_decay, weight_decay, progress, train: dict,
-                    lr_schedule: dict, comm=None):
+                    lr_schedule: dict, comm=None, sync_bn: bool = False):
         """``epochs`` epochs of an autoencoder stage; ``train``: the mode / freeze of its steps.
-        ``comm`` with several ranks: data-parallel (ubdiff/distributed/ubdiff_train.py)."""
+        ``comm`` with several ranks: data-parallel (ubdiff/distributed/ubdiff_train.py);
+        ``sync_bn``: BatchNorm statistics over all its ranks (no effect in one process)."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if not (lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0):
@@ -387,56 +396,62 @@ class UBDiff:
         ae, dp = self.autoencoder, None
         if comm is not None and comm.size > 1:
             from .distributed.ubdiff_train import AutoencoderStage
-            dp = AutoencoderStage(ae, comm, **train)
+            dp = AutoencoderStage(ae, comm, sync_bn=bool(sync_bn), **train)
         out = []
-        for _ in range(int(epochs)):
-            e = st["epoch"]
-            sums, k = {}, 0
-            bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
-            if dp is not None:
-                bl = dp.epoch_batches(bl)
-            bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress and (dp is None or comm.is_root))
+        with contextlib.ExitStack() as stack:
+            if dp is not None:   # an error on one rank alone ends the job (MPI_Abort): none left waiting
+                stack.enter_context(comm.guard(f"data-parallel {stage}"))
+                stack.callback(dp.close)   # on agreed errors too: the BatchNorm hook (sync_bn) leaves the model
+            for _ in range(int(epochs)):
+                e = st["epoch"]
+                sums, k = {}, 0
+                bl = batches(src.n, batch_size, self.seed, e, STAGES[stage])
+                if dp is not None:
+                    bl = dp.epoch_batches(bl)
+                bar = _bar(len(bl), f"{stage} epoch {e + 1}", progress and (dp is None or comm.is_root))
 
-            def lr_at(j, nb=len(bl), e=e):   # stepped per batch, as the authors' scheduler
-                return autoencoder_lr(lr, lr_decay, e, j, nb, sched["lr_rule"], sched["lr_milestones"],
-                                      sched["lr_warmup_epochs"], sched["lr_epoch_batches"])
-            for j, idx in enumerate(bl):
-                lr_e = lr_at(j)
-                part = idx if dp is None else dp.local(idx)   # a rank reads its slice of the batch
-                v = src.velocity(part, vn)
-                s = src.seismic(part, vn) if stage not in _VELOCITY_ONLY_STAGES else None
-                if dp is None:
-                    losses = ae.train_step(v, s, lr=lr_e, weight_decay=weight_decay, **train)
-                else:   # this rank's share of the global batch's losses (the shares sum to them)
-                    losses = dp.step(v, s, len(idx), lr_e, weight_decay)
-                if dp is None and not math.isfinite(losses["total"]):   # several ranks: all at the epoch's end
-                    bar.close()
-                    raise FloatingPointError(f"{stage}: loss became {losses['total']} at epoch {e}; lower lr")
-                k += 1
-                for key in ("total", "velocity", "seismic"):
-                    if math.isfinite(losses[key]):
-                        sums[key] = sums.get(key, 0.0) + losses[key]
-                bar.update(1)   # under several ranks: about the global loss (rank 0's share x ranks)
-                bar.set_postfix(loss=f"{sums['total'] / k * (1 if dp is None else comm.size):.4f}")
-            bar.close()
-            if dp is not None:   # every rank computed the same keys; their shares summed
-                keys = sorted(sums)
-                tot = dp.total(np.array([sums[key] for key in keys]))
-                sums = dict(zip(keys, tot.tolist()))
-                if not math.isfinite(sums.get("total", 0.0)):
-                    raise FloatingPointError(f"{stage}: loss became {sums['total']} in epoch {e}; lower lr")
-            rec = {"epoch": e, "lr": lr_at(0), **{key: val / max(k, 1) for key, val in sums.items()}}
-            self.history[stage].append(rec)
-            out.append(rec)
-            st["epoch"] = e + 1
-        if dp is not None:
-            dp.close()
+                def lr_at(j, nb=len(bl), e=e):   # stepped per batch, as the authors' scheduler
+                    return autoencoder_lr(lr, lr_decay, e, j, nb, sched["lr_rule"], sched["lr_milestones"],
+                                          sched["lr_warmup_epochs"], sched["lr_epoch_batches"])
+                for j, idx in enumerate(bl):
+                    lr_e = lr_at(j)
+                    part = idx if dp is None else dp.local(idx)   # a rank reads its slice of the batch
+
+                    def read(part=part):
+                        return (src.velocity(part, vn),
+                                src.seismic(part, vn) if stage not in _VELOCITY_ONLY_STAGES else None)
+                    if dp is None:
+                        losses = ae.train_step(*read(), lr=lr_e, weight_decay=weight_decay, **train)
+                    else:   # this rank's share of the global batch's losses (the shares sum to them)
+                        losses = dp.step(read, len(idx), lr_e, weight_decay)
+                    if dp is None and not math.isfinite(losses["total"]):   # several ranks: all at the epoch's end
+                        bar.close()
+                        raise FloatingPointError(f"{stage}: loss became {losses['total']} at epoch {e}; lower lr")
+                    k += 1
+                    for key in ("total", "velocity", "seismic"):
+                        if math.isfinite(losses[key]):
+                            sums[key] = sums.get(key, 0.0) + losses[key]
+                    bar.update(1)   # under several ranks: about the global loss (rank 0's share x ranks)
+                    bar.set_postfix(loss=f"{sums['total'] / k * (1 if dp is None else comm.size):.4f}")
+                bar.close()
+                if dp is not None:   # every rank computed the same keys; their shares summed
+                    keys = sorted(sums)
+                    tot = dp.total(np.array([sums[key] for key in keys]))
+                    sums = dict(zip(keys, tot.tolist()))
+                    if not math.isfinite(sums.get("total", 0.0)):   # the global loss: every rank raises
+                        from .distributed.comm import on_all_ranks
+                        raise on_all_ranks(FloatingPointError(f"{stage}: loss became {sums['total']} in epoch "
+                                                              f"{e}; lower lr"))
+                rec = {"epoch": e, "lr": lr_at(0), **{key: val / max(k, 1) for key, val in sums.items()}}
+                self.history[stage].append(rec)
+                out.append(rec)
+                st["epoch"] = e + 1
         return out
 
     def fit_autoencoder(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
                         lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
                         lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
-                        lr_epoch_batches: int | None = None, comm=None) -> list:
+                        lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Step 1 (Eq. 2): train E, the velocity head and D_v on all m velocity maps (fc_s +
         batch_norm_s run too, for their running statistics, as in the authors' forward).
 
@@ -452,19 +467,22 @@ class UBDiff:
 
         ``comm`` (ubdiff.distributed.world() under mpirun): data-parallel over its ranks, each
         reading its slice of every batch (ubdiff/distributed/ubdiff_train.py); also finetune,
-        fit_wo_opt and fit_diffusion.
+        fit_wo_opt, fit_seismic_first, fit_velocity_after and fit_diffusion. ``sync_bn=True``
+        (those autoencoder stages too): BatchNorm statistics over all ranks (SyncBatchNorm),
+        so a step equals one process's on the global batch up to float rounding; by default
+        they are per rank, as PyTorch DDP.
         """
         bs = self._check_batch(batch_size)
-        src = self._source(velocity, what="fit_autoencoder")
+        src = _agreed(comm, lambda: self._source(velocity, what="fit_autoencoder"), "opening the data")
         return self._run_epochs("step1", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="step1"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def finetune(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, freeze: bool = True,
                  batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
                  weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
                  lr_milestones=None, lr_warmup_epochs: int | None = None,
-                 lr_epoch_batches: int | None = None, comm=None) -> list:
+                 lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Step 2 (Eqs. 3-4) on the n pairs: loss (1 - F) l_v + l_s.
 
         freeze=True (F = 1) trains only the seismic head and D_s (E, the velocity
@@ -477,24 +495,27 @@ class UBDiff:
         loader: ``lr_epoch_batches=ceil(m / batch_size)`` reproduces that.
         """
         bs = self._check_batch(batch_size)
-        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="finetune")
+        src = _agreed(comm, lambda: self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="finetune"),
+                      "opening the data")
         self._adopt_constants(src)
         return self._run_epochs("step2", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="step2", freeze=bool(freeze)),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def fit_wo_opt(self, velocity_pairs, seismic_pairs=None, epochs: int = 1, batch_size: int | None = None,
                    lr: float = 1e-4, lr_decay: float = 0.995, weight_decay: float = 1e-4,
                    progress: bool = True, lr_rule: str | None = None, lr_milestones=None,
-                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None, comm=None) -> list:
+                   lr_warmup_epochs: int | None = None, lr_epoch_batches: int | None = None, comm=None,
+                   sync_bn: bool = False) -> list:
         """The "UB-Diff w/o opt" ablation: the whole network in one step, pairs only, from scratch.
 
         On its first epoch the autoencoder is re-initialised (from ``seed``):
         whatever steps 1-2 trained is discarded. Learning rate as :meth:`fit_autoencoder`.
         """
         bs = self._check_batch(batch_size)
-        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_wo_opt")
+        src = _agreed(comm, lambda: self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_wo_opt"),
+                      "opening the data")
         self._adopt_constants(src)
         sched = dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
                      lr_epoch_batches=lr_epoch_batches)
@@ -502,44 +523,45 @@ class UBDiff:
         if self.state["wo_opt"]["epoch"] == 0 and epochs > 0:
             self.autoencoder.init(self.seed)
         return self._run_epochs("wo_opt", src, epochs, bs, lr, lr_decay, weight_decay, progress, dict(mode="wo_opt"),
-                                sched, comm)
+                                sched, comm, sync_bn)
 
     def fit_seismic_first(self, velocity_pairs, seismic_pairs=None, epochs: int = 1,
                           batch_size: int | None = None, lr: float = 1e-4, lr_decay: float = 0.995,
                           weight_decay: float = 1e-4, progress: bool = True, lr_rule: str | None = None,
                           lr_milestones=None, lr_warmup_epochs: int | None = None,
-                          lr_epoch_batches: int | None = None, comm=None) -> list:
+                          lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """First stage of the seismic-first variant (the paper's Table 5: Eq. 3 before Eq. 2):
         E, the seismic head and D_s trained on l_s of the n pairs (the velocity head and D_v
         are not run); then :meth:`fit_velocity_after`. Pairs and learning rate as :meth:`finetune`."""
         bs = self._check_batch(batch_size)
-        src = self._source(velocity_pairs, seismic_pairs, need_seismic=True, what="fit_seismic_first")
+        src = _agreed(comm, lambda: self._source(velocity_pairs, seismic_pairs, need_seismic=True,
+                                                 what="fit_seismic_first"), "opening the data")
         self._adopt_constants(src)
         return self._run_epochs("seis_first", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="seis_first"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     def fit_velocity_after(self, velocity, epochs: int, batch_size: int | None = None, lr: float = 1e-4,
                            lr_decay: float = 0.995, weight_decay: float = 1e-4, progress: bool = True,
                            lr_rule: str | None = None, lr_milestones=None, lr_warmup_epochs: int | None = None,
-                           lr_epoch_batches: int | None = None, comm=None) -> list:
+                           lr_epoch_batches: int | None = None, comm=None, sync_bn: bool = False) -> list:
         """Second stage of the seismic-first variant: the velocity head and D_v trained on l_v
         of all m maps with E frozen (eval mode) -- Eq. 2 after Eq. 3, the mirror of step 2 with
         F = 1 (the seismic head and D_s are not run). Data and learning rate as
         :meth:`fit_autoencoder`."""
         bs = self._check_batch(batch_size)
-        src = self._source(velocity, what="fit_velocity_after")
+        src = _agreed(comm, lambda: self._source(velocity, what="fit_velocity_after"), "opening the data")
         return self._run_epochs("vel_after", src, epochs, bs, lr, lr_decay, weight_decay, progress,
                                 dict(mode="vel_after"),
                                 dict(lr_rule=lr_rule, lr_milestones=lr_milestones, lr_warmup_epochs=lr_warmup_epochs,
-                                     lr_epoch_batches=lr_epoch_batches), comm)
+                                     lr_epoch_batches=lr_epoch_batches), comm, sync_bn)
 
     # ---- latent diffusion ------------------------------------------------------------
     def encode(self, velocity, progress: bool = False, comm=None) -> np.ndarray:
         """z (N, 1, latent) of velocity maps (m/s array or dataset), frozen encoder in eval mode.
         ``comm`` with several ranks: the batches split among them, z gathered on every rank."""
-        src = self._source(velocity, what="encode")
+        src = _agreed(comm, lambda: self._source(velocity, what="encode"), "opening the data")
         vn = self._norm()
         mb = self.autoencoder.config["max_batch"]
         if comm is not None and comm.size > 1:
@@ -586,31 +608,37 @@ class UBDiff:
         z = self.encode(velocity, progress=progress, comm=comm)
         n, per = len(z), int(batch_size) * int(accum)
         out = []
-        bar = _bar(int(steps), "diffusion", progress)
-        run = 0.0
-        for i in range(int(steps)):
-            k = self.diffusion.step
-            rng = np.random.default_rng([self.seed, STAGES["diffusion"], k])
-            idx = np.sort(rng.choice(n, per, replace=n < per))
-            if dp is None:
-                r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
-            else:   # r["loss"]: this rank's share of the step's loss
-                r = {"loss": diffusion_step(dp, z, idx, accum, k, dict(lr=lr, max_grad_norm=max_grad_norm, step=k))}
-            if dp is None and not math.isfinite(r["loss"]):   # several ranks: all of them after the loop
-                bar.close()
-                raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
-            out.append(float(r["loss"]))
-            shown = r["loss"] * (1 if dp is None else comm.size)   # several ranks: about the global loss
-            run = shown if i == 0 else 0.98 * run + 0.02 * shown
-            bar.update(1)
-            bar.set_postfix(loss=f"{run:.4f}")
+        with contextlib.ExitStack() as stack:
+            if dp is not None:   # an error on one rank alone ends the job (MPI_Abort): none left waiting
+                stack.enter_context(comm.guard("data-parallel diffusion"))
+            bar = _bar(int(steps), "diffusion", progress)
+            run = 0.0
+            for i in range(int(steps)):
+                k = self.diffusion.step
+                rng = np.random.default_rng([self.seed, STAGES["diffusion"], k])
+                idx = np.sort(rng.choice(n, per, replace=n < per))
+                if dp is None:
+                    r = self.diffusion.train_step(z[idx], accum=int(accum), lr=lr, max_grad_norm=max_grad_norm)
+                else:   # r["loss"]: this rank's share of the step's loss
+                    r = {"loss": diffusion_step(dp, z, idx, accum, k,
+                                                dict(lr=lr, max_grad_norm=max_grad_norm, step=k))}
+                if dp is None and not math.isfinite(r["loss"]):   # several ranks: all of them after the loop
+                    bar.close()
+                    raise FloatingPointError(f"diffusion: loss became {r['loss']} at step {k}; lower lr")
+                out.append(float(r["loss"]))
+                shown = r["loss"] * (1 if dp is None else comm.size)   # several ranks: about the global loss
+                run = shown if i == 0 else 0.98 * run + 0.02 * shown
+                bar.update(1)
+                bar.set_postfix(loss=f"{run:.4f}")
         bar.close()
         if dp is not None:   # the shares summed over the ranks: the global batches' losses
             out = comm.allreduce_sum(np.array(out, np.float64)).tolist()
             bad = [i for i, x in enumerate(out) if not math.isfinite(x)]
-            if bad:
+            if bad:   # the global losses: every rank raises
+                from .distributed.comm import on_all_ranks
                 at = self.diffusion.step - len(out) + bad[0]
-                raise FloatingPointError(f"diffusion: loss became {out[bad[0]]} at step {at}; lower lr")
+                raise on_all_ranks(FloatingPointError(f"diffusion: loss became {out[bad[0]]} at step {at}; "
+                                                      "lower lr"))
         self.history["diffusion"].extend(out)
         return out
 

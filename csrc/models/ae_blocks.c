@@ -4,6 +4,9 @@
  *    block2d (block2d.h, also InversionNet's); this file adds the parameter
  *    offsets and PyTorch's num_batches_tracked counter;
  *  - head: Linear + BatchNorm over features + LeakyReLU(0.2) (fc_v/fc_s).
+ * With m->bn_sync set (ubd_ae_set_bn_sync) every training-mode BatchNorm takes
+ * its statistics over all ranks: block2d through its k.bn_sync hook, the heads
+ * through the same syncbn.c routines (features = channels, S = 1). Host memory.
  * Backward is only ever run through training-mode BatchNorm: frozen parts
  * (eval-mode BN) are never differentiated.
  * Scratch: m->g2 (block2d's dy; the heads' dn) and m->g3 (the heads' dy);
@@ -45,9 +48,14 @@ ubd_status ae_head_forward(ae_head *h, ubd_ae *m, const float *x, int B, int tra
     const ubd_backend *be = m->be;
     UBD_TRY(be->linear_forward(h->y, x, ae_p(m, h->w), ae_p(m, h->b), B, h->ci, h->co));
     if (training) {
-        UBD_TRY(be->batchnorm_forward_train(h->a, h->mean, h->rstd, ae_b(m, h->rm), ae_b(m, h->rv), h->y,
-                                            ae_p(m, h->g), ae_p(m, h->beta), B, h->co, 1, UBD_AE_BN_MOMENTUM,
-                                            UBD_AE_BN_EPS));
+        if (m->bn_sync.fn)
+            UBD_TRY(ubd_syncbn_forward_train(h->a, h->mean, h->rstd, ae_b(m, h->rm), ae_b(m, h->rv), h->y,
+                                             ae_p(m, h->g), ae_p(m, h->beta), B, h->co, 1, UBD_AE_BN_MOMENTUM,
+                                             UBD_AE_BN_EPS, &m->bn_sync));
+        else
+            UBD_TRY(be->batchnorm_forward_train(h->a, h->mean, h->rstd, ae_b(m, h->rm), ae_b(m, h->rv), h->y,
+                                                ae_p(m, h->g), ae_p(m, h->beta), B, h->co, 1, UBD_AE_BN_MOMENTUM,
+                                                UBD_AE_BN_EPS));
         UBD_TRY(count_batch(m, h->nbt));
     } else {
         UBD_TRY(be->batchnorm_forward_eval(h->a, h->y, ae_p(m, h->g), ae_p(m, h->beta), ae_b(m, h->rm),
@@ -64,7 +72,11 @@ ubd_status ae_head_backward(ae_head *h, ubd_ae *m, float *dx, const float *da, c
     /* LeakyReLU keeps the sign, so its derivative at the output equals the one at the input */
     UBD_TRY(be->act_backward(dn, da, h->a, n, UBD_ACT_LEAKY_RELU, UBD_AE_LEAKY));
     UBD_TRY(be->zero(dy, n));
-    UBD_TRY(be->batchnorm_backward(dy, ae_g(m, h->g), ae_g(m, h->beta), dn, h->y, ae_p(m, h->g), h->mean, h->rstd, B,
-                                   h->co, 1));
+    if (m->bn_sync.fn)
+        UBD_TRY(ubd_syncbn_backward(dy, ae_g(m, h->g), ae_g(m, h->beta), dn, h->y, ae_p(m, h->g), h->mean, h->rstd, B,
+                                    h->co, 1, &m->bn_sync));
+    else
+        UBD_TRY(be->batchnorm_backward(dy, ae_g(m, h->g), ae_g(m, h->beta), dn, h->y, ae_p(m, h->g), h->mean,
+                                       h->rstd, B, h->co, 1));
     return be->linear_backward(dx, ae_g(m, h->w), ae_g(m, h->b), dy, x, ae_p(m, h->w), B, h->ci, h->co);
 }

@@ -107,6 +107,7 @@ struct ubd_ae {
     float *one;                /* (1) the constant 1: num_batches_tracked += 1 is axpy(nbt, one, 1, 1) */
     float *vel_in, *seis_in, *z_in; /* staging (NULL on the CPU): (B,1,70,70), (B, nout), (B, latent) */
     int enc_train_B;           /* batch of the last training-mode run of E (0: none): encode_backward needs it */
+    ubd_bn_sync bn_sync;       /* every training-mode BatchNorm over all ranks when fn != NULL (ubd_ae_set_bn_sync) */
 };
 
 /* ae_layout.c: fills params, bufs (names, shapes), every layer's geometry and

@@ -135,3 +135,17 @@ ubd_status ubd_ae_set_group_steps(ubd_ae *m, int g, long long steps) {
     m->steps[g] = steps;
     return UBD_OK;
 }
+
+ubd_status ubd_ae_set_bn_sync(ubd_ae *m, ubd_allreduce_fn fn, void *ctx) {
+    UBD_REQUIRE_PTR(m);
+    /* syncbn.c loops over host memory; a device backend would need its own (NCCL) version */
+    UBD_REQUIRE(fn == NULL || strcmp(m->be->name, "cpu") == 0, UBD_ERR_VALUE,
+                "autoencoder: BatchNorm over all ranks (sync-bn) runs on the CPU only, this model is on '%s'",
+                m->be->name);
+    m->bn_sync.fn = fn;
+    m->bn_sync.ctx = ctx;
+    const ubd_bn_sync *sync = fn ? &m->bn_sync : NULL; /* the heads read m->bn_sync.fn themselves */
+    for (int i = 0; i < UBD_AE_NENC; i++) m->enc[i].k.bn_sync = sync;
+    for (int i = 0; i < UBD_AE_NDECV; i++) m->decv[i].k.bn_sync = sync;
+    return UBD_OK;
+}

@@ -25,6 +25,7 @@
 #include "../backend.h"
 #include "../ops.h"
 #include "../params.h"
+#include "syncbn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,6 +98,12 @@ void ubd_ae_group_range(const ubd_ae *model, int group, size_t *off, size_t *n);
 long long ubd_ae_group_steps(const ubd_ae *model, int group);
 /* Restores a group's Adam step counter (checkpoints); steps >= 0. */
 ubd_status ubd_ae_set_group_steps(ubd_ae *model, int group, long long steps);
+
+/* Training-mode BatchNorm statistics over all data-parallel ranks (SyncBatchNorm,
+ * syncbn.h) in every BatchNorm of the model: E's and D_v's conv blocks and the two
+ * heads (D_s has LayerNorms only). fn sums doubles over the ranks (NULL: per-process
+ * statistics, the default); the caller keeps fn and ctx valid while set. CPU only. */
+ubd_status ubd_ae_set_bn_sync(ubd_ae *model, ubd_allreduce_fn fn, void *ctx);
 
 /* z_out (B, latent) = E(vel); vel (B, 1, 70, 70). training: BatchNorm on batch
  * statistics, updating running statistics (needs B >= 2); else eval mode. */

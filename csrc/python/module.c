@@ -26,7 +26,7 @@ static int join_tables(void) {
                              ubd_py_seisenc_methods,
                              ubd_py_diffusion_methods, ubd_py_featnet_methods, ubd_py_backend_methods,
                              ubd_py_diffusion_ops_methods, ubd_py_devops_methods,
-                             ubd_py_unet2d_methods, NULL};
+                             ubd_py_unet2d_methods, ubd_py_nccl_methods, NULL};
     int k = 0;
     for (int t = 0; tables[t]; t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {

@@ -175,6 +175,9 @@ static PyObject *diffusion_zero(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* diffusion_allreduce(model, kind, comm, start=0, stop=-1, root=-1): tensor_io.h */
+UBD_PY_TENSOR_ALLREDUCE(diffusion)
+
 /* diffusion_device(h) -> "cpu" | "cuda" */
 static PyObject *diffusion_device(PyObject *self, PyObject *args) {
     PyObject *h;
@@ -499,6 +502,8 @@ PyMethodDef ubd_py_diffusion_methods[] = {
      "diffusion_view(h, kind, name=None) -> zero-copy view (CPU only)"},
     {"diffusion_get", diffusion_get, METH_VARARGS, "diffusion_get(h, kind, name=None) -> host copy"},
     {"diffusion_set", diffusion_set, METH_VARARGS, "diffusion_set(h, kind, name, value): copy value in"},
+    {"diffusion_allreduce", diffusion_allreduce, METH_VARARGS,
+     "diffusion_allreduce(model, kind, comm, start=0, stop=-1, root=-1): NCCL sum (root >= 0: broadcast)."},
     {"diffusion_zero", diffusion_zero, METH_VARARGS, "diffusion_zero(h, kind, name=None): set to zero"},
     {"diffusion_schedule", diffusion_schedule, METH_VARARGS, "diffusion_schedule(h) -> {name: float64 array}"},
     {"diffusion_info", diffusion_info, METH_VARARGS, "diffusion_info(h) -> dict"},

@@ -283,6 +283,8 @@ PyMethodDef ubd_py_invnet_methods[] = {
     {"invnet_view", invnet_view, METH_VARARGS, "invnet_view(model, kind, name=None) -> zero-copy view (CPU only)."},
     {"invnet_get", invnet_get, METH_VARARGS, "invnet_get(model, kind, name=None) -> host copy."},
     {"invnet_set", invnet_set, METH_VARARGS, "invnet_set(model, kind, name, value): copy value in."},
+    {"invnet_allreduce", invnet_allreduce, METH_VARARGS,
+     "invnet_allreduce(model, kind, comm, start=0, stop=-1, root=-1): NCCL sum (root >= 0: broadcast)."},
     {"invnet_zero", invnet_zero, METH_VARARGS, "invnet_zero(model, kind, name=None): set to zero."},
     {"invnet_forward", invnet_forward, METH_VARARGS, "invnet_forward(model, out, seis, train)."},
     {"invnet_backward", invnet_backward, METH_VARARGS, "invnet_backward(model, dout, seis): grads +=."},

@@ -245,6 +245,9 @@ static PyObject *ae_zero(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ae_allreduce(model, kind, comm, start=0, stop=-1, root=-1): tensor_io.h */
+UBD_PY_TENSOR_ALLREDUCE(ae)
+
 /* ae_device(handle) -> "cpu" | "cuda" (fixed at creation: answered while the model runs, too) */
 static PyObject *ae_device(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -269,6 +272,18 @@ static PyObject *ae_reset_optimizer(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
     ACQUIRE(h, cap);
     AE_CALL(h, ubd_ae_reset_optimizer(h->obj));
+    Py_RETURN_NONE;
+}
+
+/* ae_set_bn_sync(handle, fn_address, ctx_address): every training-mode BatchNorm over all ranks
+ * through the C function at fn_address (int (*)(double *buf, size_t n, void *ctx), e.g. a ctypes
+ * callback; the caller keeps it alive); 0 returns to per-process statistics. */
+static PyObject *ae_set_bn_sync(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    unsigned long long fn = 0, ctx = 0;
+    if (!PyArg_ParseTuple(args, "OKK", &cap, &fn, &ctx)) return NULL;
+    ACQUIRE(h, cap);
+    AE_CALL(h, ubd_ae_set_bn_sync(h->obj, (ubd_allreduce_fn)(uintptr_t)fn, (void *)(uintptr_t)ctx));
     Py_RETURN_NONE;
 }
 
@@ -596,9 +611,13 @@ PyMethodDef ubd_py_models_methods[] = {
     {"ae_flat", ae_flat, METH_VARARGS, "ae_flat(handle, kind='param') -> zero-copy 1-D view of a whole buffer (CPU)."},
     {"ae_get", ae_get, METH_VARARGS, "ae_get(handle, kind, name=None) -> host copy of a tensor or whole buffer."},
     {"ae_set", ae_set, METH_VARARGS, "ae_set(handle, kind, name|None, value): copy value into the model."},
+    {"ae_allreduce", ae_allreduce, METH_VARARGS,
+     "ae_allreduce(model, kind, comm, start=0, stop=-1, root=-1): NCCL sum (root >= 0: broadcast)."},
     {"ae_zero", ae_zero, METH_VARARGS, "ae_zero(handle, kind, name=None): set a tensor or whole buffer to zero."},
     {"ae_init", ae_init, METH_VARARGS, "ae_init(handle, seed): PyTorch-default initialisation; resets the optimiser."},
     {"ae_reset_optimizer", ae_reset_optimizer, METH_VARARGS, "ae_reset_optimizer(handle): zero Adam m, v, steps."},
+    {"ae_set_bn_sync", ae_set_bn_sync, METH_VARARGS,
+     "ae_set_bn_sync(handle, fn_address, ctx_address): BatchNorm statistics over all ranks (0: per process)."},
     {"ae_steps", ae_steps, METH_VARARGS, "ae_steps(handle) -> {group: Adam steps}."},
     {"ae_set_steps", ae_set_steps, METH_VARARGS, "ae_set_steps(handle, {group: steps}): restore Adam counters."},
     {"ae_encode", py_ae_encode, METH_VARARGS, "ae_encode(handle, z_out, vel, training=False)."},

@@ -153,6 +153,7 @@ extern PyMethodDef ubd_py_attn_methods[];    /* py_attn.c: softmax, attention va
 extern PyMethodDef ubd_py_physics_methods[]; /* py_physics.c: forward modelling */
 extern PyMethodDef ubd_py_models_methods[];  /* py_models.c: models and training steps */
 extern PyMethodDef ubd_py_invnet_methods[];  /* py_invnet.c: InversionNet */
+extern PyMethodDef ubd_py_nccl_methods[];    /* py_nccl.c: the NCCL communicator */
 extern PyMethodDef ubd_py_seisenc_methods[]; /* py_seisenc.c: the seismic encoder of the baselines */
 extern PyMethodDef ubd_py_diffusion_methods[]; /* py_diffusion.c: latent diffusion + 1-D U-Net */
 extern PyMethodDef ubd_py_featnet_methods[]; /* py_featnet.c: FID/KID feature CNN, cross-entropy */

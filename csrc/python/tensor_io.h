@@ -41,10 +41,19 @@ int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn);
 /* Sets the tensor to zero. 0 ok / -1 raised. */
 int ubd_py_tensor_zero(const ubd_py_tensor *t);
 
+/* floats [start, stop) of the tensor (stop < 0: its end) <- their sum over the ranks of the
+ * NCCL communicator capsule `comm` (py_nccl.c) (root >= 0: rank root's values instead), in
+ * place on the model's CUDA device; the GIL is released while NCCL waits for the other
+ * ranks. 0 ok / -1 raised. */
+int ubd_py_tensor_allreduce(const ubd_py_tensor *t, PyObject *comm, Py_ssize_t start, Py_ssize_t stop, int root);
+
 /* The get / set / zero entry points every model binding exposes, written once:
  *   P_get(model, kind, name=None)      -> a host copy of one tensor (or the whole buffer)
  *   P_set(model, kind, name, value)    copies value (float32, the tensor's shape) in
  *   P_zero(model, kind, name=None)     zeroes one tensor (or the whole buffer)
+ *   P_allreduce(model, kind, comm, start=0, stop=-1, root=-1)  floats [start, stop) of the
+ *                                      whole buffer summed over the ranks through NCCL (root >= 0:
+ *                                      broadcast from rank root instead; GPU models)
  * The binding defines ACQUIRE(var, cap) (takes the handle with the busy flag)
  * and find_tensor(ubd_py_tensor *, model *, kind, name) before expanding it. */
 #define UBD_PY_TENSOR_ACCESSORS(P)                                                                    \
@@ -74,6 +83,22 @@ int ubd_py_tensor_zero(const ubd_py_tensor *t);
         ACQUIRE(h, cap);                                                                              \
         ubd_py_tensor t;                                                                              \
         if (find_tensor(&t, h->obj, kind, name_obj) < 0 || ubd_py_tensor_zero(&t) < 0) return NULL;   \
+        Py_RETURN_NONE;                                                                               \
+    }                                                                                                 \
+    UBD_PY_TENSOR_ALLREDUCE(P)
+
+/* P_allreduce alone, for bindings that write their get / set / zero themselves. */
+#define UBD_PY_TENSOR_ALLREDUCE(P)                                                                    \
+    static PyObject *P##_allreduce(PyObject *self, PyObject *args) {                                  \
+        PyObject *cap, *comm;                                                                         \
+        const char *kind;                                                                             \
+        Py_ssize_t start = 0, stop = -1;                                                              \
+        int root = -1;                                                                                \
+        if (!PyArg_ParseTuple(args, "OsO|nni", &cap, &kind, &comm, &start, &stop, &root)) return NULL; \
+        ACQUIRE(h, cap);                                                                              \
+        ubd_py_tensor t;                                                                              \
+        if (find_tensor(&t, h->obj, kind, Py_None) < 0 || ubd_py_tensor_allreduce(&t, comm, start, stop, root) < 0) \
+            return NULL;                                                                              \
         Py_RETURN_NONE;                                                                               \
     }
 

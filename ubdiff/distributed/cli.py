@@ -46,10 +46,14 @@ def client_from_args(args):
 
 def run_on_ranks(comm, fn, name: str) -> int:
     """fn() (-> exit code) on this rank of ``comm``. With several ranks, an error every rank
-    saw (comm.agree: a RuntimeError; a SystemExit with a message) is said once, by rank 0, and
-    exits 1; an exception on this rank alone prints its traceback and aborts the job
+    raised together (comm.agree / comm.check: RanksError; a non-finite global loss) is said
+    once, by rank 0, and exits 1; so does a SystemExit with a message (argument errors: the
+    same arguments on every rank; whatever depends on a rank's file system goes through
+    comm.agree). Any other exception on this rank prints its traceback and aborts the job
     (MPI_Abort), since the other ranks would wait for it forever in a collective."""
     import sys
+
+    from .comm import _abort_with, raised_on_all_ranks
     if comm.size == 1:
         return fn()
     try:
@@ -60,12 +64,10 @@ def run_on_ranks(comm, fn, name: str) -> int:
                 print(e.code, file=sys.stderr)
             return 1
         raise
-    except RuntimeError as e:
+    except BaseException as e:
+        if not raised_on_all_ranks(e):
+            _abort_with(comm, e, f"ubdiff {name}")
+            raise
         if comm.is_root:
             print(f"ubdiff {name}: error: {e}", file=sys.stderr)
         return 1
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        comm.abort(1)
-        raise

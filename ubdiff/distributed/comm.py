@@ -9,10 +9,25 @@ letting every rank train alone on the whole data.
 
 All collectives work in place on C-contiguous NumPy buffers (the model's flat
 gradient buffer is a zero-copy view, so nothing is copied on the way).
+
+A rank that fails must not leave the others waiting in a collective forever:
+
+- errors every rank can learn of are *agreed*: :meth:`Comm.agree` (setup: loading,
+  opening data, checks) and :meth:`Comm.check` (one flag all-reduced per training step
+  before its gradient all-reduce: a batch that cannot be read, a forward / backward that
+  raised) raise :class:`RanksError` on every rank together, naming the ranks that failed;
+  errors raised on every rank after an all-reduce (a non-finite global loss) are marked
+  with :func:`on_all_ranks`. Such errors are ordinary exceptions on every rank.
+- anything else raised on one rank of several inside a data-parallel call
+  (:meth:`Comm.guard`), and any exception a script under ``mpirun`` leaves uncaught
+  (:func:`world` installs a ``sys.excepthook``), prints its traceback naming the rank
+  and ends the whole job with MPI_Abort, as ``python -m mpi4py`` does.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import traceback
 
 import numpy as np
@@ -30,6 +45,28 @@ def launched_ranks() -> int:
         if v.isdigit() and int(v) >= 1:
             return int(v)
     return 1
+
+
+class RanksError(RuntimeError):
+    """An error raised on every rank of the group together (no rank is left waiting)."""
+
+    all_ranks = True
+
+
+def on_all_ranks(exc: BaseException) -> BaseException:
+    """Mark ``exc`` as raised on every rank together (e.g. after an all-reduce of the losses)."""
+    exc.all_ranks = True
+    return exc
+
+
+def raised_on_all_ranks(exc: BaseException) -> bool:
+    return bool(getattr(exc, "all_ranks", False))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return str(exc.code)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _buffer(buf: np.ndarray, what: str) -> np.ndarray:
@@ -77,23 +114,56 @@ class Comm:
         raise SystemExit(code)
 
     def agree(self, fn, what: str):
-        """Run fn() on every rank; if it raised on any rank, raise on all of them (naming the
-        ranks), so that no rank is left waiting in a collective for one that failed."""
+        """Run fn() on every rank; if it raised on any rank, raise :class:`RanksError` on all of
+        them (naming the ranks), so that no rank is left waiting in a collective for one that
+        failed. One process: fn's own exception. fn must not run collectives itself unless
+        every rank reaches them (a failing rank would skip them)."""
         try:
             out, err = fn(), None
-        except Exception as e:   # noqa: BLE001 -- reported to every rank below
+        except (Exception, SystemExit) as e:   # noqa: BLE001 -- reported to every rank below
             out, err = None, e
-        errs = self.allgather(None if err is None else f"{type(err).__name__}: {err}")
-        bad = [(r, m) for r, m in enumerate(errs) if m is not None]
-        if bad:
-            if err is not None and self.size == 1:
+        if self.size == 1:
+            if err is not None:
                 raise err
-            by_msg = {}
-            for r, m in bad:
-                by_msg.setdefault(m, []).append(str(r))
-            msg = "; ".join(f"rank{'s' if len(rs) > 1 else ''} {', '.join(rs)}: {m}" for m, rs in by_msg.items())
-            raise RuntimeError(f"{what} failed on {len(bad)} of {self.size} ranks ({msg})") from err
+            return out
+        self._raise_if_any(err, what, self.allgather(None if err is None else _describe(err)))
         return out
+
+    def check(self, err: BaseException | None, what: str) -> None:
+        """Every rank passes its own exception (or None); if any rank has one, every rank raises
+        :class:`RanksError` naming them. One all-reduce of one number when all is well (a cheap
+        per-step check), the messages gathered only when something failed."""
+        if self.size == 1:
+            if err is not None:
+                raise err
+            return
+        flag = self.allreduce_sum(np.array([0.0 if err is None else 1.0]))
+        if flag[0] > 0:
+            self._raise_if_any(err, what, self.allgather(None if err is None else _describe(err)))
+
+    def _raise_if_any(self, err, what, msgs):
+        bad = [(r, m) for r, m in enumerate(msgs) if m is not None]
+        if not bad:
+            return
+        by_msg = {}
+        for r, m in bad:
+            by_msg.setdefault(m, []).append(str(r))
+        msg = "; ".join(f"rank{'s' if len(rs) > 1 else ''} {', '.join(rs)}: {m}" for m, rs in by_msg.items())
+        raise RanksError(f"{what} failed on {len(bad)} of {self.size} ranks ({msg})") from err
+
+    @contextlib.contextmanager
+    def guard(self, what: str):
+        """``with comm.guard("training"):`` -- an exception on one rank of several that the
+        others cannot learn of (not raised on all ranks together) prints its traceback naming
+        the rank and aborts the whole job (MPI_Abort): the other ranks would wait for it
+        forever in their next collective. One process, or an agreed error: raised as it is."""
+        try:
+            yield
+        except BaseException as e:
+            if self.size == 1 or raised_on_all_ranks(e):
+                raise
+            _abort_with(self, e, what)
+            raise
 
     def __repr__(self):
         return f"<ubdiff comm: rank {self.rank} of {self.size}, {self.backend}>"
@@ -139,17 +209,46 @@ class MPIComm(Comm):
 
     def abort(self, code=1):
         self._c.Abort(code)
+        os._exit(code)   # MPICH's MPI_Abort may return before the launcher ends this process: end it now
+
+
+def _abort_with(comm: Comm, exc: BaseException, what: str) -> None:
+    """Say which rank failed and why, then end every rank (MPI_Abort)."""
+    try:
+        sys.stderr.write(f"ubdiff: rank {comm.rank} of {comm.size} failed in {what}; ending all ranks "
+                         "(MPI_Abort):\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        sys.stderr.flush()
+        sys.stdout.flush()
+    finally:
+        comm.abort(1)
+
+
+def _install_excepthook(comm: Comm) -> None:
+    """An exception a script leaves uncaught on one rank ends the job instead of leaving the
+    other ranks waiting in a collective (the previous hook runs for agreed errors)."""
+    previous = sys.excepthook
+
+    def hook(etype, value, tb):
+        if raised_on_all_ranks(value) or issubclass(etype, SystemExit):
+            previous(etype, value, tb)
+        else:
+            _abort_with(comm, value, "the script (an uncaught exception)")
+    sys.excepthook = hook
 
 
 _WORLD = None
 
 
 def world() -> Comm:
-    """This process's group: MPI when started by an MPI launcher, else a group of one."""
+    """This process's group: MPI when started by an MPI launcher, else a group of one.
+    With several ranks it also installs a ``sys.excepthook`` that aborts the job on an
+    exception left uncaught on one rank (see the module docstring)."""
     global _WORLD
     if _WORLD is None:
         if launched_ranks() > 1:
             _WORLD = MPIComm()
+            if _WORLD.size > 1:
+                _install_excepthook(_WORLD)
         else:
             _WORLD = Comm()
     return _WORLD
@@ -161,16 +260,7 @@ def default_threads(comm: Comm) -> int:
     return max(1, available_cores() // max(1, comm.local_size()))
 
 
-def run_or_abort(comm: Comm, fn):
-    """fn() on this rank; an uncaught exception on a rank of several prints its traceback
-    and aborts the whole job (MPI_Abort), so the other ranks do not wait forever."""
-    try:
+def run_or_abort(comm: Comm, fn, what: str = "a data-parallel call"):
+    """fn() under :meth:`Comm.guard`."""
+    with comm.guard(what):
         return fn()
-    except SystemExit:
-        raise
-    except BaseException:
-        if comm.size == 1:
-            raise
-        traceback.print_exc()
-        comm.abort(1)
-        raise

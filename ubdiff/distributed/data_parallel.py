@@ -27,6 +27,10 @@ The model protocol (CPU: the flat buffers are zero-copy NumPy views):
     flat(kind) -> 1-D float32 view, kind in "param", "grad" (and "m", "v" when it has them)
     bn_stats() -> 1-D float32 view of its BatchNorm running statistics, or None
     set_bn_sync(allreduce or None)   # only for sync_bn=True
+
+A model on "cuda" under several ranks has no zero-copy views: its device buffers are
+summed and broadcast through NCCL instead (:class:`.nccl.NCCLComm`, the model's
+``device_collective``); sync_bn is CPU-only.
 """
 from __future__ import annotations
 
@@ -53,6 +57,10 @@ class DataParallel:
             if not callable(getattr(model, name, None)):
                 raise TypeError(f"DataParallel: {type(model).__name__} has no {name}() (see the model protocol in "
                                 "ubdiff/distributed/data_parallel.py)")
+        self.gpu = getattr(model, "device", "cpu") == "cuda" and self.comm.size > 1
+        if self.gpu:   # the device buffers through NCCL (ubdiff/distributed/nccl.py)
+            self._init_gpu()
+            return
         self.stats = model.bn_stats() if callable(getattr(model, "bn_stats", None)) else None
         if self.stats is not None and self.stats.size == 0:
             self.stats = None
@@ -67,6 +75,18 @@ class DataParallel:
                 raise TypeError(f"DataParallel: sync_bn needs {type(model).__name__}.set_bn_sync()")
             model.set_bn_sync(self.comm.allreduce_sum)
 
+    def _init_gpu(self) -> None:
+        from .nccl import NCCLComm
+        if self.sync_bn:
+            raise ValueError("DataParallel: sync_bn runs on the CPU only (the SyncBatchNorm hook sums host "
+                             "memory); train on the CPU or without sync_bn")
+        if not callable(getattr(self.model, "device_collective", None)):
+            raise TypeError(f"DataParallel: {type(self.model).__name__} is on the GPU but has no "
+                            "device_collective() (see ubdiff/distributed/nccl.py)")
+        self.comm = NCCLComm(self.comm)
+        for kind in ("param", "m", "v", "stats"):   # one starting point: rank 0's
+            self.model.device_collective(kind, self.comm, root=0)
+
     def close(self) -> None:
         """Detach the BatchNorm hook (sync_bn) from the model."""
         if self.sync_bn:
@@ -74,17 +94,45 @@ class DataParallel:
 
     def step(self, batch, n_global: int, update: dict | None = None, loss: dict | None = None) -> np.ndarray:
         """One optimiser step. ``batch``: this rank's part of the global batch, a tuple of
-        arrays whose first axis is the sample (``len(batch[0])`` samples of ``n_global``);
+        arrays whose first axis is the sample (``len(batch[0])`` samples of ``n_global``), or a
+        function returning it (read inside the step, so that a failed read is agreed on);
         ``loss``: keyword arguments of forward_backward, ``update``: of apply_update.
         Returns this rank's share of the global batch's mean losses (sum over ranks = the
-        global values)."""
+        global values).
+
+        Failures: the read and forward_backward are checked on all ranks together before the
+        gradient all-reduce (Comm.check: one more all-reduce of one number), so an error on
+        one rank raises RanksError on every rank. With sync_bn, forward_backward itself runs
+        collectives, so the read is checked before it, and an error inside it on one rank
+        cannot be agreed on: it ends the job under Comm.guard (the callers' training loops)."""
         m = self.model
-        n_local = len(batch[0])
-        if not 1 <= n_local <= n_global:
-            raise ValueError(f"DataParallel.step: a local batch of {n_local} samples of a global {n_global}")
-        scale = n_local / n_global
-        m.zero_grad()
-        losses = m.forward_backward(*batch, loss_scale=scale, **(loss or {}))
+        err = None
+        try:
+            if callable(batch):
+                batch = batch()
+            n_local = len(batch[0])
+            if not 1 <= n_local <= n_global:
+                raise ValueError(f"DataParallel.step: a local batch of {n_local} samples of a global {n_global}")
+        except Exception as e:   # noqa: BLE001 -- agreed on below
+            err = e
+        if self.sync_bn:   # before forward_backward's own collectives
+            self.comm.check(err, "reading a batch")
+        if err is None:
+            scale = n_local / n_global
+            m.zero_grad()
+            try:
+                losses = m.forward_backward(*batch, loss_scale=scale, **(loss or {}))
+            except Exception as e:   # noqa: BLE001
+                if self.sync_bn:
+                    raise   # the others may wait inside a BatchNorm all-reduce: Comm.guard ends the job
+                err = e
+        if not self.sync_bn:
+            self.comm.check(err, "a training step (reading its batch, forward / backward)")
+        if self.gpu:
+            self.comm.device_sum(m, "grad")
+            m.apply_update(**(update or {}))
+            self.comm.device_bcast(m, "stats")
+            return np.asarray(losses, np.float64) * scale
         self.comm.allreduce_sum(m.flat("grad"))
         m.apply_update(**(update or {}))
         if self.stats is not None and not self.sync_bn:

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .comm import Comm, world
+from .comm import Comm, on_all_ranks, world
 from .data_parallel import DataParallel
 from .sampler import ShardedBatches, epoch_batches
 
@@ -145,7 +145,17 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
                          "(training-mode BatchNorm needs 2); use a larger batch or fewer ranks")
     if n < bs:
         raise ValueError(f"{n} training pairs are fewer than one batch of {bs}")
-    dp = DataParallel(model, comm, sync_bn=state["sync_bn"])
+    with comm.guard("data-parallel InversionNet training"):   # one rank's own error ends the job (MPI_Abort)
+        dp = DataParallel(model, comm, sync_bn=state["sync_bn"])
+        try:
+            _epochs(pairs, run_dir, epochs, comm, save_every, progress, log, model, state, dp, n, bs)
+        finally:   # agreed errors too: the BatchNorm hook (sync_bn) leaves the model
+            dp.close()
+    return model, state
+
+
+def _epochs(pairs, run_dir, epochs, comm, save_every, progress, log, model, state, dp, n, bs):
+    """The epochs of train_inversionnet (state updated in place, rank 0 saving)."""
     update = dict(lr=state["lr"], betas=tuple(state["betas"]), eps=state["eps"], weight_decay=state["weight_decay"])
     loss_kw = dict(l1_weight=state["l1_weight"], mse_weight=state["mse_weight"])
 
@@ -159,10 +169,10 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
             from tqdm.auto import tqdm
             it = tqdm(steps, total=len(steps), desc=f"InversionNet epoch {e + 1}", leave=False)
         for idx, n_global in it:
-            local += dp.step(pairs.read(idx), n_global, update, loss_kw)
+            local += dp.step(lambda idx=idx: pairs.read(idx), n_global, update, loss_kw)
         tot = comm.allreduce_sum(local) / len(steps)
-        if not math.isfinite(tot[0]):
-            raise FloatingPointError(f"InversionNet: loss became {tot[0]} in epoch {e}; lower lr")
+        if not math.isfinite(tot[0]):   # the global loss: every rank raises
+            raise on_all_ranks(FloatingPointError(f"InversionNet: loss became {tot[0]} in epoch {e}; lower lr"))
         rec = {"epoch": e, "loss": float(tot[0]), "l1": float(tot[1]), "mse": float(tot[2]), "steps": len(steps),
                "ranks": comm.size, "seconds": round(time.perf_counter() - t0, 3)}
         state["history"].append(rec)
@@ -172,5 +182,3 @@ def train_inversionnet(pairs, run_dir: str, epochs: int, comm: Comm | None = Non
         if log is not None and comm.is_root:
             log(f"epoch {e + 1}: loss {rec['loss']:.4f} (l1 {rec['l1']:.4f}, mse {rec['mse']:.4f}), "
                 f"{rec['steps']} steps on {comm.size} rank(s), {rec['seconds']:.1f} s")
-    dp.close()
-    return model, state

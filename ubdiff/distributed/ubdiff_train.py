@@ -13,13 +13,15 @@ memory-mapped data.
 
 Autoencoder: the all-reduce covers the slice of the gradient buffer the stage
 trains (``trained_slice``: step 2 with F = 1 trains only head_s and D_s).
-BatchNorm batch statistics are each rank's own and the running statistics rank
-0's, broadcast after every step, as PyTorch DDP without SyncBatchNorm: a step
-equals a single-process step on the global batch only up to that. A global
-batch must give every rank 2 samples (training-mode BatchNorm): an epoch's last
-batch that cannot is dropped under several ranks (a single process keeps it).
-``--sync-bn`` is not offered for the autoencoder (its heads and blocks would need
-the SyncBatchNorm hook InversionNet has; not done).
+By default BatchNorm batch statistics are each rank's own and the running
+statistics rank 0's, broadcast after every step, as PyTorch DDP without
+SyncBatchNorm: a step equals a single-process step on the global batch only up
+to that. ``sync_bn=True`` (``--sync-bn``; SyncBatchNorm) takes the statistics of
+every training-mode BatchNorm (E, D_v, both heads) over all ranks
+(CoLatentAutoencoder.set_bn_sync), so a step equals the single-process step on
+the global batch up to float rounding. A global batch must give every rank 2
+samples (the C core's training-mode check is per rank): an epoch's last batch
+that cannot is dropped under several ranks (a single process keeps it).
 
 Diffusion (no BatchNorm): rank r's slice holds positions [first, first + n/R) of
 the step's global batch of n = batch_size x accum latents, and draws those
@@ -39,9 +41,9 @@ from .sampler import shard, shard_bounds
 
 
 def _cpu(model, what):
-    if model.device != "cpu":
-        raise ValueError(f"data-parallel {what} needs the model on the CPU (zero-copy gradient views), "
-                         f"it is on {model.device!r}")
+    if model.device != "cpu":   # InversionNet has the NCCL path (ubdiff/distributed/nccl.py); these not yet
+        raise ValueError(f"data-parallel {what} needs the model on the CPU (zero-copy gradient views; the "
+                         f"NCCL path for GPUs covers InversionNet only so far), it is on {model.device!r}")
 
 
 class AutoencoderReplica:
@@ -74,6 +76,9 @@ class AutoencoderReplica:
     def bn_stats(self):
         return self.ae.flat("buf")
 
+    def set_bn_sync(self, allreduce):
+        self.ae.set_bn_sync(allreduce)
+
 
 class DiffusionReplica:
     """The latent diffusion in DataParallel's model protocol."""
@@ -101,9 +106,9 @@ class DiffusionReplica:
 class AutoencoderStage:
     """One autoencoder stage's data-parallel steps: what UBDiff._run_epochs calls under comm."""
 
-    def __init__(self, ae, comm: Comm, mode: str, freeze: bool = False):
+    def __init__(self, ae, comm: Comm, mode: str, freeze: bool = False, sync_bn: bool = False):
         self.comm = comm
-        self.dp = DataParallel(AutoencoderReplica(ae, mode, freeze), comm)
+        self.dp = DataParallel(AutoencoderReplica(ae, mode, freeze), comm, sync_bn=sync_bn)
 
     def epoch_batches(self, bl: list) -> list:
         """The single-process batches of an epoch that give every rank 2 samples."""
@@ -112,10 +117,12 @@ class AutoencoderStage:
     def local(self, idx):
         return shard(idx, self.comm.rank, self.comm.size)
 
-    def step(self, v, s, n_global: int, lr: float, weight_decay: float) -> dict:
-        """One step; returns this rank's share of the global batch's mean losses."""
+    def step(self, read, n_global: int, lr: float, weight_decay: float) -> dict:
+        """One step on read() -> (velocity, seismic or None), this rank's slice of the global
+        batch (read inside the step: a failed read is agreed on, DataParallel.step); returns
+        this rank's share of the global batch's mean losses."""
         from ..models.autoencoder import LOSS_KEYS
-        share = self.dp.step((v, s), n_global, dict(lr=lr, weight_decay=weight_decay))
+        share = self.dp.step(read, n_global, dict(lr=lr, weight_decay=weight_decay))
         return dict(zip(LOSS_KEYS, (float(x) for x in share)))
 
     def total(self, sums: np.ndarray) -> np.ndarray:
@@ -145,7 +152,7 @@ def diffusion_step(dp: DataParallel, z, idx, accum: int, step: int, update: dict
     comm = dp.comm
     first, _ = shard_bounds(len(idx), comm.rank, comm.size)
     local = shard(idx, comm.rank, comm.size)
-    share = dp.step((np.ascontiguousarray(z[local]),), len(idx), update,
+    share = dp.step(lambda: (np.ascontiguousarray(z[local]),), len(idx), update,
                     dict(accum=accum, step=step, first=first))
     return float(share[0])
 

@@ -321,6 +321,15 @@ class CoLatentAutoencoder:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         lib.ae_apply_update(self._handle(), MODES[mode], bool(freeze), adam_args(lr, betas, eps, weight_decay))
 
+    def set_bn_sync(self, allreduce=None) -> None:
+        """Training-mode BatchNorm statistics over all data-parallel ranks (SyncBatchNorm) in
+        every BatchNorm of the model (E's and D_v's conv blocks, the velocity and seismic
+        heads; D_s has LayerNorms only): ``allreduce(buf)`` sums a float64 array over the
+        ranks in place (e.g. ``Comm.allreduce_sum``), called from inside forward and backward.
+        None: per-process statistics again (the default). CPU models only."""
+        from ._bn_sync import attach
+        attach(self, lib.ae_set_bn_sync, self._handle(), allreduce, "CoLatentAutoencoder")
+
     def trained_slice(self, mode: str = "step1", freeze: bool = False) -> slice:
         """Where the parameters (and gradients) a mode trains lie in the flat buffers:
         from its first to its last trained group ("seis_first" also spans the

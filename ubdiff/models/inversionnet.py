@@ -308,29 +308,19 @@ class InversionNet:
         """The BatchNorm running statistics as one 1-D view (flat("stats"))."""
         return self.flat("stats")
 
+    def device_collective(self, kind: str, nccl, root: int | None = None) -> None:
+        """A GPU model's whole buffer ``kind`` (param | grad | m | v | stats) summed over the
+        ranks of ``nccl`` (ubdiff.distributed.nccl.NCCLComm) in place on the device, or set to
+        rank ``root``'s: DataParallel's all-reduce where there are no zero-copy views."""
+        lib.invnet_allreduce(self._h, kind, nccl.handle, 0, -1, -1 if root is None else int(root))
+
     def set_bn_sync(self, allreduce=None) -> None:
         """Training-mode BatchNorm statistics over all data-parallel ranks (SyncBatchNorm):
         ``allreduce(buf)`` sums a float64 array over the ranks in place (e.g.
         ``Comm.allreduce_sum``); it is called from inside forward and backward, three times
         per block and step. None: per-process statistics again (the default)."""
-        import ctypes
-        if allreduce is None:
-            lib.invnet_set_bn_sync(self._h, 0, 0)
-            self._bn_sync = None
-            return
-        if not callable(allreduce):
-            raise TypeError(f"InversionNet.set_bn_sync: allreduce must be callable, got {type(allreduce).__name__}")
-
-        def hook(ptr, n, _ctx):
-            try:
-                allreduce(np.ctypeslib.as_array(ptr, shape=(int(n),)))
-                return 0
-            except BaseException as e:   # noqa: BLE001 -- the C core reports the failure as an error status
-                self._bn_sync_error = e
-                return 1
-        cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_double), ctypes.c_size_t, ctypes.c_void_p)(hook)
-        self._bn_sync = cb   # kept alive as long as the C model may call it
-        lib.invnet_set_bn_sync(self._h, ctypes.cast(cb, ctypes.c_void_p).value, 0)
+        from ._bn_sync import attach
+        attach(self, lib.invnet_set_bn_sync, self._h, allreduce, "InversionNet")
 
     def forward_backward(self, seismic, velocity, loss_scale: float = 1.0, l1_weight: float = 1.0,
                          mse_weight: float = 1.0) -> tuple:
