@@ -91,12 +91,12 @@ PyObject *ubd_py_tuple(PyObject *obj, const char *fn, const char *name);
  * float are refused). TypeError / ValueError naming name[i]. 0 / -1. */
 int ubd_py_int_item(PyObject *t, Py_ssize_t i, const char *fn, const char *name, long long lo, long long hi,
                     long long *out);
-/* A seed, stream or offset: an integer in 0 .. 2**64 - 1 (Python int or
- * NumPy integer, never wrapped modulo 2**64). TypeError / ValueError. 0 / -1. */
 /* The UTF-8 of str `obj` (owned by obj) for a lookup by C string; NULL + TypeError when it is
  * not a str, ValueError when it holds a NUL (a C string would stop there: "w\0junk" must not
  * resolve to "w"). `what` names it in the message. */
 const char *ubd_py_cstr(PyObject *obj, const char *what);
+/* A seed, stream or offset: an integer in 0 .. 2**64 - 1 (Python int or
+ * NumPy integer, never wrapped modulo 2**64). TypeError / ValueError. 0 / -1. */
 int ubd_py_u64(PyObject *obj, const char *fn, const char *name, unsigned long long *out);
 /* The same for an unsigned 32-bit word. */
 int ubd_py_u32(PyObject *obj, const char *fn, const char *name, unsigned int *out);
