@@ -224,8 +224,8 @@ def test_autoencoder_sync_bn_hook_one_process_and_two_replicas_in_threads():
     both heads): with a hook that returns its input, training is bit for bit the per-process
     BatchNorm; two replicas in two threads, each half of the batch, give the single-process
     gradient of the whole batch (w/o opt: every group trained) and its running statistics
-    (relative L2 1e-4; measured 2.8e-6, per-rank statistics 1.28); a failing hook is a clean
-    error."""
+    (relative L2 within twice the gradient's float32 floor, per-rank statistics 1.28 away); a
+    failing hook is a clean error."""
     from ubdiff.models import CoLatentAutoencoder
     rng = np.random.default_rng(0)
     vel = np.tanh(rng.standard_normal((8, 1, 70, 70))).astype(np.float32)
@@ -257,7 +257,15 @@ def test_autoencoder_sync_bn_hook_one_process_and_two_replicas_in_threads():
     one.zero_grad()
     one.forward_backward(vel, seis, mode="wo_opt")
     g, want = reps[0].flat("grad") + reps[1].flat("grad"), one.flat("grad")
-    assert np.linalg.norm(g - want) <= 1e-4 * np.linalg.norm(want)
+    # The float32 floor of this gradient: the same single-process gradient with the two halves of
+    # the batch swapped (the same sum in another order). BatchNorm over 2 x 2 maps of a few samples
+    # amplifies rounding, so the floor depends on the BLAS kernel: measured 3.5e-6 (OpenBLAS
+    # SkylakeX), 8.3e-4 (Haswell), where the two replicas gave 2.8e-6 and 8.4e-4.
+    swapped = CoLatentAutoencoder(AE, seed=0, device="cpu")
+    swapped.zero_grad()
+    swapped.forward_backward(np.r_[vel[4:], vel[:4]], np.r_[seis[4:], seis[:4]], mode="wo_opt")
+    floor = np.linalg.norm(swapped.flat("grad") - want) / np.linalg.norm(want)
+    assert np.linalg.norm(g - want) <= (2 * floor + 1e-5) * np.linalg.norm(want), floor
     np.testing.assert_allclose(reps[0].flat("buf"), one.flat("buf"), rtol=1e-5, atol=1e-6)
     assert np.array_equal(reps[0].flat("buf"), reps[1].flat("buf"))
     # per-rank statistics differ by much more than that tolerance

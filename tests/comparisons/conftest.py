@@ -1,5 +1,5 @@
-"""tests/comparisons trains several methods at the "small" scale (about 1.5 h on a
-loaded 2-core machine), so a bare ``pytest tests/comparisons`` must not start it
+"""tests/comparisons trains several methods at the "small" scale (about 20 min on 2
+cores; hours on a loaded machine), so a bare ``pytest tests/comparisons`` must not start it
 by accident: its tests run only when asked for by name of their marker
 (``-m slow``, or any ``-m`` expression that mentions ``slow``) or when
 ``UBDIFF_COMPARE_DIR`` names the folder to keep (and resume) the comparison in.
@@ -10,7 +10,7 @@ import pytest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-SKIP_REASON = ("tests/comparisons trains every method at the small scale (about 1.5 h on 2 loaded cores): "
+SKIP_REASON = ("tests/comparisons trains every method at the small scale (about 20 min on 2 idle cores): "
                "run it with `-m slow` or set UBDIFF_COMPARE_DIR=DIR (kept, and resumed on a rerun)")
 
 

@@ -1,9 +1,8 @@
 """Sizes and training lengths of a comparison ("plans").
 
 ``small``: a laptop or CI machine (2 CPU cores; sizes chosen from per-stage
-timings). Measured on a 2-core machine shared with other jobs (load 8-10):
-about 30 min per UB-Diff-family method, 1.5 h for the default methods; not
-timed on an idle machine (README "Comparing methods"). ``paper``: the paper's
+timings). Measured on a 2-core machine (2026-12-02): every method in 27 min
+41 s, 4-5 min each (README "Comparing methods"); about 6x slower at load 8-10. ``paper``: the paper's
 configuration (the published networks, the authors' epochs and diffusion
 steps, 10,000 generated pairs for Table 3, OpenFWI's 24,000 / 6,000 maps), for
 one GPU. ``tiny``: seconds, for the test that keeps the command working; its
@@ -26,8 +25,12 @@ from ..pipeline import paper_hyperparameters
 _SMALL = {
     "config": "small",
     "maps": 512, "paired": 64, "test_pairs": 128, "test_maps": 384, "samples": 256,
+    # step 1 at 48 epochs (1536 steps over the 512 maps), not 12: at 12 the decoders set every FID
+    # (reconstructions of real maps score the generated samples' FID) and UB-Diff's generated pairs
+    # trained a worse InversionNet than the 64 real pairs (SSIM 0.435 vs 0.454); at 48, 0.583
+    # (w/o opt 0.389), for +3 min of step 1 (measured 2026-12-02, RESULTS.md)
     "autoencoder": {"batch_size": 16, "lr": 5e-4, "lr_decay": 0.9, "save_every": 4,
-                    "step1_epochs": 12, "step2_epochs": 40, "freeze": True},
+                    "step1_epochs": 48, "step2_epochs": 40, "freeze": True},
     # a short run at a high lr samples best with a fast EMA (the demo's settings)
     "diffusion": {"steps": 1000, "batch_size": 16, "accum": 2, "lr": 1e-3, "ema": "fixed", "ema_every": 1,
                   "ema_decay": 0.99, "save_every": 250},
