@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--paired", type=int, default=None, metavar="N",
                    help="training pairs n (default: the scale's; 64 small, 1000 paper)")
     p.add_argument("--scale", choices=["small", "paper", "tiny"], default="small",
-                   help="small: 2 CPU cores (every method in about 28 min, measured on 2 cores); paper: the paper's configuration (one GPU); "
+                   help="small: 2 CPU cores (every method in about 36 min, measured on 2 cores); paper: the paper's configuration (one GPU); "
                         "tiny: seconds, a smoke test (default small)")
     p.add_argument("--out", default=None, metavar="DIR", help="comparison folder (created, or resumed)")
     p.add_argument("--methods", default=None, metavar="A,B",

@@ -1,4 +1,4 @@
-"""tests/comparisons trains several methods at the "small" scale (about 20 min on 2
+"""tests/comparisons trains several methods at the "small" scale (about 25 min on 2
 cores; hours on a loaded machine), so a bare ``pytest tests/comparisons`` must not start it
 by accident: its tests run only when asked for by name of their marker
 (``-m slow``, or any ``-m`` expression that mentions ``slow``) or when
@@ -10,7 +10,7 @@ import pytest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-SKIP_REASON = ("tests/comparisons trains every method at the small scale (about 20 min on 2 idle cores): "
+SKIP_REASON = ("tests/comparisons trains every method at the small scale (about 25 min on 2 idle cores): "
                "run it with `-m slow` or set UBDIFF_COMPARE_DIR=DIR (kept, and resumed on a rerun)")
 
 

@@ -27,29 +27,22 @@ pytestmark = pytest.mark.slow
 
 METHODS = ("ubdiff", "wo_opt", "ubdiff_seismic_first", "mt_diffusion")
 
-#: ordering -> what was measured when it did not hold (seed 0, small scale, full run of
-#: `python -m ubdiff compare --scale small` on 2026-12-02, 27 min 41 s on 2 cores; tables in
+#: ordering -> what was measured when it did not hold (seed 0, small scale: `python -m ubdiff
+#: compare --scale small`, 2026-12-02, 35 min 42 s on 2 cores; tables and diagnosis in
 #: benchmarks/RESULTS.md "Comparing methods at small scale").
 MEASURED_NOT_HOLDING = {
-    # Both seismic decoders sit near the same floor at this scale (64 pairs; UB-Diff's D_s gets
-    # 40 epochs = 160 steps on a frozen E, w/o opt's 52 epochs = 208 joint steps): E learnt from
-    # all m maps pays off in velocity (held-out SSIM 0.695 vs 0.650, MSE 0.0324 vs 0.0415; w/o opt
-    # overfits its 64 maps: train MSE 0.0220) but not yet in the seismic records.
-    "reconstruction": "measured: held-out seismic MSE UB-Diff 0.009083 vs w/o opt 0.009011 "
-                      "(MAE 0.03789 vs 0.03661): w/o opt slightly lower at small scale",
-    # The decoders, not the latent diffusion, set these FIDs at this scale: the autoencoder's own
-    # reconstructions of the 512 real training maps score the same FID as the generated samples
-    # (velocity 72.83 vs 72.76 for UB-Diff, 59.69 vs 60.78 for w/o opt;
-    # benchmarks/compare_recon_fid.py), so the table compares briefly trained decoders. With 4x the
-    # step-1 epochs (48; plan override, same seed) UB-Diff's velocity FID fell to 56.85 (w/o opt
-    # 50.36): better, still not below (RESULTS.md "Comparing methods at small scale").
-    "fid_velocity": "measured: velocity FID UB-Diff 72.76 vs MT-Diffusion 64.86 (w/o opt 60.78)",
-    "fid_seismic": "measured: seismic FID UB-Diff 82.74 vs MT-Diffusion 79.67 (w/o opt 74.46)",
-    # Holds once step 1 trains longer: with 48 step-1 epochs UB-Diff pairs gave SSIM 0.5825 against
-    # w/o opt's 0.3894. At the default 12 epochs (384 steps) UB-Diff's generated pairs are worse
-    # training data than the 64 real pairs themselves.
-    "inversionnet_ssim": "measured: InversionNet SSIM on real held-out pairs, trained on UB-Diff pairs "
-                         "0.4347 vs on w/o opt pairs 0.4933 (on the 64 real pairs alone 0.4543)",
+    # Both seismic decoders sit at the same floor at this scale (64 pairs; UB-Diff's D_s gets
+    # 40 epochs = 160 steps on a frozen E, w/o opt's 88 epochs = 352 joint steps): E learnt from
+    # all m maps pays off in velocity (held-out SSIM 0.746 vs 0.660, MSE 0.0164 vs 0.0395; w/o opt
+    # overfits its 64 maps: train MSE 0.0191) but not in the seismic records.
+    "reconstruction": "measured: held-out seismic MSE UB-Diff 0.009087 vs w/o opt 0.009017 "
+                      "(MAE 0.03808 vs 0.03566): w/o opt slightly lower at small scale",
+    # The decoders, not the latent diffusion, set the FIDs at this scale: the autoencoder's own
+    # reconstructions of the 512 real training maps score about the generated samples' FID
+    # (seismic 81.91 vs 84.36 for UB-Diff, 68.73 vs 69.97 for w/o opt;
+    # benchmarks/compare_recon_fid.py), so the seismic column compares D_s after 160 steps of step 2
+    # (UB-Diff) with D_s trained jointly for longer (MT-Diffusion: 88 epochs end to end).
+    "fid_seismic": "measured: seismic FID UB-Diff 84.36 vs MT-Diffusion 79.95 (w/o opt 69.97)",
 }
 
 

@@ -1,8 +1,8 @@
 """Sizes and training lengths of a comparison ("plans").
 
 ``small``: a laptop or CI machine (2 CPU cores; sizes chosen from per-stage
-timings). Measured on a 2-core machine (2026-12-02): every method in 27 min
-41 s, 4-5 min each (README "Comparing methods"); about 6x slower at load 8-10. ``paper``: the paper's
+timings). Measured on a 2-core machine (2026-12-02): every method in 36 min,
+4-7 min each (README "Comparing methods"); several times slower on a loaded machine. ``paper``: the paper's
 configuration (the published networks, the authors' epochs and diffusion
 steps, 10,000 generated pairs for Table 3, OpenFWI's 24,000 / 6,000 maps), for
 one GPU. ``tiny``: seconds, for the test that keeps the command working; its
