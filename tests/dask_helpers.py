@@ -5,15 +5,24 @@ import os
 import numpy as np
 
 
+def _claim(marker) -> bool:
+    """Create ``marker`` atomically: True for exactly one caller, however many workers race (an
+    exists-then-create let two workers fail at once)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
 def logging_simulate(vel, *, log, marker=None, fail="kill", **kw):
-    """ubdiff.physics.forward_model that appends one line per call to ``log``; while
-    ``marker`` does not exist, the first call creates it and then fails: fail="kill" kills
+    """ubdiff.physics.forward_model that appends one line per call to ``log``; the one call that
+    creates ``marker`` (atomically) then fails: fail="kill" kills
     its own worker process (os._exit: no cleanup), as a machine lost mid-shard;
     fail="raise" raises (a shard that fails for good)."""
     from ubdiff.physics import forward_model
     first = f"{float(vel[:, 0].sum()):.6e}"
-    if marker is not None and not os.path.exists(marker):
-        open(marker, "w").close()
+    if marker is not None and _claim(marker):
         with open(log, "a") as f:
             f.write(f"{fail} {first}\n")
         if fail == "kill":
@@ -39,7 +48,7 @@ except ImportError:   # the tests that use it skip without Dask
 
 class KillOnShard(WorkerPlugin):
     """Kills the worker process that starts a task whose key contains ``fragment`` while
-    ``marker`` does not exist (once: it creates the marker first), or always when
+    ``marker`` does not exist (once: the worker that creates it atomically), or always when
     ``marker`` is None."""
 
     def __init__(self, fragment, marker=None):
@@ -49,6 +58,5 @@ class KillOnShard(WorkerPlugin):
         if finish == "executing" and self.fragment in str(key):
             if self.marker is None:
                 os._exit(1)
-            if not os.path.exists(self.marker):
-                open(self.marker, "w").close()
+            if _claim(self.marker):
                 os._exit(1)
