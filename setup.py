@@ -122,7 +122,8 @@ class BuildExtWithCuda(build_ext):
             if not os.path.exists(obj) or max(map(os.path.getmtime, deps)) > os.path.getmtime(obj):
                 # -DUBDIFF_WITH_CUDA: the CUDA prototypes of backend.h, so nvcc checks
                 # every definition against the op list
-                nccl = ["-DUBDIFF_WITH_NCCL=1", f"-I{NCCL[0]}"] if NCCL else []
+                nccl = (["-DUBDIFF_WITH_NCCL=1", f"-I{NCCL[0]}",
+                         f'-DUBDIFF_NCCL_LIB="{os.path.join(NCCL[1], NCCL[2])}"'] if NCCL else [])
                 cmds.append([NVCC, "-c", src, "-o", obj, "-O3", "-std=c++17", "-DUBDIFF_WITH_CUDA=1", *nccl,
                              "-Xcompiler", "-fPIC", "-Xcompiler", "-Wall", "-Icsrc", *gencode])
             objs.append(obj)
@@ -161,10 +162,10 @@ if NVCC:
     libs += ["cudart", "cublas", "curand", "stdc++"]
     rpath.append(cuda_lib)
 if NCCL:   # csrc/cuda/nccl_comm.cu (and an empty csrc/nccl_stub.c)
+    # not linked: nccl_comm.cu opens libnccl.so.2 at the first communicator (an NCCL linked in
+    # was loaded at `import ubdiff` and broke a later `import torch` that needs a newer one)
     macros.append(("UBDIFF_WITH_NCCL", "1"))
-    lib_dirs.append(NCCL[1])
-    libs.append(":" + NCCL[2])   # -l:libnccl.so(.2): the wheel has no unversioned link name
-    rpath.append(NCCL[1])
+    libs.append("dl")
 
 ext = Extension(
     "ubdiff._ubdiff",

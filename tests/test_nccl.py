@@ -89,3 +89,27 @@ def test_one_rank_communicator_on_a_gpu_is_the_identity():
     with pytest.raises(ValueError, match="not within"):
         lib.invnet_allreduce(net._h, "param", nc.handle, 0, 10**12)
 
+
+
+def test_import_does_not_load_libnccl():
+    """libnccl is opened at the first communicator, not at import: a linked-in NCCL (the CUDA
+    toolkit's 2.28) was loaded by `import ubdiff`, and a later `import torch` bound its own
+    libnccl.so.2 to it and failed (undefined symbol ncclCommResume)."""
+    import subprocess
+    import sys
+    code = ("import ubdiff; ubdiff.build_info(); "
+            "print(any('libnccl' in l for l in open('/proc/self/maps')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "import ubdiff mapped libnccl"
+
+
+def test_torch_imports_after_ubdiff():
+    import importlib.util
+    import subprocess
+    import sys
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (an optional cross-check of `import ubdiff; import torch`)")
+    out = subprocess.run([sys.executable, "-c", "import ubdiff; ubdiff.build_info(); import torch"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
