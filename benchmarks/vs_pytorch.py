@@ -59,6 +59,9 @@ try:
 except ImportError:  # PyTorch is no dependency of ubdiff
     torch = None
 
+# the stages' classes are defined whether or not torch is there, so main() can say it is missing
+no_grad = torch.no_grad() if torch is not None else (lambda f: f)
+
 STAGES = ["step1", "step2", "diff_train", "unet_fwd", "decode", "invnet", "fwdmod", "generate"]
 CONSTANTS = dict(data_min=-26.0, data_max=52.0, label_min=1500.0, label_max=4500.0)
 
@@ -248,7 +251,7 @@ class Decode(Stage):
     def ub(self):
         return self.M.ae.decode(self.z)
 
-    @torch.no_grad()
+    @no_grad
     def pt(self):
         self.M.t_ae.eval()
         return self.M.t_ae.decode(self.tz)
@@ -275,7 +278,7 @@ class UNetFwd(Stage):
     def ub(self):
         return self.M.diff.forward(self.x, self.t)
 
-    @torch.no_grad()
+    @no_grad
     def pt(self):
         return self.M.t_unet(self.tx, self.tt)
 
@@ -405,7 +408,7 @@ class FwdModel(Stage):
         from ubdiff import physics
         return physics.forward_model(self.vel)
 
-    @torch.no_grad()
+    @no_grad
     def pt(self):
         return tm.forward_model(self.vel)
 
@@ -427,7 +430,7 @@ class Generate(Stage):
         kw = dict(sampler="ddim", steps=self.quick) if self.quick else {}
         self.M.ubd.generate(self.count, os.path.join(self.dir, "ub"), seed=0, progress=False, **kw)
 
-    @torch.no_grad()
+    @no_grad
     def pt(self):
         z = self.M.t_vd.sample(self.count, generator=self.gen, last=self.quick)
         self.M.t_ae.eval()
