@@ -152,7 +152,6 @@ def test_sync_bn_hook_one_process_and_two_replicas_in_threads():
     the per-process BatchNorm; two replicas in two threads whose hook sums their buffers give
     the single-process statistics of the joint batch (tolerance as tests/test_distributed_mpi.py
     explains); a failing hook is a clean error; None detaches it."""
-    import threading
     s, v = _pairs(8)
     a, b = InversionNet("small", seed=0, max_batch=8), InversionNet("small", seed=0, max_batch=8)
     calls = []
@@ -168,26 +167,12 @@ def test_sync_bn_hook_one_process_and_two_replicas_in_threads():
     b.set_bn_sync(None)
     b.train_step(s, v)
 
-    barrier, slots = threading.Barrier(2), [None, None]
-
-    def hook(r):
-        def allreduce(buf):
-            slots[r] = buf.copy()
-            barrier.wait()
-            total = slots[0] + slots[1]
-            barrier.wait()
-            buf[:] = total
-        return allreduce
     reps = [InversionNet("small", seed=0, max_batch=8) for _ in range(2)]
-    for r, m in enumerate(reps):
-        m.set_bn_sync(hook(r))
+
+    def run(r, m):
         m.zero_grad()
-    ts = [threading.Thread(target=lambda r=r: reps[r].forward_backward(s[4 * r:4 * r + 4], v[4 * r:4 * r + 4],
-                                                                          loss_scale=0.5)) for r in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+        m.forward_backward(s[4 * r:4 * r + 4], v[4 * r:4 * r + 4], loss_scale=0.5)
+    _two_replicas_in_threads(reps, run)
     one = InversionNet("small", seed=0, max_batch=8)
     one.zero_grad()
     one.forward_backward(s, v)
