@@ -31,6 +31,17 @@ typedef struct {
 ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW);
 size_t ubd_conv2d_workspace(ubd_conv2d_shape s);
 
+/* How the CPU computes stride-1 convolutions with (3, 3), (1, 3) or (3, 1)
+ * kernels and >= 16 channels in and out (conv1d's k = 3 layers included):
+ * UBD_CONV_AUTO (the default) by Winograd's minimal filtering, 2-2.25x fewer
+ * multiplications (csrc/cpu/winograd.h); UBD_CONV_IM2COL by im2col + sgemm like
+ * every other shape. Process-wide; the initial value is UBDIFF_CONV=im2col|auto.
+ * Workspaces are sized for both, so it may change between sizing and a call.
+ * The CUDA backend always uses im2col. */
+enum { UBD_CONV_AUTO = 0, UBD_CONV_IM2COL = 1 };
+ubd_status ubd_conv_set_algo(int algo);
+int ubd_conv_get_algo(void);
+
 /* ConvTranspose2d: inp (B, C, H, W) -> out (B, OC, OH, OW),
  * OH = (H - 1) SH - 2 PH + KH + OPH, OW likewise. */
 typedef struct {

@@ -108,3 +108,31 @@ def conv1d_backward(dout, x, weight, bias: bool = True, stride: int = 1, padding
     db = np.zeros(weight.shape[0], np.float32) if bias else None
     lib.conv1d_backward(dx, dw, db, dout, x, weight, stride=int(stride), padding=int(padding))
     return dx, dw, db
+
+
+# ---- algorithm -------------------------------------------------------------------
+def conv_algorithm(name: str | None = None) -> str:
+    """The CPU algorithm of stride-1 convolutions with (3, 3), (1, 3) or (3, 1)
+    kernels and >= 16 channels in and out (conv1d's k = 3 included): ``"auto"``
+    (Winograd's minimal filtering, 2-2.25x fewer multiplications; the default) or
+    ``"im2col"`` (im2col + sgemm, like every other shape). With ``name``, sets it
+    process-wide and returns the new setting; without, returns the current one.
+    The initial setting is ``UBDIFF_CONV`` (``auto`` when unset)."""
+    if name is not None and name not in ("auto", "im2col"):
+        raise ValueError(f"conv_algorithm: expected 'auto' or 'im2col', got {name!r}")
+    return lib.conv_algo() if name is None else lib.conv_algo(name)
+
+
+class using_conv_algorithm:
+    """``with using_conv_algorithm("im2col"): ...`` — the setting for a block, then back."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.prev = conv_algorithm()
+        conv_algorithm(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        conv_algorithm(self.prev)

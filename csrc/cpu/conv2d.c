@@ -1,4 +1,5 @@
-/* conv2d.c — 2-D convolution as im2col + sgemm (PyTorch layouts, conv.h).
+/* conv2d.c — 2-D convolution as im2col + sgemm (PyTorch layouts, conv.h);
+ * stride-1 3-tap kernels go to winograd.c instead (ubd_winograd_applies).
  *
  * Per GEMM: out (OC, N) = weight (OC, C*KH*KW) @ col (C*KH*KW, N), where N is
  * the output positions of one sample, or of G samples side by side when the
@@ -9,6 +10,7 @@
 #include "../blas.h"
 #include "../conv.h"
 #include "conv_plan.h"
+#include "winograd.h"
 
 ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW) {
     UBD_REQUIRE_POSITIVE(s.B);
@@ -43,8 +45,9 @@ size_t ubd_conv2d_workspace(ubd_conv2d_shape s) {
     int OH, OW;
     if (ubd_conv2d_check(s, &OH, &OW) != UBD_OK) return 0;
     plan p = ubd_conv2d_plan(s, OH, OW);
-    if (p.G == 1) return is_pointwise(s) ? 0 : (size_t)p.rows * p.N;
-    return ((size_t)p.rows + s.OC) * p.N;
+    size_t im2col = p.G == 1 ? (is_pointwise(s) ? 0 : (size_t)p.rows * p.N) : ((size_t)p.rows + s.OC) * p.N;
+    size_t wino = ubd_winograd_workspace(s);
+    return im2col > wino ? im2col : wino;
 }
 
 ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
@@ -56,6 +59,10 @@ ubd_status ubd_cpu_conv2d_forward(float *out, const float *inp, const float *wei
     UBD_REQUIRE_PTR(weight);
     const plan p = ubd_conv2d_plan(s, OH, OW);
     UBD_REQUIRE(work || ubd_conv2d_workspace(s) == 0, UBD_ERR_VALUE, "conv2d: work must not be NULL");
+    if (ubd_winograd_applies(s)) {
+        ubd_winograd_forward(out, inp, weight, bias, work, s, OH, OW);
+        return UBD_OK;
+    }
     const size_t in_sz = (size_t)s.C * s.H * s.W, out_sz = (size_t)s.OC * p.grid;
     float *col = work, *tmp = work + (size_t)p.rows * p.N;
 
@@ -122,6 +129,10 @@ ubd_status ubd_cpu_conv2d_backward(float *dinp, float *dweight, float *dbias, co
 
     if (dbias) ubd_sum_planes_add(dbias, dout, s.B, s.OC, p.grid);
     if (!dinp && !dweight) return UBD_OK;
+    if (ubd_winograd_applies(s)) {
+        ubd_winograd_backward(dinp, dweight, dout, inp, weight, work, s, OH, OW);
+        return UBD_OK;
+    }
 
     if (p.G == 1 && !pw) {
         for (int b = 0; b < s.B; b++) backward_bands(dinp ? dinp + b * in_sz : NULL, dweight, dout + b * out_sz,

@@ -4,6 +4,7 @@
 #include "pyutil.h" /* first: Python.h must precede system headers */
 
 #include <limits.h>
+#include <string.h>
 
 #include "../conv.h"
 
@@ -377,7 +378,22 @@ static PyObject *cuda_conv1d_backward(PyObject *self, PyObject *args, PyObject *
 #endif
 
 #define KW (PyCFunction)(void (*)(void))
+/* conv_algo() -> "auto" | "im2col"; conv_algo(name) sets it (conv.h). */
+static PyObject *py_conv_algo(PyObject *self, PyObject *args) {
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|s:conv_algo", &name)) return NULL;
+    if (name) {
+        int a = !strcmp(name, "auto") ? UBD_CONV_AUTO : !strcmp(name, "im2col") ? UBD_CONV_IM2COL : -1;
+        if (a < 0) return PyErr_Format(PyExc_ValueError, "conv_algo: expected 'auto' or 'im2col', got '%s'", name);
+        UBD_PY_CALL(ubd_conv_set_algo(a));
+    }
+    return PyUnicode_FromString(ubd_conv_get_algo() == UBD_CONV_IM2COL ? "im2col" : "auto");
+}
+
 PyMethodDef ubd_py_conv_methods[] = {
+    {"conv_algo", py_conv_algo, METH_VARARGS,
+     "conv_algo([name]): the CPU algorithm of stride-1 3-tap convolutions, 'auto' (Winograd) or 'im2col'; "
+     "sets it when name is given, returns the current one."},
     {"conv2d_forward", KW conv2d_forward, METH_VARARGS | METH_KEYWORDS,
      "conv2d_forward(out, inp, weight, bias|None, stride=1, padding=0)"},
     {"conv2d_backward", KW conv2d_backward, METH_VARARGS | METH_KEYWORDS,

@@ -1,0 +1,298 @@
+/* winograd.c — the Winograd convolution driver (winograd.h): which shapes,
+ * how a call is cut into chunks, the weight transforms and the GEMMs.
+ *
+ * work layout (floats): U (nxi, OC, C) | dU (nxi, OC, C) | V (nxi, C, Tc) | M (nxi, OC, Tc).
+ * A chunk is several whole samples (small maps) or a band of tile rows of one
+ * sample (large maps), so that V + M stay under WINO_CAP floats while the GEMMs
+ * keep Tc columns (hundreds to thousands). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../blas.h"
+#include "winograd.h"
+#include "winograd_xform.h"
+
+/* V + M of one chunk at most, in floats (1 MB): within a core's L2, so that the
+ * GEMMs read the transforms from cache; but at least WINO_MIN_TILES tiles, so the
+ * GEMMs stay wide for many-channel layers. Measured on paper layers, 1 thread
+ * (Xeon, 2 MB L2): 2^16..2^18 best, 2^22 (V and M through memory) 10-30 % slower. */
+#define WINO_CAP ((size_t)1 << 18)
+#define WINO_MIN_TILES 256
+
+/* Fewer channels than this: the GEMMs are matrix-vector products and the
+ * transforms' traffic (nxi planes per channel) would outweigh the saved flops. */
+#define WINO_MIN_CHANNELS 16
+/* GEMM column blocks per transform matrix: at least this many columns each. */
+#define WINO_BLOCK_COLS 256
+#define WINO_MAX_BLOCKS 4
+/* Below this many flops in a chunk's GEMMs, or elements in its transforms, one
+ * thread does it (a 256-tile chunk of a 32-channel layer: 8 MFLOP, 131 K elements). */
+#define WINO_PAR_FLOPS (1.0 * 1024 * 1024)
+#define WINO_PAR_ELEMS 32768
+
+/* ---- the algorithm setting ---------------------------------------------------------- */
+static int conv_algo = UBD_CONV_AUTO;
+
+__attribute__((constructor)) static void conv_algo_init(void) {
+    const char *e = getenv("UBDIFF_CONV");
+    conv_algo = e && !strcmp(e, "im2col") ? UBD_CONV_IM2COL : UBD_CONV_AUTO;
+}
+
+ubd_status ubd_conv_set_algo(int algo) {
+    UBD_REQUIRE(algo == UBD_CONV_AUTO || algo == UBD_CONV_IM2COL, UBD_ERR_VALUE,
+                "conv algorithm must be UBD_CONV_AUTO (0) or UBD_CONV_IM2COL (1), got %d", algo);
+    conv_algo = algo;
+    return UBD_OK;
+}
+
+int ubd_conv_get_algo(void) { return conv_algo; }
+
+/* ---- plan ------------------------------------------------------------------------------ */
+typedef struct {
+    ubd_wino_tiles k; /* k.Tc: the largest chunk's columns */
+    int g, band;      /* samples per chunk; tile rows per chunk */
+} wino_plan;
+
+static ubd_wino_axis make_axis(int r, int other_r, int P, int len) {
+    ubd_wino_axis a;
+    a.r = r, a.P = P, a.nin = len, a.nout = len + 2 * P - r + 1;
+    if (r == 1) {
+        a.kind = UBD_WINO_ID, a.m = 1, a.alpha = 1;
+    } else if (other_r == 3) { /* 3x3: F(2, 3) on both axes keeps the transforms small and accurate */
+        a.kind = UBD_WINO_F23, a.m = 2, a.alpha = 4;
+    } else {
+        a.kind = UBD_WINO_F43, a.m = 4, a.alpha = 6;
+    }
+    a.nt = (a.nout + a.m - 1) / a.m;
+    return a;
+}
+
+static int make_plan(ubd_conv2d_shape s, wino_plan *p) {
+    const int k33 = s.KH == 3 && s.KW == 3, k13 = s.KH == 1 && s.KW == 3, k31 = s.KH == 3 && s.KW == 1;
+    if (!(k33 || k13 || k31) || s.SH != 1 || s.SW != 1) return 0;
+    if (s.C < WINO_MIN_CHANNELS || s.OC < WINO_MIN_CHANNELS) return 0;
+    p->k.h = make_axis(s.KH, s.KW, s.PH, s.H);
+    p->k.w = make_axis(s.KW, s.KH, s.PW, s.W);
+    p->k.nxi = p->k.h.alpha * p->k.w.alpha;
+    size_t cap = WINO_CAP / ((size_t)p->k.nxi * (s.C + s.OC)); /* tiles per chunk */
+    if (cap < WINO_MIN_TILES) cap = WINO_MIN_TILES;
+    const size_t TW = (size_t)p->k.w.nt, T = (size_t)p->k.h.nt * TW;
+    if (TW > cap) return 0; /* one tile row would not fit */
+    if (T <= cap) {
+        p->g = (int)(cap / T < (size_t)s.B ? cap / T : (size_t)s.B);
+        p->band = p->k.h.nt;
+    } else {
+        p->g = 1;
+        p->band = (int)(cap / TW);
+    }
+    p->k.Tc = (size_t)p->g * p->band * TW;
+    p->k.rows = 0;
+    return 1;
+}
+
+int ubd_winograd_applies(ubd_conv2d_shape s) {
+    wino_plan p;
+    return conv_algo == UBD_CONV_AUTO && make_plan(s, &p);
+}
+
+size_t ubd_winograd_workspace(ubd_conv2d_shape s) {
+    wino_plan p;
+    if (!make_plan(s, &p)) return 0;
+    const size_t nxi = (size_t)p.k.nxi;
+    return 2 * nxi * s.OC * s.C + nxi * (s.C + s.OC) * p.k.Tc;
+}
+
+/* ---- weights: U = G_h w G_w^T and its adjoint ---------------------------------------- */
+/* Blocks of WB (oc, c) pairs, transposed on the stack so the passes run over WB lanes. */
+#define WB 64
+
+static void weight_transform(float *U, const float *w, ubd_conv2d_shape s, const ubd_wino_tiles *k) {
+    const int Ah = k->h.alpha, Aw = k->w.alpha, KH = s.KH, KW = s.KW, KK = KH * KW;
+    const long OCC = (long)s.OC * s.C;
+#pragma omp parallel for schedule(static) if (OCC * k->nxi > 65536 && !omp_in_parallel())
+    for (long o0 = 0; o0 < OCC; o0 += WB) {
+        const int n = OCC - o0 < WB ? (int)(OCC - o0) : WB;
+        float g[9][WB], th[6][3][WB]; /* g[(i, j)][p]; th[a][j][p] = sum_i G_h[a][i] g[(i, j)][p] */
+        for (int p = 0; p < n; p++)
+            for (int ij = 0; ij < KK; ij++) g[ij][p] = w[(o0 + p) * KK + ij];
+        for (int a = 0; a < Ah; a++)
+            for (int j = 0; j < KW; j++) {
+                for (int p = 0; p < n; p++) th[a][j][p] = 0.0f;
+                for (int i = 0; i < KH; i++) {
+                    const float c = ubd_wino_g(k->h.kind, a, i);
+                    if (c != 0.0f)
+                        for (int p = 0; p < n; p++) th[a][j][p] += c * g[i * KW + j][p];
+                }
+            }
+        for (int a = 0; a < Ah; a++)
+            for (int b = 0; b < Aw; b++) {
+                float *u = U + (size_t)(a * Aw + b) * OCC + o0;
+                for (int p = 0; p < n; p++) u[p] = 0.0f;
+                for (int j = 0; j < KW; j++) {
+                    const float c = ubd_wino_g(k->w.kind, b, j);
+                    if (c != 0.0f)
+                        for (int p = 0; p < n; p++) u[p] += c * th[a][j][p];
+                }
+            }
+    }
+}
+
+static void weight_adjoint(float *dw, const float *dU, ubd_conv2d_shape s, const ubd_wino_tiles *k) {
+    const int Ah = k->h.alpha, Aw = k->w.alpha, KH = s.KH, KW = s.KW, KK = KH * KW;
+    const long OCC = (long)s.OC * s.C;
+#pragma omp parallel for schedule(static) if (OCC * k->nxi > 65536 && !omp_in_parallel())
+    for (long o0 = 0; o0 < OCC; o0 += WB) {
+        const int n = OCC - o0 < WB ? (int)(OCC - o0) : WB;
+        float th[6][3][WB], g[9][WB]; /* th[a][j][p] = sum_b G_w[b][j] dU[(a, b)][p]; g = G_h^T th */
+        for (int a = 0; a < Ah; a++)
+            for (int j = 0; j < KW; j++) {
+                for (int p = 0; p < n; p++) th[a][j][p] = 0.0f;
+                for (int b = 0; b < Aw; b++) {
+                    const float c = ubd_wino_g(k->w.kind, b, j);
+                    const float *u = dU + (size_t)(a * Aw + b) * OCC + o0;
+                    if (c != 0.0f)
+                        for (int p = 0; p < n; p++) th[a][j][p] += c * u[p];
+                }
+            }
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++) {
+                for (int p = 0; p < n; p++) g[i * KW + j][p] = 0.0f;
+                for (int a = 0; a < Ah; a++) {
+                    const float c = ubd_wino_g(k->h.kind, a, i);
+                    if (c != 0.0f)
+                        for (int p = 0; p < n; p++) g[i * KW + j][p] += c * th[a][j][p];
+                }
+            }
+        for (int p = 0; p < n; p++)
+            for (int ij = 0; ij < KK; ij++) dw[(o0 + p) * KK + ij] += g[ij][p];
+    }
+}
+
+/* ---- the nxi GEMMs of a chunk -------------------------------------------------------- */
+static int col_blocks(size_t cols) {
+    size_t nb = cols / WINO_BLOCK_COLS;
+    return nb < 1 ? 1 : nb > WINO_MAX_BLOCKS ? WINO_MAX_BLOCKS : (int)nb;
+}
+
+static int block_edge(int i, int nb, int len) {
+    if (i >= nb) return len;
+    return (int)((long)len * i / nb / 16 * 16);
+}
+
+/* For every xi: Y[xi] (R, Tc) = op(A[xi]) @ X[xi] (K, Tc), A[xi] (R, K) or (K, R) when tA.
+ * Cut into column blocks by shape only, one single-threaded sgemm per job. */
+static void gemms_cols(float *Y, const float *A, const float *X, int tA, int R, int K, int Tc, int nxi) {
+    const int nb = col_blocks((size_t)Tc), jobs = nxi * nb;
+    const size_t sY = (size_t)R * Tc, sA = (size_t)R * K, sX = (size_t)K * Tc;
+    const double flops = 2.0 * R * K * Tc * nxi;
+#pragma omp parallel for schedule(dynamic, 1) if (flops > WINO_PAR_FLOPS && !omp_in_parallel())
+    for (int job = 0; job < jobs; job++) {
+        const int xi = job / nb, blk = job % nb;
+        const int lo = block_edge(blk, nb, Tc), hi = block_edge(blk + 1, nb, Tc);
+        if (hi > lo)
+            ubd_sgemm(tA, 0, R, hi - lo, K, 1.0f, A + xi * sA, tA ? R : K, X + xi * sX + lo, Tc, 0.0f,
+                      Y + xi * sY + lo, Tc);
+    }
+}
+
+/* dU[xi] (OC, C) += dM[xi] (OC, Tc) @ V[xi]^T: a sum over the chunk's tiles, one job per xi. */
+static void gemms_weight(float *dU, const float *dM, const float *V, int OC, int C, int Tc, int nxi) {
+    const double flops = 2.0 * OC * C * Tc * nxi;
+#pragma omp parallel for schedule(dynamic, 1) if (flops > WINO_PAR_FLOPS && !omp_in_parallel())
+    for (int xi = 0; xi < nxi; xi++)
+        ubd_sgemm(0, 1, OC, C, Tc, 1.0f, dM + (size_t)xi * OC * Tc, Tc, V + (size_t)xi * C * Tc, Tc, 1.0f,
+                  dU + (size_t)xi * OC * C, C);
+}
+
+/* ---- forward / backward ---------------------------------------------------------------- */
+typedef struct {
+    int b0, g, th0, th1; /* samples [b0, b0 + g), tile rows [th0, th1) */
+} chunk;
+
+static int chunk_next(const wino_plan *p, ubd_conv2d_shape s, chunk *c) {
+    if (c->g == 0) { /* first */
+        c->b0 = 0, c->th0 = 0;
+    } else if (c->th1 < p->k.h.nt) {
+        c->th0 = c->th1;
+    } else {
+        c->b0 += c->g, c->th0 = 0;
+    }
+    if (c->b0 >= s.B) return 0;
+    c->g = s.B - c->b0 < p->g ? s.B - c->b0 : p->g;
+    c->th1 = c->th0 + p->band < p->k.h.nt ? c->th0 + p->band : p->k.h.nt;
+    return 1;
+}
+
+/* The chunk's transform matrices: `rows` rows (C for V, OC for M) of Tc tile columns. */
+static ubd_wino_tiles chunk_tiles(const wino_plan *p, chunk c, int rows) {
+    ubd_wino_tiles k = p->k;
+    k.Tc = (size_t)c.g * (c.th1 - c.th0) * k.w.nt;
+    k.rows = (size_t)rows;
+    return k;
+}
+
+/* The four plane passes of a chunk, parallel over its (sample, channel) planes;
+ * planes are disjoint and each is one call, so any thread count gives the same bits. */
+enum { PASS_INPUT, PASS_INPUT_ADJ, PASS_OUTPUT, PASS_OUTPUT_ADJ };
+
+static void planes(int pass, float *mat, float *img, const float *cimg, const float *bias, chunk c,
+                   const ubd_wino_tiles *k, size_t plane) {
+    const int nch = (int)k->rows;
+    const size_t per = (size_t)(c.th1 - c.th0) * k->w.nt; /* tiles of one sample in the chunk */
+#pragma omp parallel for collapse(2) schedule(static) if (k->Tc * k->nxi * nch > WINO_PAR_ELEMS && !omp_in_parallel())
+    for (int si = 0; si < c.g; si++)
+        for (int ch = 0; ch < nch; ch++) {
+            const size_t off = ((size_t)(c.b0 + si) * nch + ch) * plane, t0 = si * per;
+            switch (pass) {
+            case PASS_INPUT: ubd_wino_input(mat, cimg + off, ch, t0, c.th0, c.th1, k); break;
+            case PASS_INPUT_ADJ: ubd_wino_input_adjoint(img + off, mat, ch, t0, c.th0, c.th1, k); break;
+            case PASS_OUTPUT:
+                ubd_wino_output(img + off, mat, bias ? bias[ch] : 0.0f, ch, t0, c.th0, c.th1, k);
+                break;
+            default: ubd_wino_output_adjoint(mat, cimg + off, ch, t0, c.th0, c.th1, k); break;
+            }
+        }
+}
+
+void ubd_winograd_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
+                          ubd_conv2d_shape s, int OH, int OW) {
+    wino_plan p;
+    make_plan(s, &p); /* the caller checked ubd_winograd_applies */
+    const int nxi = p.k.nxi;
+    const size_t OCC = (size_t)s.OC * s.C;
+    float *U = work, *V = work + 2 * nxi * OCC, *M = V + (size_t)nxi * s.C * p.k.Tc;
+    weight_transform(U, weight, s, &p.k);
+    chunk c = {0, 0, 0, 0};
+    while (chunk_next(&p, s, &c)) {
+        const ubd_wino_tiles kv = chunk_tiles(&p, c, s.C), km = chunk_tiles(&p, c, s.OC);
+        planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W); /* V = B^T d B */
+        gemms_cols(M, U, V, 0, s.OC, s.C, (int)kv.Tc, nxi);                /* M = U V */
+        planes(PASS_OUTPUT, M, out, NULL, bias, c, &km, (size_t)OH * OW);  /* y = A^T M A + bias */
+    }
+}
+
+void ubd_winograd_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                           float *work, ubd_conv2d_shape s, int OH, int OW) {
+    wino_plan p;
+    make_plan(s, &p);
+    const int nxi = p.k.nxi;
+    const size_t OCC = (size_t)s.OC * s.C;
+    float *U = work, *dU = work + nxi * OCC, *V = dU + nxi * OCC, *M = V + (size_t)nxi * s.C * p.k.Tc;
+    if (dinp) weight_transform(U, weight, s, &p.k);
+    if (dweight) memset(dU, 0, nxi * OCC * sizeof(float));
+    chunk c = {0, 0, 0, 0};
+    while (chunk_next(&p, s, &c)) {
+        const ubd_wino_tiles kv = chunk_tiles(&p, c, s.C), km = chunk_tiles(&p, c, s.OC);
+        planes(PASS_OUTPUT_ADJ, M, NULL, dout, NULL, c, &km, (size_t)OH * OW); /* dM = A dY A^T */
+        if (dweight) {                                                         /* dU += dM V^T */
+            planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W);
+            gemms_weight(dU, M, V, s.OC, s.C, (int)kv.Tc, nxi);
+        }
+        if (dinp) { /* dV = U^T dM (into V), then dx += B dV B^T */
+            gemms_cols(V, U, M, 1, s.C, s.OC, (int)kv.Tc, nxi);
+            planes(PASS_INPUT_ADJ, V, dinp, NULL, NULL, c, &kv, (size_t)s.H * s.W);
+        }
+    }
+    if (dweight) weight_adjoint(dweight, dU, s, &p.k); /* dw += G_h^T dU G_w */
+}
