@@ -157,22 +157,27 @@ def _rand(rng, shape):
     return rng.standard_normal(shape, dtype=np.float32)
 
 
+def _case(label, flops, fwd, bwd, out):
+    fwd.out = out  # the array forward() writes (benchmarks/winograd.py compares it)
+    return label, flops, fwd, bwd
+
+
 def make_case(kind, args, B, rng):
-    """(label, flops_forward, forward(), backward())."""
+    """(label, flops_forward, forward(), backward()); forward.out is its output array."""
     if kind == "linear":
         m, c, oc = args
         x, w, b = _rand(rng, (B * m, c)), _rand(rng, (oc, c)) * 0.01, _rand(rng, oc)
         out, dx, dw, db = np.empty((B * m, oc), np.float32), np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)
-        return (f"linear {c}->{oc} (M={B * m})", 2.0 * B * m * c * oc,
-                lambda: lib.linear_forward(out, x, w, b), lambda: lib.linear_backward(dx, dw, db, out, x, w))
+        return _case(f"linear {c}->{oc} (M={B * m})", 2.0 * B * m * c * oc,
+                     lambda: lib.linear_forward(out, x, w, b), lambda: lib.linear_backward(dx, dw, db, out, x, w), out)
     if kind == "conv1d":
         c, oc, L, k, s, p = args
         ol = (L + 2 * p - k) // s + 1
         x, w, b = _rand(rng, (B, c, L)), _rand(rng, (oc, c, k)) * 0.01, _rand(rng, oc)
         out, dx, dw, db = np.empty((B, oc, ol), np.float32), np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)
-        return (f"conv1d {c}->{oc} k{k} s{s} L{L}", 2.0 * B * oc * c * k * ol,
-                lambda: lib.conv1d_forward(out, x, w, b, stride=s, padding=p),
-                lambda: lib.conv1d_backward(dx, dw, db, out, x, w, stride=s, padding=p))
+        return _case(f"conv1d {c}->{oc} k{k} s{s} L{L}", 2.0 * B * oc * c * k * ol,
+                     lambda: lib.conv1d_forward(out, x, w, b, stride=s, padding=p),
+                     lambda: lib.conv1d_backward(dx, dw, db, out, x, w, stride=s, padding=p), out)
     c, oc, H, W, k, s, p = args
     x, b = _rand(rng, (B, c, H, W)), _rand(rng, oc)
     ks = f"{k[0]}" if k[0] == k[1] else f"({k[0]},{k[1]})"
@@ -182,16 +187,16 @@ def make_case(kind, args, B, rng):
         w = _rand(rng, (oc, c, *k)) * 0.01
         out = np.empty((B, oc, oh, ow), np.float32)
         dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)
-        return (f"conv {c}->{oc} k{ks} s{ss} {H}x{W}", 2.0 * B * oc * c * k[0] * k[1] * oh * ow,
-                lambda: lib.conv2d_forward(out, x, w, b, stride=s, padding=p),
-                lambda: lib.conv2d_backward(dx, dw, db, out, x, w, stride=s, padding=p))
+        return _case(f"conv {c}->{oc} k{ks} s{ss} {H}x{W}", 2.0 * B * oc * c * k[0] * k[1] * oh * ow,
+                     lambda: lib.conv2d_forward(out, x, w, b, stride=s, padding=p),
+                     lambda: lib.conv2d_backward(dx, dw, db, out, x, w, stride=s, padding=p), out)
     oh, ow = (H - 1) * s[0] - 2 * p[0] + k[0], (W - 1) * s[1] - 2 * p[1] + k[1]
     w = _rand(rng, (c, oc, *k)) * 0.01
     out = np.empty((B, oc, oh, ow), np.float32)
     dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)
-    return (f"convT {c}->{oc} k{ks} s{ss} {H}x{W}", 2.0 * B * oc * c * k[0] * k[1] * H * W,
-            lambda: lib.convt2d_forward(out, x, w, b, stride=s, padding=p),
-            lambda: lib.convt2d_backward(dx, dw, db, out, x, w, stride=s, padding=p))
+    return _case(f"convT {c}->{oc} k{ks} s{ss} {H}x{W}", 2.0 * B * oc * c * k[0] * k[1] * H * W,
+                 lambda: lib.convt2d_forward(out, x, w, b, stride=s, padding=p),
+                 lambda: lib.convt2d_backward(dx, dw, db, out, x, w, stride=s, padding=p), out)
 
 
 def sgemm_rate(repeat):

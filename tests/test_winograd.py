@@ -34,12 +34,12 @@ def _scale(ref):
 
 # (B, C, H, W, OC, kernel, padding)
 CASES = [
-    (2, 16, 7, 9, 16, (3, 3), (1, 1)),     # odd sizes: the last tile row / column hangs over
-    (1, 16, 6, 6, 24, (3, 3), (0, 0)),     # no padding: 4 x 4 output
-    (2, 17, 5, 8, 16, (3, 3), (2, 2)),     # padding 2: output larger than the input
+    (4, 16, 15, 17, 16, (3, 3), (1, 1)),   # odd sizes: the last tile row / column hangs over
+    (8, 16, 10, 10, 24, (3, 3), (0, 0)),   # no padding: 8 x 8 output
+    (8, 17, 5, 8, 16, (3, 3), (2, 2)),     # padding 2: output larger than the input
     (1, 16, 3, 150, 16, (3, 3), (1, 1)),   # 75 tiles a row: two 64-tile segments
-    (2, 16, 11, 7, 16, (3, 1), (1, 0)),    # InversionNet's (3, 1) form: F(4, 3) along h
-    (2, 16, 5, 13, 20, (1, 3), (0, 1)),    # F(4, 3) along w
+    (8, 16, 11, 7, 16, (3, 1), (1, 0)),    # InversionNet's (3, 1) form: F(4, 3) along h
+    (8, 16, 5, 13, 20, (1, 3), (0, 1)),    # F(4, 3) along w
     (4, 16, 100, 100, 16, (3, 3), (1, 1)),  # 2500 tiles a sample: chunks of 3 samples, then 1
     (1, 16, 190, 190, 16, (3, 3), (1, 1)),  # 9025 tiles: two bands of tile rows
 ]
@@ -91,9 +91,13 @@ def test_winograd_conv1d_k3(rng):
         assert np.abs(a - b_).max() <= 1e-5 * _scale(b_), name
 
 
-@pytest.mark.parametrize("k,p", [((3, 3), (1, 1)), ((3, 1), (1, 0)), ((1, 3), (0, 1))])
-def test_winograd_gradcheck(rng, k, p):
-    x, w, b = _rand(rng, 2, 16, 5, 6), _rand(rng, 16, 16, *k) * 0.3, _rand(rng, 16)
+# 2 samples of >= 64 tiles (a call needs 128 tiles to take the Winograd path)
+@pytest.mark.parametrize("k,p,hw", [((3, 3), (1, 1), (16, 15)), ((3, 1), (1, 0), (7, 32)), ((1, 3), (0, 1), (32, 7))])
+def test_winograd_gradcheck(rng, k, p, hw):
+    x, w, b = _rand(rng, 2, 16, *hw), _rand(rng, 16, 16, *k) * 0.3, _rand(rng, 16)
+    with C.using_conv_algorithm("im2col"):
+        y_im = C.conv2d(x, w, b, 1, p)
+    assert not np.array_equal(C.conv2d(x, w, b, 1, p), y_im), "the Winograd path did not run"
     dout = _rand(rng, *C.conv2d(x, w, b, 1, p).shape)
     dx, dw, _ = C.conv2d_backward(dout, x, w, True, 1, p)
     # the forward is linear in x and in w: central differences have no truncation error
@@ -102,8 +106,8 @@ def test_winograd_gradcheck(rng, k, p):
 
 
 def test_winograd_backward_accumulates_and_skips(rng):
-    x, w = _rand(rng, 2, 16, 8, 8), _rand(rng, 16, 16, 3, 3)
-    dout = _rand(rng, 2, 16, 8, 8)
+    x, w = _rand(rng, 8, 16, 8, 8), _rand(rng, 16, 16, 3, 3)
+    dout = _rand(rng, 8, 16, 8, 8)
     dx, dw, _ = C.conv2d_backward(dout, x, w, False, 1, 1)
     dx0, dw0 = _rand(rng, *dx.shape), _rand(rng, *dw.shape)
     a, c = dx0.copy(), dw0.copy()
@@ -132,10 +136,12 @@ def test_winograd_same_bits_at_any_thread_count(rng):
 
 
 def test_shapes_outside_winograd_are_unchanged(rng):
-    """Stride 2, 15 channels, 5x5 kernels: the im2col path whatever the setting (same bits)."""
-    for x, w, s in [(_rand(rng, 2, 16, 9, 9), _rand(rng, 16, 16, 3, 3), 2),
-                    (_rand(rng, 2, 15, 9, 9), _rand(rng, 16, 15, 3, 3), 1),
-                    (_rand(rng, 2, 16, 9, 9), _rand(rng, 16, 16, 5, 5), 1)]:
+    """Stride 2, 15 channels, 5x5 kernels, fewer than 128 tiles in the call: the im2col
+    path whatever the setting (same bits)."""
+    for x, w, s in [(_rand(rng, 8, 16, 9, 9), _rand(rng, 16, 16, 3, 3), 2),
+                    (_rand(rng, 8, 15, 9, 9), _rand(rng, 16, 15, 3, 3), 1),
+                    (_rand(rng, 8, 16, 9, 9), _rand(rng, 16, 16, 5, 5), 1),
+                    (_rand(rng, 7, 16, 8, 8), _rand(rng, 16, 16, 3, 3), 1)]:  # 7 x 16 = 112 tiles
         y = C.conv2d(x, w, None, s, 1)
         with C.using_conv_algorithm("im2col"):
             assert np.array_equal(y, C.conv2d(x, w, None, s, 1))

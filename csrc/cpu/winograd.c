@@ -23,6 +23,9 @@
 /* Fewer channels than this: the GEMMs are matrix-vector products and the
  * transforms' traffic (nxi planes per channel) would outweigh the saved flops. */
 #define WINO_MIN_CHANNELS 16
+/* Fewer tiles than this in the whole call: the GEMMs are too narrow to win (conv1d
+ * 512 -> 512, L = 16, batch 16: 64 tiles, 0.96x im2col backward at 1 thread). */
+#define WINO_MIN_CALL_TILES 128
 /* GEMM column blocks per transform matrix: at least this many columns each. */
 #define WINO_BLOCK_COLS 256
 #define WINO_MAX_BLOCKS 4
@@ -79,6 +82,7 @@ static int make_plan(ubd_conv2d_shape s, wino_plan *p) {
     if (cap < WINO_MIN_TILES) cap = WINO_MIN_TILES;
     const size_t TW = (size_t)p->k.w.nt, T = (size_t)p->k.h.nt * TW;
     if (TW > cap) return 0; /* one tile row would not fit */
+    if (T * s.B < WINO_MIN_CALL_TILES) return 0;
     if (T <= cap) {
         p->g = (int)(cap / T < (size_t)s.B ? cap / T : (size_t)s.B);
         p->band = p->k.h.nt;

@@ -64,14 +64,17 @@ INL void gather_rows(float rows[MAXA][MAXQ], const float *x, int th, int col0, i
     }
 }
 
+/* Phases: ph[r][j] = v[m * j + r]. The tiles of an axis overlap (alpha > m), so
+ * tile j's inputs m j + kk are ph[kk % m][j + kk / m]: contiguous in j, which lets
+ * the tile-by-tile passes vectorise (stride-m accesses with overlap do not). */
 INL void input_body(float *V, const float *x, int ch, size_t t0, int th0, int th1, const ubd_wino_tiles *k, int KH,
                     int KW) {
     const int AH = kalpha(KH), AW = kalpha(KW), MW = km(KW);
-    float rows[MAXA][MAXQ], vb[MAXA][MAXQ];
+    float rows[MAXA][MAXQ], vb[MAXA][MAXQ], ph[4][SEG + 1];
     size_t t = t0;
     for (int th = th0; th < th1; th++) {
         for (int tw0 = 0; tw0 < k->w.nt; tw0 += SEG) {
-            const int nseg = imin(SEG, k->w.nt - tw0), len = (nseg - 1) * MW + AW;
+            const int nseg = imin(SEG, k->w.nt - tw0), len = (nseg + 1) * MW; /* >= (nseg - 1) m + alpha */
             gather_rows(rows, x, th, tw0 * MW - k->w.P, len, k, KH);
             for (int q = 0; q < len; q++) /* vb = BT_h rows */
                 for (int a = 0; a < AH; a++) {
@@ -81,15 +84,15 @@ INL void input_body(float *V, const float *x, int ch, size_t t0, int th0, int th
                     vb[a][q] = acc;
                 }
             for (int a = 0; a < AH; a++) { /* V[a][b] = vb[a] BT_w^T, tile by tile */
-                float *dst[MAXA];
-                for (int b = 0; b < AW; b++) dst[b] = V + xoff(k, a * AW + b, ch, t);
-                for (int j = 0; j < nseg; j++) {
-                    const float *e = vb[a] + j * MW;
-                    for (int b = 0; b < AW; b++) {
+                for (int j = 0; j <= nseg; j++)
+                    for (int r = 0; r < MW; r++) ph[r][j] = vb[a][j * MW + r];
+                for (int b = 0; b < AW; b++) {
+                    float *dst = V + xoff(k, a * AW + b, ch, t);
+                    for (int j = 0; j < nseg; j++) {
                         float acc = 0.0f;
                         for (int kk = 0; kk < AW; kk++)
-                            if (kBT(KW, b, kk) != 0.0f) acc += kBT(KW, b, kk) * e[kk];
-                        dst[b][j] = acc;
+                            if (kBT(KW, b, kk) != 0.0f) acc += kBT(KW, b, kk) * ph[kk % MW][j + kk / MW];
+                        dst[j] = acc;
                     }
                 }
             }
@@ -102,7 +105,8 @@ INL void input_adjoint_body(float *dx, const float *dV, int ch, size_t t0, int t
                             int KH, int KW) {
     const ubd_wino_axis *ah = &k->h, *aw = &k->w;
     const int AH = kalpha(KH), AW = kalpha(KW), MH = km(KH), MW = km(KW);
-    float vb[MAXA][MAXQ], e[MAXA][SEG];
+    /* e[kk][1 + j] = (BT_w^T dV[a])[kk] of tile j, zero at j = -1 and j = nseg */
+    float vb[MAXA][MAXQ], e[MAXA][SEG + 2];
     size_t t = t0;
     for (int th = th0; th < th1; th++) {
         for (int tw0 = 0; tw0 < aw->nt; tw0 += SEG) {
@@ -112,16 +116,21 @@ INL void input_adjoint_body(float *dx, const float *dV, int ch, size_t t0, int t
             for (int a = 0; a < AH; a++) {
                 const float *src[MAXA];
                 for (int b = 0; b < AW; b++) src[b] = dV + xoff(k, a * AW + b, ch, t);
-                for (int j = 0; j < nseg; j++) /* e[kk][j] = (BT_w^T dV[a])[kk] of tile j */
-                    for (int kk = 0; kk < AW; kk++) {
+                for (int kk = 0; kk < AW; kk++) {
+                    float *ek = e[kk] + 1;
+                    ek[-1] = 0.0f, ek[nseg] = 0.0f;
+                    for (int j = 0; j < nseg; j++) {
                         float acc = 0.0f;
                         for (int b = 0; b < AW; b++)
                             if (kBT(KW, b, kk) != 0.0f) acc += kBT(KW, b, kk) * src[b][j];
-                        e[kk][j] = acc;
+                        ek[j] = acc;
                     }
-                memset(vb[a], 0, (size_t)len * sizeof(float));
-                for (int kk = 0; kk < AW; kk++) /* overlapping tiles: add column kk of every tile */
-                    for (int j = 0; j < nseg; j++) vb[a][j * MW + kk] += e[kk][j];
+                }
+                /* overlapping tiles (alpha <= 2 m): position m j + r gets column r of tile j and
+                 * column r + m of tile j - 1 */
+                for (int j = 0; j <= nseg; j++)
+                    for (int r = 0; r < MW; r++)
+                        vb[a][j * MW + r] = r + MW < AW ? e[r][1 + j] + e[r + MW][j] : e[r][1 + j];
             }
             for (int i = 0; i < AH; i++) {
                 const int ih = th * MH - ah->P + i;

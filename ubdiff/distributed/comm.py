@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -219,6 +220,10 @@ def _abort_with(comm: Comm, exc: BaseException, what: str) -> None:
                          "(MPI_Abort):\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         sys.stderr.flush()
         sys.stdout.flush()
+        # The launcher's proxy forwards this rank's stderr through a pipe, and MPI_Abort
+        # kills the proxy: what it has not read yet is lost (seen on a loaded machine: the
+        # job ended with an empty stderr). Give it a moment to forward the message.
+        time.sleep(0.5)
     finally:
         comm.abort(1)
 
