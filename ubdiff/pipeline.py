@@ -625,16 +625,17 @@ class UBDiff:
         if not np.isfinite(z).all():
             raise ValueError(f"decode: z holds NaN or Inf (latent {int(np.flatnonzero(~np.isfinite(z).all(1))[0])})")
         norm = None if normalized else self._norm(need_seismic=True)
-        mb = self.autoencoder.config["max_batch"]
-        vs, ss = [], []
-        for s in range(0, len(z), mb):
-            v, sz = self.autoencoder.decode(z[s:s + mb])
-            vs.append(v)
-            ss.append(sz)
-        v, s = np.concatenate(vs), np.concatenate(ss)
-        if normalized:
-            return v, s
-        return norm.velocity_inverse(v), norm.seismic_inverse(s)
+        ae = self.autoencoder
+        mb = ae.config["max_batch"]
+        # filled chunk by chunk, each chunk denormalised as it comes (elementwise: the same bits as
+        # on the whole set), so the float64 temporaries of the inverse transforms stay chunk-sized
+        v = np.empty((len(z),) + openfwi.VELOCITY_SHAPE, np.float32)
+        s = np.empty((len(z),) + ae.seismic_shape, np.float32)
+        for a in range(0, len(z), mb):
+            vc, sc = ae.decode(z[a:a + mb])
+            v[a:a + mb] = vc if normalized else norm.velocity_inverse(vc)
+            s[a:a + mb] = sc if normalized else norm.seismic_inverse(sc)
+        return v, s
 
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
                decode: bool = True, progress: bool = False, weights: str = "online"):
