@@ -33,6 +33,13 @@
  * thread does it (a 256-tile chunk of a 32-channel layer: 8 MFLOP, 131 K elements). */
 #define WINO_PAR_FLOPS (1.0 * 1024 * 1024)
 #define WINO_PAR_ELEMS 32768
+/* Items (sample groups) run side by side, one per thread, each in its own slot
+ * of scratch, when there are at least as many slots as threads: one parallel
+ * region per call instead of three per chunk, and each chunk's V and M stay in
+ * the cache of the core that uses them. At most WINO_SLOTS slots; weight-gradient
+ * accumulators (nxi * OC * C floats each) within WINO_DU_BUDGET floats (8 MB). */
+#define WINO_SLOTS 8
+#define WINO_DU_BUDGET ((size_t)1 << 21)
 
 /* ---- the algorithm setting ---------------------------------------------------------- */
 static int conv_algo = UBD_CONV_AUTO;
@@ -55,6 +62,9 @@ int ubd_conv_get_algo(void) { return conv_algo; }
 typedef struct {
     ubd_wino_tiles k; /* k.Tc: the largest chunk's columns */
     int g, band;      /* samples per chunk; tile rows per chunk */
+    int items;        /* work items: groups of g samples, each with all its bands */
+    int slots;        /* scratch slots (V, M), items run in slot (item % slots) */
+    int wslots;       /* weight-gradient accumulators: backward runs item i in slot (i % wslots) */
 } wino_plan;
 
 static ubd_wino_axis make_axis(int r, int other_r, int P, int len) {
@@ -92,7 +102,16 @@ static int make_plan(ubd_conv2d_shape s, wino_plan *p) {
     }
     p->k.Tc = (size_t)p->g * p->band * TW;
     p->k.rows = 0;
+    p->items = (s.B + p->g - 1) / p->g;
+    p->slots = p->items < WINO_SLOTS ? p->items : WINO_SLOTS;
+    const size_t du = (size_t)p->k.nxi * s.OC * s.C, by_budget = WINO_DU_BUDGET / du;
+    p->wslots = by_budget < 1 ? 1 : by_budget < (size_t)p->slots ? (int)by_budget : p->slots;
     return 1;
+}
+
+/* V (nxi, C, Tc) and M (nxi, OC, Tc) of one slot */
+static size_t scratch_floats(const wino_plan *p, ubd_conv2d_shape s) {
+    return (size_t)p->k.nxi * (s.C + s.OC) * p->k.Tc;
 }
 
 int ubd_winograd_applies(ubd_conv2d_shape s) {
@@ -104,7 +123,7 @@ size_t ubd_winograd_workspace(ubd_conv2d_shape s) {
     wino_plan p;
     if (!make_plan(s, &p)) return 0;
     const size_t nxi = (size_t)p.k.nxi;
-    return 2 * nxi * s.OC * s.C + nxi * (s.C + s.OC) * p.k.Tc;
+    return nxi * s.OC * s.C * (1 + (size_t)p.wslots) + (size_t)p.slots * scratch_floats(&p, s);
 }
 
 /* ---- weights: U = G_h w G_w^T and its adjoint ---------------------------------------- */
@@ -214,18 +233,14 @@ typedef struct {
     int b0, g, th0, th1; /* samples [b0, b0 + g), tile rows [th0, th1) */
 } chunk;
 
-static int chunk_next(const wino_plan *p, ubd_conv2d_shape s, chunk *c) {
-    if (c->g == 0) { /* first */
-        c->b0 = 0, c->th0 = 0;
-    } else if (c->th1 < p->k.h.nt) {
-        c->th0 = c->th1;
-    } else {
-        c->b0 += c->g, c->th0 = 0;
-    }
-    if (c->b0 >= s.B) return 0;
-    c->g = s.B - c->b0 < p->g ? s.B - c->b0 : p->g;
-    c->th1 = c->th0 + p->band < p->k.h.nt ? c->th0 + p->band : p->k.h.nt;
-    return 1;
+/* Chunk of item `it` (samples [it g, it g + g)) starting at tile row th0. */
+static chunk item_chunk(const wino_plan *p, ubd_conv2d_shape s, int it, int th0) {
+    chunk c;
+    c.b0 = it * p->g;
+    c.g = s.B - c.b0 < p->g ? s.B - c.b0 : p->g;
+    c.th0 = th0;
+    c.th1 = th0 + p->band < p->k.h.nt ? th0 + p->band : p->k.h.nt;
+    return c;
 }
 
 /* The chunk's transform matrices: `rows` rows (C for V, OC for M) of Tc tile columns. */
@@ -259,44 +274,98 @@ static void planes(int pass, float *mat, float *img, const float *cimg, const fl
         }
 }
 
+/* ---- one chunk, run by one thread (slot mode) or with its passes parallel (chunk mode) ---- */
+typedef struct {
+    const wino_plan *p;
+    ubd_conv2d_shape s;
+    int OH, OW;
+    const float *U; /* (nxi, OC, C) */
+} run_ctx;
+
+static void chunk_forward(const run_ctx *r, chunk c, float *V, float *M, float *out, const float *inp,
+                          const float *bias) {
+    const ubd_conv2d_shape s = r->s;
+    const ubd_wino_tiles kv = chunk_tiles(r->p, c, s.C), km = chunk_tiles(r->p, c, s.OC);
+    planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W);      /* V = B^T d B */
+    gemms_cols(M, r->U, V, 0, s.OC, s.C, (int)kv.Tc, r->p->k.nxi);          /* M = U V */
+    planes(PASS_OUTPUT, M, out, NULL, bias, c, &km, (size_t)r->OH * r->OW); /* y = A^T M A + bias */
+}
+
+static void chunk_backward(const run_ctx *r, chunk c, float *V, float *M, float *dU, float *dinp, const float *dout,
+                           const float *inp) {
+    const ubd_conv2d_shape s = r->s;
+    const int nxi = r->p->k.nxi;
+    const ubd_wino_tiles kv = chunk_tiles(r->p, c, s.C), km = chunk_tiles(r->p, c, s.OC);
+    planes(PASS_OUTPUT_ADJ, M, NULL, dout, NULL, c, &km, (size_t)r->OH * r->OW); /* dM = A dY A^T */
+    if (dU) {                                                                     /* dU += dM V^T */
+        planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W);
+        gemms_weight(dU, M, V, s.OC, s.C, (int)kv.Tc, nxi);
+    }
+    if (dinp) { /* dV = U^T dM (into V), then dx += B dV B^T */
+        gemms_cols(V, r->U, M, 1, s.C, s.OC, (int)kv.Tc, nxi);
+        planes(PASS_INPUT_ADJ, V, dinp, NULL, NULL, c, &kv, (size_t)s.H * s.W);
+    }
+}
+
+/* Slot mode when every thread gets a slot of its own (see WINO_SLOTS). Either
+ * mode gives the same bits: a chunk's arithmetic is the same, and item i's
+ * weight gradient always goes to accumulator i % wslots, summed in slot order. */
+static int slot_mode(int slots) {
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    return nt >= 2 && slots >= nt;
+}
+
 void ubd_winograd_forward(float *out, const float *inp, const float *weight, const float *bias, float *work,
                           ubd_conv2d_shape s, int OH, int OW) {
     wino_plan p;
     make_plan(s, &p); /* the caller checked ubd_winograd_applies */
-    const int nxi = p.k.nxi;
-    const size_t OCC = (size_t)s.OC * s.C;
-    float *U = work, *V = work + 2 * nxi * OCC, *M = V + (size_t)nxi * s.C * p.k.Tc;
+    const size_t du = (size_t)p.k.nxi * s.OC * s.C, per = scratch_floats(&p, s);
+    float *U = work, *scratch = work + du * (1 + (size_t)p.wslots);
     weight_transform(U, weight, s, &p.k);
-    chunk c = {0, 0, 0, 0};
-    while (chunk_next(&p, s, &c)) {
-        const ubd_wino_tiles kv = chunk_tiles(&p, c, s.C), km = chunk_tiles(&p, c, s.OC);
-        planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W); /* V = B^T d B */
-        gemms_cols(M, U, V, 0, s.OC, s.C, (int)kv.Tc, nxi);                /* M = U V */
-        planes(PASS_OUTPUT, M, out, NULL, bias, c, &km, (size_t)OH * OW);  /* y = A^T M A + bias */
+    const run_ctx r = {&p, s, OH, OW, U};
+    if (slot_mode(p.slots)) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int sl = 0; sl < p.slots; sl++) {
+            float *V = scratch + sl * per, *M = V + (size_t)p.k.nxi * s.C * p.k.Tc;
+            for (int it = sl; it < p.items; it += p.slots)
+                for (int th0 = 0; th0 < p.k.h.nt; th0 += p.band)
+                    chunk_forward(&r, item_chunk(&p, s, it, th0), V, M, out, inp, bias);
+        }
+        return;
     }
+    float *V = scratch, *M = V + (size_t)p.k.nxi * s.C * p.k.Tc;
+    for (int it = 0; it < p.items; it++)
+        for (int th0 = 0; th0 < p.k.h.nt; th0 += p.band)
+            chunk_forward(&r, item_chunk(&p, s, it, th0), V, M, out, inp, bias);
 }
 
 void ubd_winograd_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                            float *work, ubd_conv2d_shape s, int OH, int OW) {
     wino_plan p;
     make_plan(s, &p);
-    const int nxi = p.k.nxi;
-    const size_t OCC = (size_t)s.OC * s.C;
-    float *U = work, *dU = work + nxi * OCC, *V = dU + nxi * OCC, *M = V + (size_t)nxi * s.C * p.k.Tc;
+    const size_t du = (size_t)p.k.nxi * s.OC * s.C, per = scratch_floats(&p, s);
+    float *U = work, *dUs = work + du, *scratch = dUs + du * p.wslots;
     if (dinp) weight_transform(U, weight, s, &p.k);
-    if (dweight) memset(dU, 0, nxi * OCC * sizeof(float));
-    chunk c = {0, 0, 0, 0};
-    while (chunk_next(&p, s, &c)) {
-        const ubd_wino_tiles kv = chunk_tiles(&p, c, s.C), km = chunk_tiles(&p, c, s.OC);
-        planes(PASS_OUTPUT_ADJ, M, NULL, dout, NULL, c, &km, (size_t)OH * OW); /* dM = A dY A^T */
-        if (dweight) {                                                         /* dU += dM V^T */
-            planes(PASS_INPUT, V, NULL, inp, NULL, c, &kv, (size_t)s.H * s.W);
-            gemms_weight(dU, M, V, s.OC, s.C, (int)kv.Tc, nxi);
+    if (dweight) memset(dUs, 0, du * p.wslots * sizeof(float));
+    const run_ctx r = {&p, s, OH, OW, U};
+    if (slot_mode(p.wslots)) { /* items of slot sl: it = sl (mod wslots), so the accumulator is the slot's */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int sl = 0; sl < p.wslots; sl++) {
+            float *V = scratch + sl * per, *M = V + (size_t)p.k.nxi * s.C * p.k.Tc;
+            for (int it = sl; it < p.items; it += p.wslots)
+                for (int th0 = 0; th0 < p.k.h.nt; th0 += p.band)
+                    chunk_backward(&r, item_chunk(&p, s, it, th0), V, M, dweight ? dUs + sl * du : NULL, dinp,
+                                   dout, inp);
         }
-        if (dinp) { /* dV = U^T dM (into V), then dx += B dV B^T */
-            gemms_cols(V, U, M, 1, s.C, s.OC, (int)kv.Tc, nxi);
-            planes(PASS_INPUT_ADJ, V, dinp, NULL, NULL, c, &kv, (size_t)s.H * s.W);
-        }
+    } else {
+        float *V = scratch, *M = V + (size_t)p.k.nxi * s.C * p.k.Tc;
+        for (int it = 0; it < p.items; it++)
+            for (int th0 = 0; th0 < p.k.h.nt; th0 += p.band)
+                chunk_backward(&r, item_chunk(&p, s, it, th0), V, M,
+                               dweight ? dUs + (size_t)(it % p.wslots) * du : NULL, dinp, dout, inp);
     }
-    if (dweight) weight_adjoint(dweight, dU, s, &p.k); /* dw += G_h^T dU G_w */
+    if (!dweight) return;
+    for (int sl = 1; sl < p.wslots; sl++) /* in slot order: the same sum at any thread count */
+        for (size_t i = 0; i < du; i++) dUs[i] += dUs[sl * du + i];
+    weight_adjoint(dweight, dUs, s, &p.k); /* dw += G_h^T dU G_w */
 }
