@@ -2,8 +2,9 @@
 
     python benchmarks/winograd.py [--threads 1,2] [--quick] [--rounds 5]
 
-Every stride-1 conv layer of benchmarks/layers.py with a (3, 3), (1, 3) or
-(3, 1) kernel and >= 16 channels in and out, at the paper batches (64 for the
+Every conv layer of benchmarks/layers.py that takes the Winograd path (stride 1,
+a (3, 3), (1, 3) or (3, 1) kernel, >= 16 channels in and out, >= 128 for the
+1-D forms, >= 128 tiles in the call), at the paper batches (64 for the
 autoencoder and InversionNet, 16 for the U-Net; --quick divides them by 4).
 Forward and backward (input + weight gradients) are timed with each algorithm
 in alternation (A B B A ...), medians of `rounds`; "speed-up" is im2col time
@@ -27,15 +28,23 @@ import ubdiff  # noqa: E402
 from ubdiff.conv_ops import using_conv_algorithm  # noqa: E402
 
 
-def covered(kind, args):
+def covered(kind, args, B):
+    """The rule of csrc/cpu/winograd.c (make_plan): stride 1, a 3-tap kernel, >= 16 channels
+    (>= 128 for the 1-D forms) and >= 128 tiles in the call."""
     if kind == "conv2d":
-        c, oc, _, _, k, s, _ = args
+        c, oc, H, W, k, s, p = args
     elif kind == "conv1d":
-        c, oc, _, k, s, _ = args
-        k, s = (1, k), (1, s)
+        c, oc, W, k, s, p = args
+        H, k, s, p = 1, (1, k), (1, s), (0, p)
     else:
         return False
-    return tuple(s) == (1, 1) and tuple(k) in ((3, 3), (1, 3), (3, 1)) and min(c, oc) >= 16
+    if tuple(s) != (1, 1) or tuple(k) not in ((3, 3), (1, 3), (3, 1)):
+        return False
+    if min(c, oc) < (16 if tuple(k) == (3, 3) else 128):
+        return False
+    m = {1: 1, 3: 2 if tuple(k) == (3, 3) else 4}
+    tiles = [-(-(n + 2 * pp - kk + 1) // m[kk]) for n, pp, kk in zip((H, W), p, k)]
+    return tiles[0] * tiles[1] * B >= 128
 
 
 def timed(fn):
@@ -51,9 +60,9 @@ def run(threads, quick, rounds):
         ubdiff.set_num_threads(n)
         rng = np.random.default_rng(0)
         for model, kind, count, args in LAYERS:
-            if not covered(kind, args):
-                continue
             B = (16 if "U-Net" in model else 64) // div
+            if not covered(kind, args, B):
+                continue
             label, flops, fwd, bwd = make_case(kind, args, B, rng)
             res = {}
             for algo in ("im2col", "auto"):  # correctness first: the two outputs, then the timings

@@ -23,6 +23,11 @@
 /* Fewer channels than this: the GEMMs are matrix-vector products and the
  * transforms' traffic (nxi planes per channel) would outweigh the saved flops. */
 #define WINO_MIN_CHANNELS 16
+/* The 1-D forms ((1, 3), (3, 1): F(4, 3)) need this many channels in and out: at
+ * 64 their backward lost to im2col (InversionNet's 64-channel (3, 1) layers,
+ * batch 64, 1 thread: 0.88-0.98x backward, 1.14-1.31x forward); 128-channel
+ * layers win both ways (1.2-1.7x). */
+#define WINO_MIN_CHANNELS_1D 128
 /* Fewer tiles than this in the whole call: the GEMMs are too narrow to win (conv1d
  * 512 -> 512, L = 16, batch 16: 64 tiles, 0.96x im2col backward at 1 thread). */
 #define WINO_MIN_CALL_TILES 128
@@ -84,7 +89,8 @@ static ubd_wino_axis make_axis(int r, int other_r, int P, int len) {
 static int make_plan(ubd_conv2d_shape s, wino_plan *p) {
     const int k33 = s.KH == 3 && s.KW == 3, k13 = s.KH == 1 && s.KW == 3, k31 = s.KH == 3 && s.KW == 1;
     if (!(k33 || k13 || k31) || s.SH != 1 || s.SW != 1) return 0;
-    if (s.C < WINO_MIN_CHANNELS || s.OC < WINO_MIN_CHANNELS) return 0;
+    const int min_ch = k33 ? WINO_MIN_CHANNELS : WINO_MIN_CHANNELS_1D;
+    if (s.C < min_ch || s.OC < min_ch) return 0;
     p->k.h = make_axis(s.KH, s.KW, s.PH, s.H);
     p->k.w = make_axis(s.KW, s.KH, s.PW, s.W);
     p->k.nxi = p->k.h.alpha * p->k.w.alpha;
