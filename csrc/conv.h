@@ -31,8 +31,9 @@ typedef struct {
 ubd_status ubd_conv2d_check(ubd_conv2d_shape s, int *OH, int *OW);
 size_t ubd_conv2d_workspace(ubd_conv2d_shape s);
 
-/* How the CPU computes stride-1 convolutions with (3, 3), (1, 3) or (3, 1)
- * kernels and >= 16 channels in and out (conv1d's k = 3 layers included):
+/* How the CPU computes stride-1 convolutions with (3, 3) kernels and >= 16
+ * channels in and out, or (1, 3) / (3, 1) kernels (conv1d's k = 3 included) and
+ * >= 128 channels, with >= 128 tiles in the call:
  * UBD_CONV_AUTO (the default) by Winograd's minimal filtering, 2-2.25x fewer
  * multiplications (csrc/cpu/winograd.h); UBD_CONV_IM2COL by im2col + sgemm like
  * every other shape. Process-wide; the initial value is UBDIFF_CONV=im2col|auto.

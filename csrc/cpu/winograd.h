@@ -1,7 +1,7 @@
 /* winograd.h — stride-1 convolutions with 3-tap kernels by Winograd's minimal
  * filtering (Lavin & Gray 2016), CPU. Used by conv2d.c for (3, 3), (1, 3) and
- * (3, 1) kernels at stride 1 (so conv1d's k = 3 layers too); other shapes take
- * the im2col path.
+ * (3, 1) kernels at stride 1 (so conv1d's k = 3 layers too) when the channels and
+ * tiles are enough to win (winograd.c, make_plan); other shapes take the im2col path.
  *
  * Each axis with a 3-tap kernel is cut into tiles of m outputs read from
  * alpha = m + 2 inputs; an axis with a 1-tap kernel is the identity (m = alpha = 1):
