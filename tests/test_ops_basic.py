@@ -20,6 +20,23 @@ def test_linear_forward_matches_numpy(rng, B, C, OC, bias):
     assert_close(ops.linear_forward(x, w, b), ref, rtol=1e-5, atol=1e-5, what="linear")
 
 
+# Few rows and >= 2^22 weights: the streaming kernel (csrc/cpu/linear_skinny.c), with
+# row and column counts that leave partial 4 x 4 blocks and a tail after the 8-float
+# vectors; 17 rows take sgemm again.
+@pytest.mark.parametrize("B,C,OC,bias", [(1, 640, 6557, True), (3, 643, 6530, False), (16, 640, 6555, True),
+                                         (5, 13, 322_637, True), (17, 640, 6555, True)])
+def test_linear_few_rows_large_weight_matches_numpy(rng, B, C, OC, bias):
+    x = rng.standard_normal((B, C)).astype(np.float32)
+    w = (rng.standard_normal((OC, C)) / np.sqrt(C)).astype(np.float32)
+    b = rng.standard_normal(OC).astype(np.float32) if bias else None
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+    y = ops.linear_forward(x, w, b)
+    # sums of C products of O(1 / sqrt(C)) terms: outputs O(1), float32 rounding ~1e-6
+    assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+    if B <= 16:  # the streaming kernel computes each row alone (sgemm's blocking depends on B)
+        assert np.array_equal(y[:1], ops.linear_forward(x[:1], w, b)), "a row must not depend on the others"
+
+
 @pytest.mark.parametrize("B,C,OC", [(2, 3, 4), (5, 1, 3), (3, 6, 1)])
 def test_linear_gradcheck(rng, B, C, OC):
     x = rng.standard_normal((B, C)).astype(np.float32)

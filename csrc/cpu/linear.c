@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "linear_skinny.h"
 #include "ops.h"
 
 ubd_status ubd_cpu_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int C,
@@ -12,6 +13,10 @@ ubd_status ubd_cpu_linear_forward(float *out, const float *inp, const float *wei
     UBD_REQUIRE_PTR(out);
     UBD_REQUIRE_PTR(inp);
     UBD_REQUIRE_PTR(weight);
+    if (ubd_linear_is_skinny(B, C, OC)) { /* a stream of the weights: no packing (linear_skinny.c) */
+        ubd_linear_skinny_forward(out, inp, weight, bias, B, C, OC);
+        return UBD_OK;
+    }
     float beta = 0.0f;
     if (bias) { /* out rows start as the bias, then out += inp @ W^T */
 #pragma omp parallel for schedule(static) if ((long long)B * OC > 65536)
