@@ -359,10 +359,9 @@ class InversionNet:
                 and math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"InversionNet.apply_update: need lr >= 0, betas in [0, 1), eps > 0, weight_decay "
                              f">= 0; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
-        t = self.step + 1
-        lib.adam_update(self.flat("param"), self.flat("m"), self.flat("v"), self.flat("grad"), t, float(lr),
-                        float(b1), float(b2), float(eps), float(weight_decay), True)
-        lib.invnet_step(self._h, t)
+        # in C (any device): the step also forgets the saved forward, whose activations belong to
+        # the old weights (a backward after it raises until a new forward ran)
+        lib.invnet_apply_update(self._h, (float(lr), float(b1), float(b2), float(eps), float(weight_decay)))
 
     def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
             betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4, l1_weight: float = 1.0,
