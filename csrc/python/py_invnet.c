@@ -125,10 +125,10 @@ static PyObject *invnet_init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
 /* A write of the weights or statistics through set / zero / allreduce forgets the saved forward. */
 static void forget(void *m) { ubd_invnet_forget_forward(m); }
 
+/* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
 static int find_tensor(ubd_py_tensor *t, ubd_invnet *net, const char *kind, PyObject *name) {
     static const char *kinds[] = {"param", "grad", "m", "v"};
     if (strcmp(kind, "stats") == 0)
