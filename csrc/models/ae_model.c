@@ -68,6 +68,10 @@ static int ends_with(const char *s, const char *suffix) {
  *  cls_token, pos_embed: 0 (torch.zeros in the authors' ViT). */
 ubd_status ubd_ae_init(ubd_ae *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    /* the arena's encoder activations belong to the old weights: encode_backward must see a
+     * new training-mode encode first (else it pairs them with the new weights); first, as a
+     * failure below may leave the weights half-written */
+    ubd_ae_forget_forward(m);
     const ubd_backend *be = m->be;
     ubd_params *P = &m->params;
     float *p = P->buf[UBD_BUF_PARAM];
@@ -101,10 +105,11 @@ ubd_status ubd_ae_init(ubd_ae *m, uint64_t seed) {
         UBD_TRY(be->fill(Bf->buf[UBD_BUF_PARAM] + v->offset, v->size, ends_with(v->name, ".running_var") ? 1.0f : 0.0f));
     }
     UBD_TRY(be->zero(P->buf[UBD_BUF_GRAD], P->n));
-    /* the arena's encoder activations belong to the old weights: encode_backward must see a
-     * new training-mode encode first (else it pairs them with the new weights) */
-    m->enc_train_B = 0;
     return ubd_ae_reset_optimizer(m);
+}
+
+void ubd_ae_forget_forward(ubd_ae *m) {
+    if (m) m->enc_train_B = 0;
 }
 
 ubd_status ubd_ae_reset_optimizer(ubd_ae *m) {

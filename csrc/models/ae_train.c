@@ -204,6 +204,7 @@ ubd_status ubd_ae_apply_update(ubd_ae *m, ubd_ae_mode mode, int freeze, const ub
     UBD_TRY(ubd_adam_check("autoencoder", *adam)); /* before any step counter moves */
     const unsigned groups = trained_groups(mode, (mode == UBD_AE_STEP2) && freeze);
     ubd_params *P = &m->params;
+    ubd_ae_forget_forward(m); /* the weights move: E's saved forward is the old weights' */
     for (int g = 0; g < UBD_AE_NGROUPS; g++) {
         if (!((groups >> g) & 1)) continue;
         size_t off = m->group_off[g];

@@ -152,6 +152,15 @@ ubd_status ubd_ae_decode_backward(ubd_ae *model, float *losses_out, float *dz_ou
 /* After ubd_ae_encode(training = 1) of the same vel (B,1,70,70) and B, with no
  * other run of E in between: E's parameter gradients += for dz (B, latent) = dl/dz. */
 ubd_status ubd_ae_encode_backward(ubd_ae *model, const float *dz, const float *vel, int B);
+/* Forgets E's saved training forward: ubd_ae_encode_backward raises until a
+ * new training-mode encode (or forward_backward that trains E) ran. The model
+ * calls it itself wherever its parameters or BatchNorm statistics change
+ * (init, apply_update, train_step); a caller that writes the param or
+ * statistics buffers through the tables (ubd_params_write, a load) calls it
+ * too, or encode_backward would differentiate the activations of the old
+ * weights. Writes to grad, m and v do not concern the forward. (The other
+ * backward passes run in the same call as their forward.) */
+void ubd_ae_forget_forward(ubd_ae *model);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@ static ubd_status u1_backward(void *n, float *dx, const float *dout, int B) {
 }
 static ubd_params *u1_params(void *n) { return ubd_unet1d_params(n); }
 static ubd_status u1_init(void *n, uint64_t seed) { return ubd_unet1d_init(n, seed); }
+static void u1_forget(void *n) { ubd_unet1d_forget_forward(n); }
 static size_t u1_floats(const void *n) { return ubd_unet1d_activation_floats(n); }
 static void u1_free(void *n) { ubd_unet1d_free(n); }
 
@@ -26,6 +27,7 @@ ubd_status ubd_denoiser_unet1d(ubd_denoiser *out, ubd_unet1d_config cfg, int max
     out->per = (size_t)cfg.channels * cfg.seq_len;
     out->max_batch = max_batch, out->be = ubd_unet1d_backend(m);
     out->forward = u1_forward, out->backward = u1_backward, out->params = u1_params, out->init = u1_init;
+    out->forget_forward = u1_forget;
     out->activation_floats = u1_floats, out->free = u1_free;
     return UBD_OK;
 }
@@ -39,6 +41,7 @@ static ubd_status u2_backward(void *n, float *dx, const float *dout, int B) {
 }
 static ubd_params *u2_params(void *n) { return ubd_unet2d_params(n); }
 static ubd_status u2_init(void *n, uint64_t seed) { return ubd_unet2d_init(n, seed); }
+static void u2_forget(void *n) { ubd_unet2d_forget_forward(n); }
 static size_t u2_floats(const void *n) { return ubd_unet2d_activation_floats(n); }
 static void u2_free(void *n) { ubd_unet2d_free(n); }
 
@@ -54,6 +57,7 @@ ubd_status ubd_denoiser_unet2d(ubd_denoiser *out, const ubd_unet2d_config *cfg, 
     out->per = (size_t)cfg->channels * cfg->height * cfg->width;
     out->max_batch = max_batch, out->be = ubd_unet2d_backend(m);
     out->forward = u2_forward, out->backward = u2_backward, out->params = u2_params, out->init = u2_init;
+    out->forget_forward = u2_forget;
     out->activation_floats = u2_floats, out->free = u2_free;
     return UBD_OK;
 }

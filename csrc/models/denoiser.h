@@ -34,6 +34,9 @@ typedef struct {
     ubd_params *(*params)(void *net);
     /* PyTorch-default initialisation from seed; EMA := params; grad, m, v zeroed */
     ubd_status (*init)(void *net, uint64_t seed);
+    /* forgets the saved forward (backward then needs a new one): after any change of the
+     * param or EMA buffer made outside forward / backward / init */
+    void (*forget_forward)(void *net);
     size_t (*activation_floats)(const void *net);
     void (*free)(void *net);
 } ubd_denoiser;

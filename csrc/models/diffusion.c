@@ -171,7 +171,8 @@ ubd_status ubd_diffusion_create_with(ubd_diffusion **out, ubd_denoiser net, int 
     d->use_graphs = 1;
     const int max_batch = net.max_batch;
     ubd_status s = UBD_OK;
-    if (!net.net || !net.forward || !net.backward || !net.params || !net.init || !net.free || net.per == 0)
+    if (!net.net || !net.forward || !net.backward || !net.params || !net.init || !net.forget_forward || !net.free ||
+        net.per == 0)
         s = ubd_fail(UBD_ERR_VALUE, "diffusion: incomplete denoiser");
     else if (T < 1 || T > 100000)
         s = ubd_fail(UBD_ERR_VALUE, "diffusion: timesteps must lie in 1..100000, got %d", T);
@@ -233,6 +234,9 @@ ubd_params *ubd_diffusion_params(ubd_diffusion *d) { return d->net.params(d->net
 ubd_status ubd_diffusion_init(ubd_diffusion *d, uint64_t seed) {
     UBD_REQUIRE_PTR(d);
     return d->net.init(d->net.net, seed);
+}
+void ubd_diffusion_forget_forward(ubd_diffusion *d) {
+    if (d) d->net.forget_forward(d->net.net);
 }
 const ubd_backend *ubd_diffusion_backend(const ubd_diffusion *d) { return d->be; }
 size_t ubd_diffusion_arena_floats(const ubd_diffusion *d) { return d->arena.bytes / sizeof(float); }
@@ -389,6 +393,7 @@ ubd_status ubd_diffusion_apply_update(ubd_diffusion *d, float *grad_norm, long l
         UBD_TRY(be->clip_grad_norm(d->norm, P->buf[UBD_BUF_GRAD], P->n, hp.max_grad_norm));
     else
         UBD_TRY(be->grad_norm(d->norm, P->buf[UBD_BUF_GRAD], P->n));
+    ubd_diffusion_forget_forward(d); /* the weights move: the saved forward is the old weights' */
     UBD_TRY(be->adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD], P->n,
                             hp.adam, step + 1));
     /* decay 0 is a copy, done as one: ema + (p - ema) may miss p by an ulp, and the
@@ -522,6 +527,10 @@ ubd_status ubd_diffusion_sample_run(ubd_diffusion *d, int count, int wait) {
                 d->run.nsteps);
     const ubd_backend *be = d->be;
     const int n = d->run.n, ema = d->run.use_ema;
+    /* the steps overwrite the denoiser's activations, and a replayed graph does not tell
+     * the host so: a sampling run leaves no forward to differentiate (here, and below
+     * for the steps run without a graph, which record themselves as the last forward) */
+    if (count > 0) ubd_diffusion_forget_forward(d);
     if (d->graph_n != n || d->graph_ema != ema) { /* the graph holds the batch size and the weights */
         if (d->graph) UBD_TRY(be->replay_free(d->graph));
         d->graph = NULL;
@@ -545,6 +554,7 @@ ubd_status ubd_diffusion_sample_run(ubd_diffusion *d, int count, int wait) {
         }
         d->run.done++;
     }
+    if (count > 0) ubd_diffusion_forget_forward(d);
     return wait ? be->sync() : UBD_OK;
 }
 

@@ -83,6 +83,13 @@ void ubd_diffusion_free(ubd_diffusion *d);
 const ubd_denoiser *ubd_diffusion_denoiser(const ubd_diffusion *d);
 ubd_params *ubd_diffusion_params(ubd_diffusion *d);
 ubd_status ubd_diffusion_init(ubd_diffusion *d, uint64_t seed);
+/* Forgets the denoiser's saved forward: ubd_diffusion_net_backward raises until
+ * a new ubd_diffusion_net_forward ran. The model calls it itself wherever the
+ * weights change (init, apply_update, train_step) or a sampling run overwrites
+ * the activations; a caller that writes the param or EMA buffer through the
+ * table (ubd_params_write: set, load, an EMA copy) calls it too, or backward
+ * would differentiate the activations of the old weights. */
+void ubd_diffusion_forget_forward(ubd_diffusion *d);
 const ubd_backend *ubd_diffusion_backend(const ubd_diffusion *d);
 /* Floats of the diffusion's own arena (the denoiser's: its activation_floats). */
 size_t ubd_diffusion_arena_floats(const ubd_diffusion *d);

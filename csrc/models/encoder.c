@@ -4,7 +4,7 @@
 
 ubd_status ae_encoder_forward(ubd_ae *m, const float *vel, int B, int training) {
     const float *x = vel; /* (B, 1, 70, 70) */
-    m->enc_train_B = 0;
+    ubd_ae_forget_forward(m); /* until this forward completes (an eval forward keeps nothing for backward) */
     for (int i = 0; i < UBD_AE_NENC; i++) {
         UBD_TRY(ae_block_forward(&m->enc[i], m, x, B, training));
         x = m->enc[i].a;

@@ -186,6 +186,7 @@ ubd_status ubd_featnet_create(ubd_featnet **out, const ubd_featnet_config *cfg, 
 
 ubd_status ubd_featnet_init(ubd_featnet *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    ubd_featnet_forget_forward(m); /* first: a failure below may leave the weights half-written */
     const ubd_backend *be = m->be;
     float *P = m->params.buf[UBD_BUF_PARAM];
     for (int i = 0; i < m->params.nviews; i++) {
@@ -212,8 +213,11 @@ ubd_status ubd_featnet_init(ubd_featnet *m, uint64_t seed) {
     }
     for (int k = UBD_BUF_GRAD; k <= UBD_BUF_V; k++) UBD_TRY(be->zero(m->params.buf[k], m->params.n));
     m->step = 0;
-    m->last_train_B = 0;
     return UBD_OK;
+}
+
+void ubd_featnet_forget_forward(ubd_featnet *m) {
+    if (m) m->last_train_B = 0;
 }
 
 static ubd_status check_batch(const ubd_featnet *m, int B) {
@@ -238,7 +242,7 @@ static ubd_status forward_impl(ubd_featnet *m, const float *x, int B, int train)
     const ubd_backend *be = m->be;
     const float *P = m->params.buf[UBD_BUF_PARAM];
     float *S = m->stats.buf[UBD_BUF_PARAM];
-    m->last_train_B = 0;
+    ubd_featnet_forget_forward(m); /* until this forward completes (an eval forward keeps nothing for backward) */
     const float *in = x;
     for (int l = 0; l < L; l++) {
         if (train)
@@ -408,6 +412,7 @@ ubd_status ubd_featnet_apply(ubd_featnet *m, ubd_featnet_hparams hp) {
     UBD_REQUIRE_PTR(m);
     UBD_TRY(check_hparams(hp));
     ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
+    ubd_featnet_forget_forward(m); /* the weights move: the saved forward is the old weights' */
     UBD_TRY(m->be->adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
                                m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
     m->step++;

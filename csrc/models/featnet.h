@@ -114,6 +114,13 @@ ubd_status ubd_featnet_forward(ubd_featnet *m, float *feat, float *logits, float
  * (any may be NULL = zero): dfeat (B, F), dlogits (B, K), dreg (B, R). */
 ubd_status ubd_featnet_backward(ubd_featnet *m, const float *dfeat, const float *dlogits, const float *dreg,
                                 const float *x, int B);
+/* Forgets the saved training forward: the next backward raises until a new
+ * one ran. The model calls it itself wherever its parameters or statistics
+ * change (init, apply, train_step); a caller that writes the param or
+ * statistics buffers through the tables (ubd_params_write, a load) calls it
+ * too, or backward would differentiate the activations of the old weights.
+ * Writes to grad, m and v do not concern the forward. */
+void ubd_featnet_forget_forward(ubd_featnet *m);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay; /* AdamW (decoupled weight decay) */

@@ -188,7 +188,7 @@ ubd_status ubd_invnet_reserve(ubd_invnet *m, int max_batch) {
     m->cfg.max_batch = max_batch;
     m->gsize = gmax;
     m->wsize = wmax;
-    m->last_train_B = 0;
+    ubd_invnet_forget_forward(m);
     return s;
 }
 
@@ -200,11 +200,15 @@ static ubd_invnet_run run_of(ubd_invnet *m) {
 
 ubd_status ubd_invnet_init(ubd_invnet *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    ubd_invnet_forget_forward(m); /* first: a failure below may leave the weights half-written */
     const ubd_invnet_run r = run_of(m);
     UBD_TRY(ubd_invnet_run_init(&r, seed));
     m->step = 0;
-    m->last_train_B = 0;
     return UBD_OK;
+}
+
+void ubd_invnet_forget_forward(ubd_invnet *m) {
+    if (m) m->last_train_B = 0;
 }
 
 /* ---- forward / backward ----------------------------------------------------- */
@@ -220,7 +224,7 @@ static ubd_status check_batch(const ubd_invnet *m, const float *seis, int B) {
 /* Forward of seis (B,C,nt,nx), backend memory; the output stays in the last
  * block's `a` (B,1,70,70). */
 static ubd_status forward_impl(ubd_invnet *m, const float *seis, int B, int train) {
-    m->last_train_B = 0;
+    ubd_invnet_forget_forward(m); /* until this forward completes (an eval forward keeps nothing for backward) */
     const ubd_invnet_run r = run_of(m);
     UBD_TRY(ubd_invnet_run_forward(&r, seis, B, train));
     if (train) m->last_train_B = B;
@@ -285,6 +289,22 @@ static ubd_status check_hparams(ubd_invnet_hparams hp) {
     return UBD_OK;
 }
 
+/* One AdamW step of the flat buffers (hyper-parameters checked by the caller). */
+static ubd_status update(ubd_invnet *m, ubd_adam_hparams ah) {
+    ubd_invnet_forget_forward(m); /* the weights move: the saved forward is the old weights' */
+    ubd_params *P = &m->params;
+    UBD_TRY(m->be->adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD],
+                               P->n, ah, m->step + 1));
+    m->step++;
+    return UBD_OK;
+}
+
+ubd_status ubd_invnet_apply_update(ubd_invnet *m, ubd_adam_hparams adam) {
+    UBD_REQUIRE_PTR(m);
+    UBD_TRY(ubd_adam_check("inversionnet", adam));
+    return update(m, adam);
+}
+
 ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *seis, const float *vel, int B,
                                  ubd_invnet_hparams hp) {
     UBD_TRY(check_batch(m, seis, B));
@@ -305,10 +325,7 @@ ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *
     if (hp.w_l1 > 0.0f) UBD_TRY(be->l1_backward(m->g[0], pred, target, n, hp.w_l1));
     if (hp.w_mse > 0.0f) UBD_TRY(be->mse_backward(m->g[0], pred, target, n, hp.w_mse));
     UBD_TRY(backward_impl(m, 0, x, B));
-    ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
-    UBD_TRY(be->adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
-                            m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
-    m->step++;
+    UBD_TRY(update(m, (ubd_adam_hparams){hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1}));
     /* the losses of the forward above, read back once at the end so a GPU never waits mid-step */
     float l[2];
     UBD_TRY(be->copy(l, m->loss, sizeof l, UBD_D2H));

@@ -111,6 +111,14 @@ ubd_status ubd_invnet_forward(ubd_invnet *m, float *out, const float *seis, int 
 /* Backward of the last training forward (same seis, same B): parameter
  * gradients += into m->params.buf[UBD_BUF_GRAD]. dout (B,1,70,70). */
 ubd_status ubd_invnet_backward(ubd_invnet *m, const float *dout, const float *seis, int B);
+/* Forgets the saved training forward: the next backward raises until a new
+ * one ran. The model calls it itself wherever its parameters or statistics
+ * change (init, train_step, apply_update) or its activations move (reserve);
+ * a caller that writes the param or statistics buffers through the tables
+ * (ubd_params_write, a load) calls it too, or backward would differentiate
+ * the activations of the old weights. Writes to grad, m and v do not concern
+ * the forward. */
+void ubd_invnet_forget_forward(ubd_invnet *m);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay; /* AdamW (decoupled weight decay) */
@@ -121,6 +129,11 @@ typedef struct {
  * losses_out (3) = (loss, l1, mse) before the update; vel (B,1,70,70). */
 ubd_status ubd_invnet_train_step(ubd_invnet *m, float *losses_out, const float *seis, const float *vel, int B,
                                  ubd_invnet_hparams hp);
+/* The update half of a split step (for data-parallel training, after an
+ * all-reduce of the gradient buffer): one AdamW step (adam.decoupled = 1 for
+ * AdamW) of the flat buffers with the gradients as they stand, step number
+ * step + 1 (bias correction); the step counter advances. */
+ubd_status ubd_invnet_apply_update(ubd_invnet *m, ubd_adam_hparams adam);
 /* Training-mode BatchNorm over all data-parallel ranks (syncbn.h): fn sums doubles over the
  * ranks; fn = NULL returns to per-process statistics. Eval mode is not affected. */
 ubd_status ubd_invnet_set_bn_sync(ubd_invnet *m, ubd_allreduce_fn fn, void *ctx);

@@ -100,7 +100,7 @@ ubd_status ubd_seisenc_reserve(ubd_seisenc *m, int max_batch) {
     m->cfg.max_batch = max_batch;
     m->gsize = gmax;
     m->wsize = wmax;
-    m->last_train_B = 0;
+    ubd_seisenc_forget_forward(m);
     return s;
 }
 
@@ -136,11 +136,15 @@ static ubd_invnet_run run_of(ubd_seisenc *m) {
 
 ubd_status ubd_seisenc_init(ubd_seisenc *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    ubd_seisenc_forget_forward(m); /* first: a failure below may leave the weights half-written */
     const ubd_invnet_run r = run_of(m);
     UBD_TRY(ubd_invnet_run_init(&r, seed));
     m->step = 0;
-    m->last_train_B = 0;
     return UBD_OK;
+}
+
+void ubd_seisenc_forget_forward(ubd_seisenc *m) {
+    if (m) m->last_train_B = 0;
 }
 
 /* ---- forward / backward ------------------------------------------------------- */
@@ -158,7 +162,7 @@ static ubd_status check_batch(const ubd_seisenc *m, const float *seis, int B, in
 
 /* Forward of seis (B,C,nt,nx), backend memory; z stays in the last block's a (B, latent). */
 static ubd_status forward_impl(ubd_seisenc *m, const float *seis, int B, int train) {
-    m->last_train_B = 0;
+    ubd_seisenc_forget_forward(m); /* until this forward completes (an eval forward keeps nothing for backward) */
     const ubd_invnet_run r = run_of(m);
     UBD_TRY(ubd_invnet_run_forward(&r, seis, B, train));
     if (train) m->last_train_B = B;
@@ -192,6 +196,7 @@ ubd_status ubd_seisenc_backward(ubd_seisenc *m, const float *dz, const float *se
 ubd_status ubd_seisenc_apply_update(ubd_seisenc *m, ubd_adam_hparams adam) {
     UBD_REQUIRE_PTR(m);
     UBD_TRY(ubd_adam_check("seismic encoder", adam));
+    ubd_seisenc_forget_forward(m); /* the weights move: the saved forward is the old weights' */
     ubd_params *P = &m->params;
     UBD_TRY(m->be->adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD],
                                P->n, adam, m->step + 1));

@@ -98,6 +98,14 @@ ubd_status ubd_seisenc_forward(ubd_seisenc *m, float *z_out, const float *seis, 
  * gradients += dL/dparams for dz (B, latent) = dL/dz. No input gradient (the
  * records are data). */
 ubd_status ubd_seisenc_backward(ubd_seisenc *m, const float *dz, const float *seis, int B);
+/* Forgets the saved training forward: the next backward raises until a new
+ * one ran. The model calls it itself wherever its parameters or statistics
+ * change (init, apply_update) or its activations move (reserve); a caller
+ * that writes the param or statistics buffers through the tables
+ * (ubd_params_write, a load) calls it too, or backward would differentiate
+ * the activations of the old weights. Writes to grad, m and v do not concern
+ * the forward. */
+void ubd_seisenc_forget_forward(ubd_seisenc *m);
 /* AdamW on every parameter from the gradient buffer as it stands; step += 1. */
 ubd_status ubd_seisenc_apply_update(ubd_seisenc *m, ubd_adam_hparams adam);
 

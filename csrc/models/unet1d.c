@@ -317,7 +317,8 @@ ubd_status ubd_unet1d_create(ubd_unet1d **out, ubd_unet1d_config cfg, int max_ba
     m->be = be ? be : ubd_backend_cpu();
     ubd_params_init_on(&m->p, m->be);
     ubd_arena_begin(&m->arena, m->be);
-    m->cfg = cfg, m->max_batch = max_batch, m->tdim = 4 * cfg.dim, m->last_B = 0;
+    m->cfg = cfg, m->max_batch = max_batch, m->tdim = 4 * cfg.dim;
+    ubd_unet1d_forget_forward(m);
     m->dims[0] = cfg.dim;
     for (int i = 0; i < cfg.nlevels; i++) m->dims[i + 1] = cfg.dim * cfg.mults[i];
     ubd_status s = UBD_OK;
@@ -360,6 +361,7 @@ const ubd_backend *ubd_unet1d_backend(const ubd_unet1d *m) { return m->be; }
 
 ubd_status ubd_unet1d_init(ubd_unet1d *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    ubd_unet1d_forget_forward(m); /* first: a failure below may leave the weights half-written */
     const ubd_backend *be = m->be;
     float *P = m->p.buf[UBD_BUF_PARAM];
     for (int v = 0; v < m->p.nviews; v++) {
@@ -373,8 +375,11 @@ ubd_status ubd_unet1d_init(ubd_unet1d *m, uint64_t seed) {
     UBD_TRY(be->copy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float), UBD_D2D));
     UBD_TRY(be->zero(m->p.buf[UBD_BUF_GRAD], m->p.n));
     UBD_TRY(be->zero(m->p.buf[UBD_BUF_M], m->p.n));
-    m->last_B = 0; /* the saved activations are the old weights': backward needs a new forward */
     return be->zero(m->p.buf[UBD_BUF_V], m->p.n);
+}
+
+void ubd_unet1d_forget_forward(ubd_unet1d *m) {
+    if (m) m->last_B = 0;
 }
 
 /* ---- forward / backward ---------------------------------------------------- */
@@ -392,7 +397,7 @@ ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const f
     const ubd_unet1d_config *c = &m->cfg;
     const int nl = c->nlevels, L = c->seq_len, td = m->tdim;
     const float *W = m->p.buf[weights];
-    m->last_B = 0; /* invalid until this forward completes */
+    ubd_unet1d_forget_forward(m); /* invalid until this forward completes */
     const ubd_backend *be = m->be;
     /* copies: backward needs the input, and the caller may reuse x and t */
     UBD_TRY(be->copy(m->xin, x, (size_t)B * c->channels * L * sizeof(float), UBD_D2D));

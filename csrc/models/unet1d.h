@@ -72,6 +72,13 @@ ubd_status ubd_unet1d_forward(ubd_unet1d *m, float *out, const float *x, const f
 /* Backward of the last forward (which must have used UBD_BUF_PARAM and the same B):
  * grad buffer +=, dx (B, channels, L) += (NULL: not needed); dout (B, channels, L). */
 ubd_status ubd_unet1d_backward(ubd_unet1d *m, float *dx, const float *dout, int B);
+/* Forgets the saved forward: the next backward raises ("needs a preceding
+ * forward") until a new forward ran. The model calls it itself wherever its
+ * parameters change (init); a caller that writes the param or EMA buffer
+ * through the table (ubd_params_write, an optimiser step of its own, a load)
+ * calls it too, or backward would differentiate the activations of the old
+ * weights. Writes to grad, m and v do not concern the forward. */
+void ubd_unet1d_forget_forward(ubd_unet1d *m);
 
 #ifdef __cplusplus
 }

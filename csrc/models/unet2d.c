@@ -382,7 +382,7 @@ ubd_status ubd_unet2d_reserve(ubd_unet2d *m, int max_batch) {
     ubd_arena_release(&m->arena); /* only activations lived there */
     m->arena = a;
     m->max_batch = max_batch;
-    m->last_B = 0;
+    ubd_unet2d_forget_forward(m);
     return s;
 }
 
@@ -440,6 +440,7 @@ ubd_status ubd_unet2d_set_step(ubd_unet2d *m, long long step) {
 
 ubd_status ubd_unet2d_init(ubd_unet2d *m, uint64_t seed) {
     UBD_REQUIRE_PTR(m);
+    ubd_unet2d_forget_forward(m); /* first: a failure below may leave the weights half-written */
     const ubd_backend *be = m->be;
     float *P = m->p.buf[UBD_BUF_PARAM];
     for (int v = 0; v < m->p.nviews; v++) {
@@ -453,8 +454,11 @@ ubd_status ubd_unet2d_init(ubd_unet2d *m, uint64_t seed) {
     UBD_TRY(be->copy(m->p.buf[UBD_BUF_EMA], P, m->p.n * sizeof(float), UBD_D2D));
     for (int k = UBD_BUF_GRAD; k <= UBD_BUF_V; k++) UBD_TRY(be->zero(m->p.buf[k], m->p.n));
     m->step = 0;
-    m->last_B = 0;
     return UBD_OK;
+}
+
+void ubd_unet2d_forget_forward(ubd_unet2d *m) {
+    if (m) m->last_B = 0;
 }
 
 /* ---- forward / backward on backend memory -------------------------------------- */
@@ -478,7 +482,7 @@ ubd_status ubd_unet2d_forward_dev(ubd_unet2d *m, float *out, const float *x, con
     const int nl = c->nlevels, td = m->tdim, H = c->height, Wd = c->width, ch = c->channels;
     const int bottom = m->PH - H - m->top, right = m->PW - Wd - m->left;
     const float *W = m->p.buf[weights];
-    m->last_B = 0; /* invalid until this forward completes */
+    ubd_unet2d_forget_forward(m); /* invalid until this forward completes */
     /* zero padding to (PH, PW): a crop by minus the padding */
     UBD_TRY(be->crop2d_forward(m->xpad, x, B, ch, H, Wd, -m->top, -bottom, -m->left, -right));
     UBD_TRY(ubd_time_mlp_forward(be, &m->tm, t, W, B, c->dim, td)); /* m->tm.ts: every block's time input */
@@ -621,10 +625,10 @@ ubd_status ubd_unet2d_train_step(ubd_unet2d *m, float *losses_out, const float *
     UBD_TRY(ubd_unet2d_backward_dev(m, NULL, m->dpred, B));
     if (hp.max_grad_norm > 0.0f) UBD_TRY(be->clip_grad_norm(&m->loss[1], G, np, hp.max_grad_norm));
     else UBD_TRY(be->grad_norm(&m->loss[1], G, np));
+    ubd_unet2d_forget_forward(m); /* the parameters move: the saved activations no longer belong to them */
     UBD_TRY(be->adam_update(m->p.buf[UBD_BUF_PARAM], m->p.buf[UBD_BUF_M], m->p.buf[UBD_BUF_V], G, np, hp.adam,
                             m->step + 1));
     m->step++;
-    m->last_B = 0; /* the parameters moved: the saved activations no longer belong to them */
     /* read back once at the end, so a GPU never waits mid-step */
     return be->copy(losses_out, m->loss, 2 * sizeof(float), UBD_D2H);
 }

@@ -119,6 +119,14 @@ ubd_status ubd_unet2d_forward_dev(ubd_unet2d *m, float *out, const float *x, con
 /* Backward of the last forward (UBD_BUF_PARAM, same B): grad buffer +=;
  * dx (B, channels, height, width) += (NULL: not needed); dout likewise shaped. */
 ubd_status ubd_unet2d_backward_dev(ubd_unet2d *m, float *dx, const float *dout, int B);
+/* Forgets the saved forward: the next backward raises ("needs a preceding
+ * forward") until a new forward ran. The model calls it itself wherever its
+ * parameters change (init, train_step) or its activations move (reserve); a
+ * caller that writes the param or EMA buffer through the table
+ * (ubd_params_write, a load, an optimiser step of its own) calls it too, or
+ * backward would differentiate the activations of the old weights. Writes to
+ * grad, m and v do not concern the forward. */
+void ubd_unet2d_forget_forward(ubd_unet2d *m);
 
 /* The same with host arrays, staged through the arena (in place on the CPU). */
 ubd_status ubd_unet2d_forward(ubd_unet2d *m, float *out, const float *x, const float *t, int B, ubd_buf_kind weights);

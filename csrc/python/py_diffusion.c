@@ -109,12 +109,16 @@ static PyObject *diffusion_spec(PyObject *self, PyObject *args) {
     return ubd_py_params_spec(ubd_diffusion_params(b->obj));
 }
 
+/* A write of the weights (param, EMA) through set / zero / allreduce forgets the saved forward. */
+static void forget(void *d) { ubd_diffusion_forget_forward(d); }
+
 /* The tensor (kind, name or None) of a model: kind param | grad | m | v | ema. */
 static int find_tensor(ubd_py_tensor *t, ubd_diffusion *d, const char *kind, PyObject *name) {
     ubd_params *p = ubd_diffusion_params(d);
     for (int k = 0; k < UBD_NUM_BUFS; k++)
         if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)k)) == 0)
-            return ubd_py_tensor_find(t, p, (ubd_buf_kind)k, name, "LatentDiffusion", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, p, (ubd_buf_kind)k, name, "LatentDiffusion", "parameter"), forget, d);
     PyErr_Format(PyExc_ValueError, "buffer kind must be one of param, grad, m, v, ema; got '%s'", kind);
     return -1;
 }

@@ -127,14 +127,19 @@ static PyObject *featnet_device(PyObject *self, PyObject *args) {
     return PyUnicode_FromString(m->be->name);
 }
 
+/* A write of the weights or statistics through set / zero / allreduce forgets the saved forward. */
+static void forget(void *m) { ubd_featnet_forget_forward(m); }
+
 /* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
 static int find_tensor(ubd_py_tensor *t, ubd_featnet *m, const char *kind, PyObject *name) {
     static const char *kinds[] = {"param", "grad", "m", "v"};
     if (strcmp(kind, "stats") == 0)
-        return ubd_py_tensor_find(t, &m->stats, UBD_BUF_PARAM, name, "FeatureNet", "statistics");
+        return ubd_py_tensor_forgets(
+            t, ubd_py_tensor_find(t, &m->stats, UBD_BUF_PARAM, name, "FeatureNet", "statistics"), forget, m);
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0)
-            return ubd_py_tensor_find(t, &m->params, (ubd_buf_kind)k, name, "FeatureNet", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, &m->params, (ubd_buf_kind)k, name, "FeatureNet", "parameter"), forget, m);
     PyErr_Format(PyExc_ValueError, "FeatureNet: kind must be param, grad, m, v or stats; got '%s'", kind);
     return -1;
 }

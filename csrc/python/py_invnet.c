@@ -125,14 +125,20 @@ static PyObject *invnet_init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* A write of the weights or statistics through set / zero / allreduce forgets the saved forward. */
+static void forget(void *m) { ubd_invnet_forget_forward(m); }
+
 /* The tensor (kind, name or None) of a model: kind param | grad | m | v | stats. */
 static int find_tensor(ubd_py_tensor *t, ubd_invnet *net, const char *kind, PyObject *name) {
     static const char *kinds[] = {"param", "grad", "m", "v"};
     if (strcmp(kind, "stats") == 0)
-        return ubd_py_tensor_find(t, &net->stats, UBD_BUF_PARAM, name, "InversionNet", "statistics");
+        return ubd_py_tensor_forgets(
+            t, ubd_py_tensor_find(t, &net->stats, UBD_BUF_PARAM, name, "InversionNet", "statistics"), forget, net);
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0)
-            return ubd_py_tensor_find(t, &net->params, (ubd_buf_kind)k, name, "InversionNet", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, &net->params, (ubd_buf_kind)k, name, "InversionNet", "parameter"), forget,
+                net);
     PyErr_Format(PyExc_ValueError, "InversionNet: kind must be param, grad, m, v or stats; got '%s'", kind);
     return -1;
 }
@@ -255,6 +261,19 @@ static PyObject *invnet_set_bn_sync(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* invnet_apply_update(model, (lr, beta1, beta2, eps, weight_decay)): AdamW from the gradients as they stand */
+static PyObject *invnet_apply_update(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    ubd_adam_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.decoupled = 1;
+    if (!PyArg_ParseTuple(args, "O(fffff)", &cap, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps, &hp.weight_decay))
+        return NULL;
+    ACQUIRE(h, cap);
+    INVNET_CALL(h, ubd_invnet_apply_update(h->obj, hp));
+    Py_RETURN_NONE;
+}
+
 /* invnet_step(model[, new_step]) -> AdamW step counter (set when given) */
 static PyObject *invnet_step(PyObject *self, PyObject *args) {
     PyObject *cap;
@@ -290,6 +309,8 @@ PyMethodDef ubd_py_invnet_methods[] = {
     {"invnet_backward", invnet_backward, METH_VARARGS, "invnet_backward(model, dout, seis): grads +=."},
     {"invnet_train_step", invnet_train_step, METH_VARARGS,
      "invnet_train_step(model, losses, seis, vel, lr, beta1, beta2, eps, weight_decay, w_l1, w_mse)."},
+    {"invnet_apply_update", invnet_apply_update, METH_VARARGS,
+     "invnet_apply_update(model, (lr, b1, b2, eps, wd)): AdamW from the gradients; step += 1."},
     {"invnet_reserve", invnet_reserve, METH_VARARGS, "invnet_reserve(model, max_batch): re-size activations."},
     {"invnet_step", invnet_step, METH_VARARGS, "invnet_step(model[, step]) -> AdamW step counter."},
     {NULL, NULL, 0, NULL}};

@@ -177,15 +177,20 @@ static PyObject *ae_spec_of(PyObject *self, PyObject *args) {
     return spec_dict(ubd_ae_params(h->obj), ubd_ae_buffers(h->obj), goff, gn);
 }
 
+/* A write of the weights or BatchNorm statistics through set / zero / allreduce forgets E's saved forward. */
+static void forget(void *m) { ubd_ae_forget_forward(m); }
+
 /* The tensor (kind, name or None for the whole buffer) of a model; kind:
  * param | grad | m | v (trainable tensors) or buf (BatchNorm statistics). */
 static int find_tensor(ubd_py_tensor *t, ubd_ae *m, const char *kind, PyObject *name) {
     if (strcmp(kind, "buf") == 0)
-        return ubd_py_tensor_find(t, ubd_ae_buffers(m), UBD_BUF_PARAM, name, "autoencoder", "buffer");
+        return ubd_py_tensor_forgets(
+            t, ubd_py_tensor_find(t, ubd_ae_buffers(m), UBD_BUF_PARAM, name, "autoencoder", "buffer"), forget, m);
     static const char *kinds[4] = {"param", "grad", "m", "v"};
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0)
-            return ubd_py_tensor_find(t, ubd_ae_params(m), (ubd_buf_kind)k, name, "autoencoder", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, ubd_ae_params(m), (ubd_buf_kind)k, name, "autoencoder", "parameter"), forget, m);
     PyErr_Format(PyExc_ValueError, "autoencoder: buffer kind must be param, grad, m, v or buf; got '%s'", kind);
     return -1;
 }

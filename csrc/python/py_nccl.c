@@ -55,6 +55,7 @@ int ubd_py_tensor_allreduce(const ubd_py_tensor *t, PyObject *comm, Py_ssize_t s
         return -1;
     }
     float *buf = t->p->buf[t->kind] + t->offset + start;
+    ubd_py_tensor_written(t); /* a sum or broadcast of the weights changes them */
     ubd_status s;
     Py_BEGIN_ALLOW_THREADS s = root < 0 ? ubd_nccl_allreduce_sum(c, buf, (size_t)(stop - start))
                                         : ubd_nccl_broadcast(c, buf, (size_t)(stop - start), root);

@@ -103,13 +103,18 @@ static PyObject *seisenc_init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* A write of the weights or statistics through set / zero / allreduce forgets the saved forward. */
+static void forget(void *m) { ubd_seisenc_forget_forward(m); }
+
 static int find_tensor(ubd_py_tensor *t, ubd_seisenc *m, const char *kind, PyObject *name) {
     static const char *kinds[] = {"param", "grad", "m", "v"};
     if (strcmp(kind, "stats") == 0)
-        return ubd_py_tensor_find(t, &m->stats, UBD_BUF_PARAM, name, "SeismicEncoder", "statistics");
+        return ubd_py_tensor_forgets(
+            t, ubd_py_tensor_find(t, &m->stats, UBD_BUF_PARAM, name, "SeismicEncoder", "statistics"), forget, m);
     for (int k = 0; k < 4; k++)
         if (strcmp(kind, kinds[k]) == 0)
-            return ubd_py_tensor_find(t, &m->params, (ubd_buf_kind)k, name, "SeismicEncoder", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, &m->params, (ubd_buf_kind)k, name, "SeismicEncoder", "parameter"), forget, m);
     PyErr_Format(PyExc_ValueError, "SeismicEncoder: kind must be param, grad, m, v or stats; got '%s'", kind);
     return -1;
 }

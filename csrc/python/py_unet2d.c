@@ -143,10 +143,15 @@ static PyObject *unet2d_init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* A write of the weights (param, EMA) through set / zero / allreduce forgets the saved forward. */
+static void forget(void *m) { ubd_unet2d_forget_forward(m); }
+
 static int find_tensor(ubd_py_tensor *t, ubd_unet2d *m, const char *kind, PyObject *name) {
     for (int k = 0; k < UBD_NUM_BUFS; k++)
         if (strcmp(kind, ubd_buf_kind_name((ubd_buf_kind)k)) == 0)
-            return ubd_py_tensor_find(t, ubd_unet2d_params(m), (ubd_buf_kind)k, name, "UNet2D", "parameter");
+            return ubd_py_tensor_forgets(
+                t, ubd_py_tensor_find(t, ubd_unet2d_params(m), (ubd_buf_kind)k, name, "UNet2D", "parameter"), forget,
+                m);
     PyErr_Format(PyExc_ValueError, "UNet2D: kind must be param, grad, m, v or ema; got '%s'", kind);
     return -1;
 }

@@ -41,6 +41,18 @@ int ubd_py_tensor_find(ubd_py_tensor *t, ubd_params *p, ubd_buf_kind kind, PyObj
     return 0;
 }
 
+int ubd_py_tensor_forgets(ubd_py_tensor *t, int found, void (*forget)(void *), void *model) {
+    if (found == 0 && (t->kind == UBD_BUF_PARAM || t->kind == UBD_BUF_EMA)) {
+        t->forget = forget;
+        t->model = model;
+    }
+    return found;
+}
+
+void ubd_py_tensor_written(const ubd_py_tensor *t) {
+    if (t->forget) t->forget(t->model);
+}
+
 PyObject *ubd_py_tensor_view(PyObject *owner, const ubd_py_tensor *t, const char *model) {
     const ubd_backend *be = backend_of(t->p);
     if (!be->host_memory)
@@ -84,6 +96,7 @@ int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn) {
         PyErr_Format(PyExc_ValueError, "%s: '%s' has shape %s, the value given has shape %s", fn, t->name, want, got);
         return -1;
     }
+    ubd_py_tensor_written(t); /* before: a failed copy may leave the tensor half-written */
     ubd_status s;
     Py_BEGIN_ALLOW_THREADS s = ubd_params_write(t->p, t->kind, t->offset, t->size, a.data);
     Py_END_ALLOW_THREADS if (s != UBD_OK) {
@@ -95,6 +108,7 @@ int ubd_py_tensor_set(const ubd_py_tensor *t, PyObject *value, const char *fn) {
 
 int ubd_py_tensor_zero(const ubd_py_tensor *t) {
     const ubd_backend *be = backend_of(t->p);
+    ubd_py_tensor_written(t);
     ubd_status s;
     Py_BEGIN_ALLOW_THREADS s = be->zero(t->p->buf[t->kind] + t->offset, t->size);
     Py_END_ALLOW_THREADS if (s != UBD_OK) {

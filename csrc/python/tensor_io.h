@@ -25,6 +25,13 @@ typedef struct {
     int ndim;
     npy_intp dims[UBD_MAX_DIMS];
     const char *name;    /* the tensor's name, or "(whole buffer)" */
+    /* What a write of this tensor tells its model (NULL: nothing): the binding's
+     * find_tensor sets it for the tensors the saved forward read (param, EMA,
+     * BatchNorm statistics; not grad, m, v) to the model's forget_forward, so a
+     * backward after set / zero / allreduce raises instead of differentiating the
+     * old weights' activations. Writes through zero-copy views bypass it. */
+    void (*forget)(void *model);
+    void *model;
 } ubd_py_tensor;
 
 /* Resolves `name` (a str, or None for the whole buffer) in table p, buffer
@@ -32,7 +39,16 @@ typedef struct {
  * there is no such tensor. 0 ok / -1 raised. */
 int ubd_py_tensor_find(ubd_py_tensor *t, ubd_params *p, ubd_buf_kind kind, PyObject *name, const char *model,
                        const char *what);
-/* Zero-copy view kept alive by `owner` (host-memory backends only). */
+/* For a binding's find_tensor: after ubd_py_tensor_find returned `found`, sets
+ * t->forget = forget, t->model = model when the tensor is one the forward
+ * reads (kind UBD_BUF_PARAM, which also names a statistics table's values, or
+ * UBD_BUF_EMA). Returns found. */
+int ubd_py_tensor_forgets(ubd_py_tensor *t, int found, void (*forget)(void *), void *model);
+/* Called just before anything writes the tensor: runs t->forget (if set). */
+void ubd_py_tensor_written(const ubd_py_tensor *t);
+/* Zero-copy view kept alive by `owner` (host-memory backends only). Writes
+ * through it are not seen by the model (t->forget does not run): a backward
+ * after them differentiates the forward of the old values. */
 PyObject *ubd_py_tensor_view(PyObject *owner, const ubd_py_tensor *t, const char *model);
 /* A new float32 array holding a copy of the tensor. */
 PyObject *ubd_py_tensor_get(const ubd_py_tensor *t);

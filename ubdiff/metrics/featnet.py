@@ -18,6 +18,13 @@ outputs are NumPy arrays that cross over once per call. On the CPU `params`,
 go to the model); on a GPU they are copies, and :meth:`FeatureNet.get_tensor`
 / :meth:`FeatureNet.set_tensor` reach the model on any device. Checkpoints
 hold the same bytes whichever device wrote them.
+
+:meth:`FeatureNet.backward` differentiates the activations of the last
+training forward. Every call that changes the weights or statistics
+(``set_tensor``, ``train_step``, ``apply_gradients``) makes the model forget
+them, so a following backward raises until a new ``forward(..., train=True)``
+ran. A write through a CPU view is not seen (it cannot be, cheaply): after one,
+forward again before backward, or the gradients are those of the old weights.
 """
 from __future__ import annotations
 
@@ -77,8 +84,8 @@ class FeatureNet:
     on `device` ("cpu", "cuda" or "auto": the GPU when one is usable).
 
     `params`, `grads`, `adam_m`, `adam_v`, `stats` are dicts name -> array: on
-    the CPU zero-copy views (writing to them changes the model), on a GPU
-    copies (write with set_tensor). Inputs are float32 (B, C, H, W) batches
+    the CPU zero-copy views (writing to them changes the model, unseen by a saved
+    forward: forward again before backward), on a GPU copies (write with set_tensor). Inputs are float32 (B, C, H, W) batches
     already normalised to [-1, 1]; longer inputs are processed max_batch at a time.
     """
 

@@ -13,6 +13,14 @@ copies, and ``get_tensor`` / ``set_tensor`` / ``load_state_dict`` reach the
 model on any device. Checkpoints hold the same bytes whichever device wrote
 them and load on either.
 
+``encode_backward`` differentiates E's activations of the last training-mode
+encode. Every call that changes the weights or BatchNorm statistics
+(``set_tensor``, ``load_state_dict``, ``apply_update``, ``train_step``,
+``init``) makes the model forget them, so a following ``encode_backward``
+raises until a new ``encode(..., training=True)`` ran. A write through a CPU
+view is not seen (it cannot be, cheaply): after one, encode again before
+``encode_backward``, or the gradients are those of the old weights.
+
 Data-parallel training splits a step in two: ``forward_backward`` (losses and
 gradients), an all-reduce of ``get_tensor(None, "grad")[trained_slice(mode,
 freeze)]`` written back with ``set_tensor``, then ``apply_update`` (AdamW on
@@ -126,7 +134,8 @@ class CoLatentAutoencoder:
 
     def parameter(self, name: str, kind: str = "param") -> np.ndarray:
         """One tensor; kind 'param' | 'grad' | 'm' | 'v'. On the CPU a zero-copy
-        view (writes go to the model), on a GPU a copy (write with set_tensor)."""
+        view (writes go to the model, unseen by a saved forward: encode again before
+        encode_backward), on a GPU a copy (write with set_tensor)."""
         return self._tensor(name, kind)
 
     def buffer(self, name: str) -> np.ndarray:
@@ -142,7 +151,8 @@ class CoLatentAutoencoder:
 
     def flat(self, kind: str = "param") -> np.ndarray:
         """The whole buffer (param | grad | m | v | buf), 1-D: a zero-copy view
-        on the CPU, a copy on a GPU."""
+        on the CPU, a copy on a GPU. Writes of param or buf through the view are
+        not seen by a saved forward (encode again before encode_backward)."""
         h = self._handle()
         if self.device == "cpu":
             return lib.ae_flat(h, self._kind(kind))

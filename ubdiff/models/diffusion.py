@@ -160,6 +160,14 @@ class LatentDiffusion:
     to the model); on a GPU they are copies, and :meth:`set_tensor` /
     :meth:`load_state_dict` write. Checkpoints hold the same bytes whichever
     device wrote them and load on either.
+
+    :meth:`backward` differentiates the activations of the last :meth:`forward`.
+    Every call that changes the weights (:meth:`set_tensor` / :meth:`load_state_dict`
+    of param or ema, :meth:`apply_update`, :meth:`train_step`, :meth:`reinit`) and
+    every :meth:`sample` makes the model forget them, so a following backward raises
+    until a new forward ran. A write through a CPU view is not seen (it cannot be,
+    cheaply): after one, forward again before backward, or the gradients are those
+    of the old weights.
     """
 
     TORCH_PREFIX = "model."
@@ -225,7 +233,8 @@ class LatentDiffusion:
 
     def flat(self, kind: str = "param") -> np.ndarray:
         """A whole buffer (param | grad | m | v | ema) as one 1-D array: on the CPU a
-        zero-copy view (writes go to the model), on a GPU a copy (write with set_tensor)."""
+        zero-copy view (writes go to the model; the saved forward does not see them:
+        forward again before backward), on a GPU a copy (write with set_tensor)."""
         self._kind(kind)
         if self._flat is not None:
             return self._flat[kind]

@@ -32,6 +32,15 @@ are zero-copy views (writes go to the model); on a GPU they are copies, and
 :meth:`get_tensor` / :meth:`set_tensor` / :meth:`load_state_dict` reach the
 model on any device. Checkpoints hold the same bytes whichever device wrote
 them and load on either.
+
+:meth:`InversionNet.backward` differentiates the activations of the last
+training forward. Every call that changes the weights or BatchNorm statistics
+(``set_tensor``, ``load_state_dict``, ``apply_update``, ``train_step``, a
+larger batch than max_batch) makes the model forget them, so a following
+backward raises until a new ``forward(..., train=True)`` ran. A write through a
+CPU view (``parameters()``, ``buffers()``, ``flat()``) is not seen (it cannot
+be, cheaply): after one, forward again before backward, or the gradients are
+those of the old weights.
 """
 from __future__ import annotations
 
@@ -153,7 +162,8 @@ class InversionNet:
 
     def parameters(self) -> dict:
         """name -> float32 array of each parameter: on the CPU a zero-copy view
-        (writes go to the model), on a GPU a copy (use set_tensor to write)."""
+        (writes go to the model, unseen by a saved forward: forward again before
+        backward), on a GPU a copy (use set_tensor to write)."""
         return self._tensors("param", self._names)
 
     def gradients(self) -> dict:
@@ -298,7 +308,8 @@ class InversionNet:
     def flat(self, kind: str = "param") -> np.ndarray:
         """Zero-copy 1-D view of a whole buffer: param | grad | m | v (AdamW moments) | stats
         (BatchNorm running means and variances). CPU models only (a GPU model's buffers are
-        device memory: get_tensor / set_tensor copy them)."""
+        device memory: get_tensor / set_tensor copy them). Writes of param or stats through
+        the view are not seen by a saved forward: forward again before backward."""
         if self.device != "cpu":
             raise ValueError(f"InversionNet.flat: zero-copy views need a CPU model, this one is on {self.device!r}; "
                              "data-parallel training runs on the CPU for now")
@@ -359,10 +370,9 @@ class InversionNet:
                 and math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"InversionNet.apply_update: need lr >= 0, betas in [0, 1), eps > 0, weight_decay "
                              f">= 0; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
-        t = self.step + 1
-        lib.adam_update(self.flat("param"), self.flat("m"), self.flat("v"), self.flat("grad"), t, float(lr),
-                        float(b1), float(b2), float(eps), float(weight_decay), True)
-        lib.invnet_step(self._h, t)
+        # in C (any device): the step also forgets the saved forward, whose activations belong to
+        # the old weights (a backward after it raises until a new forward ran)
+        lib.invnet_apply_update(self._h, (float(lr), float(b1), float(b2), float(eps), float(weight_decay)))
 
     def fit(self, seismic, velocity, epochs: int = 1, batch_size: int = 16, lr: float = 1e-4,
             betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-4, l1_weight: float = 1.0,

@@ -19,6 +19,11 @@ Training is driven from outside (the encoder has no loss of its own):
 from whatever consumes z (ubdiff.baselines), then ``apply_update`` (AdamW).
 Devices as InversionNet's: "cpu" | "cuda" | "auto"; parameters are views on
 the CPU, copies on a GPU; checkpoints go through get/set and load on either.
+``backward`` differentiates the activations of the last training encode: every
+call that changes the weights or statistics (``set_tensor``, ``load_tensors``,
+``apply_update``, ``init``) makes the model forget them, so a following backward
+raises until a new ``encode(..., training=True)`` ran. A write through a CPU view
+is not seen (it cannot be, cheaply): after one, encode again before backward.
 """
 from __future__ import annotations
 
@@ -157,7 +162,8 @@ class SeismicEncoder:
         return {n: lib.seisenc_get(self._h, kind, n) for n in names}
 
     def parameters(self) -> dict:
-        """name -> parameter: a zero-copy view on the CPU, a copy on a GPU."""
+        """name -> parameter: a zero-copy view on the CPU (writes unseen by a saved
+        forward: encode again before backward), a copy on a GPU."""
         return self._tensors("param", self._shapes)
 
     def gradients(self) -> dict:

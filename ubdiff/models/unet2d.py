@@ -38,6 +38,13 @@ so :meth:`UNet2D.state_dict` loads into it with ``strict=True`` and
 Devices: ``device="cpu" | "cuda" | "auto"`` as for the other models; on the
 CPU :meth:`parameters` and :meth:`gradients` are zero-copy views, on a GPU
 copies. Checkpoints hold the same bytes whichever device wrote them.
+
+:meth:`UNet2D.backward` differentiates the activations of the last forward.
+Every call that changes the weights (``set_tensor`` / ``load_state_dict`` of
+param or ema, ``train_step``, a larger batch than max_batch) makes the model
+forget them, so a following backward raises until a new forward ran. A write
+through a CPU view is not seen (it cannot be, cheaply): after one, forward
+again before backward, or the gradients are those of the old weights.
 """
 from __future__ import annotations
 
@@ -180,7 +187,8 @@ class UNet2D:
 
     def parameters(self, kind: str = "param") -> dict:
         """name -> float32 array of each parameter (kind "ema": the EMA copy):
-        on the CPU a zero-copy view (writes go to the model), on a GPU a copy."""
+        on the CPU a zero-copy view (writes go to the model, unseen by a saved
+        forward: forward again before backward), on a GPU a copy."""
         self._kind(kind)
         return self._tensors(kind)
 
