@@ -68,7 +68,9 @@ int ubd_linear_is_skinny(int B, int C, int OC) {
 void ubd_linear_skinny_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int C,
                                int OC) {
     const int nblk = (OC + 3) / 4;
-#pragma omp parallel for schedule(static) if ((long long)OC * C >= (1LL << 20))
+    /* dynamic: on a busy machine a descheduled thread must not hold a fixed half of
+     * the rows (static halves made the busy-machine decode 0.77x its 1-thread rate) */
+#pragma omp parallel for schedule(dynamic, 64) if ((long long)OC * C >= (1LL << 20))
     for (int ob = 0; ob < nblk; ob++) {
         const int o0 = ob * 4, no = OC - o0 < 4 ? OC - o0 : 4;
         for (int b0 = 0; b0 < B; b0 += 4) block(out, inp, weight, bias, C, OC, o0, no, b0, B - b0 < 4 ? B - b0 : 4);
