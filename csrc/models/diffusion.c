@@ -537,6 +537,11 @@ ubd_status ubd_diffusion_sample_run(ubd_diffusion *d, int count, int wait) {
         d->graph_n = n, d->graph_ema = ema, d->graph_warm = 0;
     }
     for (int i = 0; i < count; i++) {
+        /* A run is one call of up to T steps (a minute on a CPU): in adaptive mode the
+         * thread count is re-decided every step, not fixed by whatever ran at its start
+         * (a competitor that was passing then, e.g. another library's spinning threads,
+         * held a whole generation to one thread). Rate-limited; bits do not depend on it. */
+        if (be->host_memory) ubd_threads_adapt();
         if (d->use_graphs && d->graph_warm) {
             const ubd_status s = be->replay(&d->graph, sample_one_step, d);
             /* A device whose capture failed (graph still NULL) ran nothing of the step: the run
