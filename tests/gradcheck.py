@@ -9,24 +9,22 @@ error O(eps^2 * f'''). With eps = 1e-2 .. 1e-3 and inputs O(1) both stay near
 import numpy as np
 
 
-def numeric_grad(f, x, dout, eps=1e-2):
-    """d/dx of sum(f(x) * dout), by central differences over every element of x.
+def numeric_grad(f, x, dout, eps=1e-2, idx=None):
+    """d/dx of sum(f(x) * dout), by central differences over every element of x,
+    or only at the flat indices idx (then a 1-D array of those elements).
 
     f maps a float32 array shaped like x to a float32 array shaped like dout.
     x is perturbed in place and restored.
     """
-    g = np.zeros(x.shape, np.float64)
     flat = x.reshape(-1)
-    gflat = g.reshape(-1)
     d64 = np.asarray(dout, np.float64)
+    objective = lambda: float(np.sum(np.asarray(f(x), np.float64) * d64))  # noqa: E731
+    if idx is not None:
+        return np.array([central_difference(objective, flat, i, eps) for i in idx])
+    g = np.zeros(x.shape, np.float64)
+    gflat = g.reshape(-1)
     for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = float(np.sum(np.asarray(f(x), np.float64) * d64))
-        flat[i] = old - eps
-        fm = float(np.sum(np.asarray(f(x), np.float64) * d64))
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
+        gflat[i] = central_difference(objective, flat, i, eps)
     return g
 
 

@@ -93,21 +93,6 @@ def test_winograd_conv1d_k3(rng):
         assert np.abs(a - b_).max() <= 1e-5 * _scale(b_), name
 
 
-def _sampled_numeric_grad(f, x, dout, idx, eps=1e-2):
-    """Central differences of sum(f(x) * dout) at the flat indices idx of x (gradcheck.py's
-    numeric_grad on a sample: the 1-D forms need 128 channels, too many elements for all)."""
-    flat, d64, g = x.reshape(-1), np.asarray(dout, np.float64), []
-    for i in idx:
-        old = flat[i]
-        flat[i] = old + eps
-        fp = float(np.sum(np.asarray(f(x), np.float64) * d64))
-        flat[i] = old - eps
-        fm = float(np.sum(np.asarray(f(x), np.float64) * d64))
-        flat[i] = old
-        g.append((fp - fm) / (2 * eps))
-    return np.array(g)
-
-
 # >= 128 tiles per call (below that the Winograd path is not taken); 1-D forms need 128 channels
 @pytest.mark.parametrize("k,p,c,hw", [((3, 3), (1, 1), 16, (16, 15)), ((3, 1), (1, 0), 128, (7, 32)),
                                       ((1, 3), (0, 1), 128, (32, 7))])
@@ -119,11 +104,11 @@ def test_winograd_gradcheck(rng, k, p, c, hw):
     dout = _rand(rng, *y_im.shape)
     dx, dw, _ = C.conv2d_backward(dout, x, w, True, 1, p)
     # the forward is linear in x and in w: central differences have no truncation error;
-    # 300 random elements of each, covering edges and interior alike
+    # 300 random elements of each (128 channels: too many for all), edges and interior alike
     for arr, grad, f, name in [(x, dx, lambda x_: C.conv2d(x_, w, b, 1, p), "dx"),
                                (w, dw, lambda w_: C.conv2d(x, w_, b, 1, p), "dw")]:
         idx = rng.choice(arr.size, 300, replace=False)
-        assert_close(grad.reshape(-1)[idx], _sampled_numeric_grad(f, arr, dout, idx), what=name)
+        assert_close(grad.reshape(-1)[idx], numeric_grad(f, arr, dout, idx=idx), what=name)
 
 
 def test_winograd_backward_accumulates_and_skips(rng):
