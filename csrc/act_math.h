@@ -1,5 +1,6 @@
 /* act_math.h — scalar activation formulas and derivatives, shared verbatim
- * by the CPU loops (cpu/activations.c) and the CUDA kernels. */
+ * by the CPU loops (cpu/activations.c) and the CUDA kernels; the CPU's SiLU
+ * alone uses its own vectorisable exp (cpu/activations.c, silu_expf). */
 #ifndef UBD_ACT_MATH_H
 #define UBD_ACT_MATH_H
 

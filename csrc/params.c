@@ -108,3 +108,10 @@ void ubd_params_free(ubd_params *p) {
     free(p->views);
     ubd_params_init_on(p, p->be);
 }
+
+ubd_status ubd_params_adam_step(ubd_params *p, const ubd_backend *be, ubd_adam_hparams hp, long long *step) {
+    UBD_TRY(be->adam_update(p->buf[UBD_BUF_PARAM], p->buf[UBD_BUF_M], p->buf[UBD_BUF_V], p->buf[UBD_BUF_GRAD], p->n, hp,
+                            *step + 1));
+    (*step)++;
+    return UBD_OK;
+}

@@ -54,6 +54,10 @@ ubd_status ubd_params_read(const ubd_params *p, ubd_buf_kind kind, size_t off, s
 ubd_status ubd_params_write(ubd_params *p, ubd_buf_kind kind, size_t off, size_t n, const float *host);
 /* Index of the view called `name`, or -1. */
 int ubd_params_find(const ubd_params *p, const char *name);
+/* One Adam(W) step of the whole table on `be`: param, m, v from grad with step
+ * number *step + 1 (bias correction); *step advances. Hyper-parameters checked
+ * by the caller. */
+ubd_status ubd_params_adam_step(ubd_params *p, const ubd_backend *be, ubd_adam_hparams hp, long long *step);
 /* Frees the buffers and views; the table stays on its backend, empty. */
 void ubd_params_free(ubd_params *p);
 const char *ubd_buf_kind_name(ubd_buf_kind k);

@@ -52,3 +52,17 @@ def central_difference(f, flat, i, eps):
     fm = f()
     flat[i] = old
     return (fp - fm) / (2 * eps)
+
+
+def at_thread_counts(fn, counts=(1, 2)):
+    """[fn() at ubdiff.set_num_threads(n) for n in counts], the thread count restored after."""
+    import ubdiff
+    n0 = ubdiff.get_num_threads()
+    try:
+        out = []
+        for n in counts:
+            ubdiff.set_num_threads(n)
+            out.append(fn())
+        return out
+    finally:
+        ubdiff.set_num_threads(n0)

@@ -10,11 +10,10 @@ last one, bands of tile rows of one large sample, tile rows longer than one
 """
 import numpy as np
 import pytest
-from gradcheck import assert_close, numeric_grad
+from gradcheck import assert_close, at_thread_counts, numeric_grad
 from numpy.lib.stride_tricks import sliding_window_view
 from test_conv import conv2d_ref, convt2d_ref
 
-import ubdiff
 from ubdiff import conv_ops as C
 from ubdiff._native import lib
 
@@ -128,15 +127,12 @@ def test_winograd_backward_accumulates_and_skips(rng):
 
 def test_winograd_same_bits_at_any_thread_count(rng):
     x, w, b = _rand(rng, 3, 32, 40, 36), _rand(rng, 32, 32, 3, 3), _rand(rng, 32)
-    n0 = ubdiff.get_num_threads()
-    res = []
-    try:
-        for n in (1, 2):
-            ubdiff.set_num_threads(n)
-            y = C.conv2d(x, w, b, 1, 1)
-            res.append([y, *C.conv2d_backward(y, x, w, True, 1, 1)])
-    finally:
-        ubdiff.set_num_threads(n0)
+
+    def run():
+        y = C.conv2d(x, w, b, 1, 1)
+        return [y, *C.conv2d_backward(y, x, w, True, 1, 1)]
+
+    res = at_thread_counts(run)
     for a, b_ in zip(*res):
         assert np.array_equal(a, b_)
 

@@ -1,10 +1,11 @@
 /* winograd.c — the Winograd convolution driver (winograd.h): which shapes,
  * how a call is cut into chunks, the weight transforms and the GEMMs.
  *
- * work layout (floats): U (nxi, OC, C) | dU (nxi, OC, C) | V (nxi, C, Tc) | M (nxi, OC, Tc).
+ * work layout (floats): U (nxi, OC, C) | wslots x dU (nxi, OC, C) | slots x [V (nxi, C, Tc) | M (nxi, OC, Tc)].
  * A chunk is several whole samples (small maps) or a band of tile rows of one
  * sample (large maps), so that V + M stay under WINO_CAP floats while the GEMMs
- * keep Tc columns (hundreds to thousands). */
+ * keep Tc columns (hundreds to thousands); an item is a chunk's samples with all
+ * their bands. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ typedef struct {
 
 static ubd_wino_axis make_axis(int r, int other_r, int P, int len) {
     ubd_wino_axis a;
-    a.r = r, a.P = P, a.nin = len, a.nout = len + 2 * P - r + 1;
+    a.P = P, a.nin = len, a.nout = len + 2 * P - r + 1;
     if (r == 1) {
         a.kind = UBD_WINO_ID, a.m = 1, a.alpha = 1;
     } else if (other_r == 3) { /* 3x3: F(2, 3) on both axes keeps the transforms small and accurate */

@@ -14,7 +14,7 @@
 enum { UBD_WINO_ID = 0, UBD_WINO_F23 = 1, UBD_WINO_F43 = 2 };
 
 typedef struct {
-    int kind, r, m, alpha; /* kernel taps, outputs per tile, inputs per tile (m + r - 1) */
+    int kind, m, alpha;    /* UBD_WINO_*, outputs per tile, inputs per tile (m + taps - 1) */
     int P, nin, nout, nt;  /* padding, input length, output length, tiles (ceil(nout / m)) */
 } ubd_wino_axis;
 

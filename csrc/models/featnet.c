@@ -413,10 +413,7 @@ ubd_status ubd_featnet_apply(ubd_featnet *m, ubd_featnet_hparams hp) {
     UBD_TRY(check_hparams(hp));
     ubd_adam_hparams ah = {hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, 1};
     ubd_featnet_forget_forward(m); /* the weights move: the saved forward is the old weights' */
-    UBD_TRY(m->be->adam_update(m->params.buf[UBD_BUF_PARAM], m->params.buf[UBD_BUF_M], m->params.buf[UBD_BUF_V],
-                               m->params.buf[UBD_BUF_GRAD], m->params.n, ah, m->step + 1));
-    m->step++;
-    return UBD_OK;
+    return ubd_params_adam_step(&m->params, m->be, ah, &m->step);
 }
 
 ubd_status ubd_featnet_train_step(ubd_featnet *m, float *out, const float *x, const int *labels,

@@ -292,11 +292,7 @@ static ubd_status check_hparams(ubd_invnet_hparams hp) {
 /* One AdamW step of the flat buffers (hyper-parameters checked by the caller). */
 static ubd_status update(ubd_invnet *m, ubd_adam_hparams ah) {
     ubd_invnet_forget_forward(m); /* the weights move: the saved forward is the old weights' */
-    ubd_params *P = &m->params;
-    UBD_TRY(m->be->adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD],
-                               P->n, ah, m->step + 1));
-    m->step++;
-    return UBD_OK;
+    return ubd_params_adam_step(&m->params, m->be, ah, &m->step);
 }
 
 ubd_status ubd_invnet_apply_update(ubd_invnet *m, ubd_adam_hparams adam) {

@@ -197,9 +197,5 @@ ubd_status ubd_seisenc_apply_update(ubd_seisenc *m, ubd_adam_hparams adam) {
     UBD_REQUIRE_PTR(m);
     UBD_TRY(ubd_adam_check("seismic encoder", adam));
     ubd_seisenc_forget_forward(m); /* the weights move: the saved forward is the old weights' */
-    ubd_params *P = &m->params;
-    UBD_TRY(m->be->adam_update(P->buf[UBD_BUF_PARAM], P->buf[UBD_BUF_M], P->buf[UBD_BUF_V], P->buf[UBD_BUF_GRAD],
-                               P->n, adam, m->step + 1));
-    m->step++;
-    return UBD_OK;
+    return ubd_params_adam_step(&m->params, m->be, adam, &m->step);
 }

@@ -201,10 +201,7 @@ static PyObject *seisenc_backward(PyObject *self, PyObject *args) {
 static PyObject *seisenc_apply_update(PyObject *self, PyObject *args) {
     PyObject *cap;
     ubd_adam_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.decoupled = 1;
-    if (!PyArg_ParseTuple(args, "O(fffff)", &cap, &hp.lr, &hp.beta1, &hp.beta2, &hp.eps, &hp.weight_decay))
-        return NULL;
+    if (ubd_py_adamw_args(args, &cap, &hp) < 0) return NULL;
     ACQUIRE(h, cap);
     UBD_HANDLE_CALL(h, ubd_seisenc_apply_update(h->obj, hp));
     Py_RETURN_NONE;

@@ -262,3 +262,10 @@ const char *ubd_py_cstr(PyObject *obj, const char *what) {
     }
     return s;
 }
+
+int ubd_py_adamw_args(PyObject *args, PyObject **cap, ubd_adam_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    hp->decoupled = 1;
+    return PyArg_ParseTuple(args, "O(fffff)", cap, &hp->lr, &hp->beta1, &hp->beta2, &hp->eps, &hp->weight_decay) ? 0
+                                                                                                              : -1;
+}

@@ -22,6 +22,7 @@
 #include <numpy/arrayobject.h>
 
 #include "ubd.h"
+#include "ops.h" /* ubd_adam_hparams */
 
 /* A borrowed float32 C-contiguous array: no copy, no new reference. */
 typedef struct {
@@ -100,6 +101,9 @@ const char *ubd_py_cstr(PyObject *obj, const char *what);
 int ubd_py_u64(PyObject *obj, const char *fn, const char *name, unsigned long long *out);
 /* The same for an unsigned 32-bit word. */
 int ubd_py_u32(PyObject *obj, const char *fn, const char *name, unsigned int *out);
+/* args = (model, (lr, beta1, beta2, eps, weight_decay)) of a model's AdamW
+ * apply_update: *cap the model capsule, *hp decoupled (AdamW). 0 ok / -1 raised. */
+int ubd_py_adamw_args(PyObject *args, PyObject **cap, ubd_adam_hparams *hp);
 
 /* Run a core call without the GIL and raise on failure:
  *   UBD_PY_CALL(ubd_cpu_x(...));  -- returns NULL from the caller on error. */
